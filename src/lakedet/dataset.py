@@ -1,0 +1,313 @@
+"""``DeepLakeDetDataset``: an MMDetection 3 dataset over a Deep Lake dataset, read row by row.
+
+At start-up only the schema and the annotation columns (boxes, labels) are read, column-wise; a
+row's image bytes (and masks) are read when the pipeline asks for that row. No file is written.
+The pipeline's image/annotation loading steps are replaced by lakedet's own
+(``LoadImageFromFile`` -> ``LoadImageFromDeepLake``, ``LoadAnnotations`` -> ``LoadDeepLakeAnnotations``)
+so MMDetection zoo configs work as written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from mmdet.datasets import BaseDetDataset
+from mmengine.registry import DefaultScope, init_default_scope
+from mmdet.registry import DATASETS
+
+from . import transforms as _transforms  # noqa: F401  (registers the loading transforms)
+from .errors import ConfigError, DataError, SchemaError, did_you_mean
+from .schema import (BoxFormat, TensorMap, box_format_from_metadata, boxes_to_xyxy,
+                     class_names_from_metadata, resolve_tensor_map)
+from .source import SourceSpec, is_deeplake_dataset, open_source
+
+__all__ = ["DeepLakeDetDataset", "DATASET_KEYS", "column_kinds", "column_metadata", "place_loading_steps"]
+
+logger = logging.getLogger("lakedet")
+
+#: The ``deeplake_*`` arguments the dataset itself takes.
+DATASET_KEYS = ("deeplake_path", "deeplake_credentials", "deeplake_commit_id", "deeplake_commit",
+                "deeplake_view_id", "deeplake_query", "deeplake_tensors", "deeplake_dataset")
+
+_IMAGE_LOADERS = {"LoadImageFromFile", "LoadImageFromNDArray", "LoadImageFromDeepLake"}
+_ANNOTATION_LOADERS = {"LoadAnnotations", "LoadDeepLakeAnnotations"}
+_COMPRESSED = {"jpeg", "jpg", "png", "webp", "bmp", "tiff", "tif", "jp2", "gif"}
+
+
+def column_kinds(ds) -> dict[str, str]:
+    """Column name -> Deep Lake type kind name (``"Image"``, ``"BoundingBox"``, ...)."""
+    return {c.name: c.dtype.kind.name for c in ds.schema.columns}
+
+
+def column_metadata(ds, column: str) -> dict:
+    """A column's Deep Lake metadata as a plain dict."""
+    metadata = ds[column].metadata
+    return {key: metadata[key] for key in metadata.keys()}
+
+
+def _bare_type(step: Mapping) -> str:
+    return str(step.get("type", "")).split(".")[-1]
+
+
+def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False) -> list:
+    """Put lakedet's loading transforms in place of MMDetection's file loaders.
+
+    ``LoadImageFromFile`` (any scope) becomes ``LoadImageFromDeepLake``; ``LoadAnnotations`` becomes
+    ``LoadDeepLakeAnnotations`` with the same options; ``PackDetInputs`` also keeps ``instances``
+    (the row's original ground truth) so metrics need no annotation file. A pipeline with no image
+    loader gets one in front.
+    """
+    from mmdet.datasets.transforms import PackDetInputs
+
+    placed = []
+    for step in pipeline:
+        if not isinstance(step, Mapping):
+            placed.append(step)  # an already built transform: leave it alone
+            continue
+        step = dict(step)
+        kind = _bare_type(step)
+        if kind in _IMAGE_LOADERS:
+            step = dict(type="LoadImageFromDeepLake", to_float32=step.get("to_float32", False),
+                        skip_bad_images=step.get("skip_bad_images", skip_bad_images))
+        elif kind in _ANNOTATION_LOADERS:
+            step.pop("backend_args", None)
+            step.pop("file_client_args", None)
+            step["type"] = "LoadDeepLakeAnnotations"
+        elif kind == "PackDetInputs":
+            meta_keys = tuple(step.get("meta_keys", PackDetInputs().meta_keys))
+            if "instances" not in meta_keys:
+                step["meta_keys"] = meta_keys + ("instances",)
+        for nested in ("transforms",):  # TestTimeAug / MultiScaleFlipAug
+            if isinstance(step.get(nested), list):
+                inner = step[nested]
+                step[nested] = ([place_loading_steps(x, skip_bad_images) for x in inner]
+                                if inner and isinstance(inner[0], list)
+                                else place_loading_steps(inner, skip_bad_images))
+        placed.append(step)
+    top_level = [_bare_type(s) for s in placed if isinstance(s, Mapping)]
+    if pipeline and "LoadImageFromDeepLake" not in top_level and not _has_nested_loader(placed):
+        placed.insert(0, dict(type="LoadImageFromDeepLake", skip_bad_images=skip_bad_images))
+    return placed
+
+
+def _has_nested_loader(pipeline) -> bool:
+    return any(isinstance(s, Mapping) and "LoadImageFromDeepLake" in repr(s.get("transforms", ""))
+               for s in pipeline)
+
+
+def _wants_masks(pipeline: Sequence) -> bool:
+    return any(isinstance(s, Mapping) and _bare_type(s) == "LoadDeepLakeAnnotations"
+               and s.get("with_mask", False) for s in pipeline)
+
+
+class _Annotations:
+    """Boxes (pixel or fractional x1y1x2y2) and labels of every row, as flat arrays + offsets."""
+
+    def __init__(self, boxes: np.ndarray, labels: np.ndarray, offsets: np.ndarray):
+        self.boxes, self.labels, self.offsets = boxes, labels, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        start, stop = self.offsets[row], self.offsets[row + 1]
+        return self.boxes[start:stop], self.labels[start:stop]
+
+    def count(self, row: int) -> int:
+        return int(self.offsets[row + 1] - self.offsets[row])
+
+
+def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annotations:
+    """Read the box and label columns of every row, column-wise, and check them row by row.
+
+    Raises:
+        DataError: a row's boxes are not ``(N, 4)``, or its box and label counts differ.
+    """
+    box_rows = ds[tensor_map.gt_bboxes][:] if len(ds) else []
+    label_rows = ds[tensor_map.gt_labels][:] if len(ds) else []
+    counts = np.zeros(len(box_rows), dtype=np.int64)
+    flat_boxes, flat_labels = [], []
+    for row, (boxes, labels) in enumerate(zip(box_rows, label_rows)):
+        boxes = np.asarray(boxes)
+        labels = np.asarray(labels).reshape(-1)
+        if boxes.size == 0:
+            boxes = boxes.reshape(0, 4)
+        if boxes.ndim != 2 or boxes.shape[1] != 4:
+            raise DataError(f"row {row}, column {tensor_map.gt_bboxes!r}: boxes must have shape (N, 4), "
+                            f"got {boxes.shape}")
+        if len(boxes) != len(labels):
+            raise DataError(f"row {row}: column {tensor_map.gt_bboxes!r} has {len(boxes)} boxes but "
+                            f"column {tensor_map.gt_labels!r} has {len(labels)} labels; each box needs "
+                            "exactly one label")
+        counts[row] = len(boxes)
+        flat_boxes.append(boxes_to_xyxy(boxes, BoxFormat(box_format.mode, False)))
+        flat_labels.append(labels.astype(np.int64))
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    boxes = np.concatenate(flat_boxes) if flat_boxes else np.zeros((0, 4), np.float32)
+    labels = np.concatenate(flat_labels) if flat_labels else np.zeros((0,), np.int64)
+    return _Annotations(boxes, labels, offsets)
+
+
+@DATASETS.register_module()
+class DeepLakeDetDataset(BaseDetDataset):
+    """A detection / instance segmentation dataset streamed from Deep Lake.
+
+    Args:
+        deeplake_path: dataset URL (local path, ``file://``, ``mem://``, ``s3://``, ``hub://`` ...).
+        deeplake_credentials: ``{"token": ..., "creds": {...}}`` for remote datasets.
+        deeplake_commit_id / deeplake_commit: read the dataset as of this commit.
+        deeplake_view_id: open this saved view (a tag).
+        deeplake_query: a TQL query selecting the rows.
+        deeplake_tensors: ``{"img": col, "gt_bboxes": col, "gt_labels": col, "gt_masks": col}``;
+            keys not given are inferred from column types.
+        deeplake_dataset: an already opened Deep Lake dataset or view (overrides the path).
+        skip_bad_images: skip rows whose image cannot be decoded, with a warning, instead of raising.
+        **kwargs: MMDetection ``BaseDetDataset`` arguments (``pipeline``, ``test_mode``,
+            ``filter_cfg``, ``metainfo``, ``indices`` ...).
+
+    Every sample's ``img_id`` is its row index in the opened dataset (or view).
+    """
+
+    METAINFO: dict = {"classes": (), "palette": None}
+
+    def __init__(self, deeplake_path: str | None = None, deeplake_credentials: Mapping | None = None,
+                 deeplake_commit_id: str | None = None, deeplake_commit: str | None = None,
+                 deeplake_view_id: str | None = None, deeplake_query: str | None = None,
+                 deeplake_tensors: Mapping[str, str] | None = None, deeplake_dataset: Any = None,
+                 skip_bad_images: bool = False, pipeline: Sequence = (), **kwargs):
+        unknown = [k for k in kwargs if k.startswith("deeplake_")]
+        if unknown:
+            raise ConfigError(f"DeepLakeDetDataset: unknown argument {unknown[0]!r}"
+                              f"{did_you_mean(unknown[0], DATASET_KEYS)}; dataset arguments are "
+                              f"{list(DATASET_KEYS)}")
+        if DefaultScope.get_current_instance() is None:
+            init_default_scope("mmdet")  # the pipeline's transforms live in MMDetection's registry
+        self.source = _source_spec(deeplake_path, deeplake_credentials, deeplake_commit_id,
+                                   deeplake_commit, deeplake_view_id, deeplake_query, deeplake_dataset)
+        self._ds = deeplake_dataset if deeplake_dataset is not None else open_source(self.source)
+        if len(self._ds) == 0:
+            raise DataError(f"{self.source.description!r} has no rows; check deeplake_path, "
+                            "deeplake_commit_id, deeplake_view_id or deeplake_query")
+        self.tensor_map = resolve_tensor_map(column_kinds(self._ds), deeplake_tensors)
+        self.box_format = box_format_from_metadata(column_metadata(self._ds, self.tensor_map.gt_bboxes),
+                                                   self.tensor_map.gt_bboxes)
+        self._annotations = read_annotations(self._ds, self.tensor_map, self.box_format)
+        num_classes = int(self._annotations.labels.max()) + 1 if len(self._annotations.labels) else 0
+        classes = class_names_from_metadata(column_metadata(self._ds, self.tensor_map.gt_labels),
+                                            self.tensor_map.gt_labels, num_classes)
+        self._check_labels(len(classes))
+        image_type = self._ds.schema[self.tensor_map.img].dtype
+        self._image_compressed = str(image_type.sample_compression).lower() in _COMPRESSED
+        metainfo = dict(kwargs.pop("metainfo", None) or {})
+        metainfo.setdefault("classes", classes)
+        pipeline = place_loading_steps(pipeline, skip_bad_images)
+        self._load_masks = self.tensor_map.gt_masks is not None and _wants_masks(pipeline)
+        kwargs.setdefault("data_prefix", {})
+        super().__init__(ann_file="", metainfo=metainfo, pipeline=pipeline, **kwargs)
+
+    # --- what BaseDataset asks of a subclass -------------------------------------------------
+
+    def load_data_list(self) -> list[dict]:
+        prefix = self.source.description
+        return [{"img_id": row, "img_path": f"{prefix}[{row}]"} for row in range(len(self._annotations))]
+
+    def filter_data(self) -> list[dict]:
+        """Apply ``filter_cfg.filter_empty_gt`` (training only), as MMDetection's CocoDataset does."""
+        if self.test_mode or not self.filter_cfg:
+            return self.data_list
+        if self.filter_cfg.get("min_size"):
+            logger.info("filter_cfg.min_size is not applied: image sizes are only known after decoding")
+        if not self.filter_cfg.get("filter_empty_gt", False):
+            return self.data_list
+        return [info for info in self.data_list if self._annotations.count(info["img_id"]) > 0]
+
+    def get_data_info(self, idx: int) -> dict:
+        """The row's stored image bytes and its ground truth, ready for the loading transforms."""
+        info = super().get_data_info(idx)
+        row = info["img_id"]
+        try:
+            if self._image_compressed:
+                info["img_bytes"] = self._ds[self.tensor_map.img].get_bytes(row)
+            else:
+                info["img_array"] = self._ds[self.tensor_map.img][row]
+        except Exception as exc:
+            raise DataError(f"row {row}, column {self.tensor_map.img!r}: cannot read the image "
+                            f"from {self.source.description!r}: {exc}") from exc
+        info["deeplake_img_column"] = self.tensor_map.img
+        boxes, labels = self._annotations.row(row)
+        info["instances"] = [{"bbox": box.tolist(), "bbox_label": int(label), "ignore_flag": 0}
+                             for box, label in zip(boxes, labels)]
+        if self.box_format.fractional:
+            info["deeplake_fractional_boxes"] = True
+        if self._load_masks:
+            self._add_masks(info, row)
+        return info
+
+    def get_cat_ids(self, idx: int) -> list[int]:
+        """Labels of one sample, without reading its image (used by ClassBalancedDataset)."""
+        row = super().get_data_info(idx)["img_id"]
+        return self._annotations.row(row)[1].tolist()
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _add_masks(self, info: dict, row: int) -> None:
+        column = self.tensor_map.gt_masks
+        kind = self._ds.schema[column].dtype.kind.name
+        value = self._ds[column][row]
+        count = len(info["instances"])
+        info["deeplake_mask_column"] = column
+        if kind == "BinaryMask":
+            masks = np.asarray(value)
+            masks = masks.reshape(masks.shape[0], masks.shape[1], -1) if masks.size else \
+                np.zeros((0, 0, 0), bool)
+            if masks.shape[2] != count:
+                raise DataError(f"row {row}: column {column!r} has {masks.shape[2]} masks but "
+                                f"column {self.tensor_map.gt_bboxes!r} has {count} boxes")
+            info["deeplake_binary_masks"] = masks
+        else:  # Polygon: one polygon (list of points) per instance
+            polygons = list(value) if value is not None else []
+            if len(polygons) != count:
+                raise DataError(f"row {row}: column {column!r} has {len(polygons)} polygons but "
+                                f"column {self.tensor_map.gt_bboxes!r} has {count} boxes")
+            for instance, polygon in zip(info["instances"], polygons):
+                instance["mask"] = [np.asarray(polygon, dtype=np.float64).reshape(-1).tolist()]
+
+    def _check_labels(self, num_classes: int) -> None:
+        labels = self._annotations.labels
+        bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+        if len(bad):
+            row = int(np.searchsorted(self._annotations.offsets, bad[0], side="right") - 1)
+            raise DataError(f"row {row}, column {self.tensor_map.gt_labels!r}: label {labels[bad[0]]} "
+                            f"is outside the {num_classes} classes")
+
+    def __repr__(self) -> str:
+        return (f"DeepLakeDetDataset({self.source.description!r}, rows={len(self._annotations)}, "
+                f"tensors={self.tensor_map.as_dict()}, boxes={self.box_format.mode.value}"
+                f"{' fractional' if self.box_format.fractional else ' pixel'})")
+
+
+def _source_spec(path, credentials, commit_id, commit, view, query, dataset) -> SourceSpec:
+    credentials = dict(credentials or {})
+    for key in ("username", "password"):
+        if credentials.get(key):
+            raise ConfigError(f"deeplake_credentials[{key!r}] is not supported by Deep Lake 4; "
+                              "use deeplake_credentials['token'] (an API token) instead")
+    unknown = set(credentials) - {"username", "password", "token", "creds"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"deeplake_credentials: unknown key {key!r}"
+                          f"{did_you_mean(key, ['token', 'creds'])}; keys are 'token' and 'creds'")
+    if commit_id and commit and commit_id != commit:
+        raise ConfigError(f"deeplake_commit_id={commit_id!r} and deeplake_commit={commit!r} disagree; give one")
+    if dataset is not None:
+        if not is_deeplake_dataset(dataset):
+            raise ConfigError(f"deeplake_dataset must be an opened Deep Lake dataset or view, "
+                              f"got {type(dataset).__name__}")
+        path = path or f"<{type(dataset).__name__}>"
+    if not path:
+        raise ConfigError("DeepLakeDetDataset needs deeplake_path (a dataset URL) or deeplake_dataset")
+    return SourceSpec(path=path, token=credentials.get("token"), creds=credentials.get("creds"),
+                      commit=commit_id or commit, view=view, query=query)

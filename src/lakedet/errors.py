@@ -1,0 +1,37 @@
+"""Exception types raised by lakedet.
+
+Every message names the thing that is wrong (key, column, row, commit) and what would be right.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["LakedetError", "ConfigError", "SchemaError", "SourceError", "DataError", "did_you_mean"]
+
+
+class LakedetError(Exception):
+    """Base class of every error lakedet raises on purpose."""
+
+
+class ConfigError(LakedetError, ValueError):
+    """A configuration key or value is wrong."""
+
+
+class SourceError(LakedetError):
+    """A Deep Lake dataset cannot be opened as asked (path, credentials, commit, view, query)."""
+
+
+class SchemaError(LakedetError, ValueError):
+    """The dataset's columns do not fit what lakedet needs (mapping, box format, classes)."""
+
+
+class DataError(LakedetError):
+    """One row of the dataset holds data that cannot be used (names the row and column)."""
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """Return `` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

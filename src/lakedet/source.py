@@ -1,0 +1,114 @@
+"""Opening a Deep Lake dataset read-only: path, credentials, commit, saved view, query.
+
+This is the only module that calls ``deeplake.open*``. A ``SourceSpec`` says what to open;
+``open_source`` returns a read-only dataset or view. Training and evaluation never write to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError, SourceError
+
+__all__ = ["SourceSpec", "open_source", "is_deeplake_dataset"]
+
+_LOCAL_SCHEMES = ("file://", "mem://")
+_REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "azure://", "hub://", "al://")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """What to open. Empty strings count as "not set" (the seed's example uses them)."""
+
+    path: str
+    token: str | None = None
+    creds: Mapping[str, Any] | None = field(default=None, hash=False)
+    commit: str | None = None
+    view: str | None = None
+    query: str | None = None
+
+    def __post_init__(self):
+        for name in ("token", "commit", "view", "query"):
+            if getattr(self, name) == "":
+                object.__setattr__(self, name, None)
+        if not self.creds:
+            object.__setattr__(self, "creds", None)
+        if not isinstance(self.path, str) or not self.path:
+            raise ConfigError(f"deeplake_path must be a non-empty string, got {self.path!r}")
+        if self.view and self.query:
+            raise ConfigError("deeplake_view_id and deeplake_query are both set; give one: a saved "
+                              f"view ({self.view!r}) or a TQL query ({self.query!r})")
+
+    @property
+    def description(self) -> str:
+        """Human-readable name of the selection, e.g. ``/data/coco@abc123[view=v1]``."""
+        text = self.path
+        if self.commit:
+            text += f"@{self.commit}"
+        if self.view:
+            text += f"[view={self.view}]"
+        if self.query:
+            text += f"[query={self.query}]"
+        return text
+
+
+def is_deeplake_dataset(obj: Any) -> bool:
+    """True for an opened Deep Lake dataset or view (any of its classes)."""
+    return type(obj).__module__.startswith("deeplake") and hasattr(obj, "schema") and hasattr(obj, "__len__")
+
+
+def open_source(spec: SourceSpec):
+    """Open the dataset read-only and apply commit, then view or query.
+
+    Returns:
+        A Deep Lake ``ReadOnlyDataset`` or ``DatasetView``.
+
+    Raises:
+        SourceError: the path does not hold a dataset, the commit or view is unknown,
+            or the query is invalid. The message lists what exists.
+    """
+    import deeplake
+
+    ds = _open_path(deeplake, spec)
+    if spec.commit:
+        ds = _checkout(ds, spec)
+    if spec.view:
+        ds = _open_view(ds, spec)
+    elif spec.query:
+        try:
+            ds = ds.query(spec.query)
+        except Exception as exc:  # deeplake raises RuntimeError for TQL errors
+            raise SourceError(f"deeplake_query {spec.query!r} on {spec.path!r} failed: {exc}") from exc
+    return ds
+
+
+def _open_path(deeplake, spec: SourceSpec):
+    kwargs = {}
+    if spec.creds is not None:
+        kwargs["creds"] = dict(spec.creds)
+    if spec.token is not None:
+        kwargs["token"] = spec.token
+    try:
+        return deeplake.open_read_only(spec.path, **kwargs)
+    except Exception as exc:
+        raise SourceError(f"cannot open Deep Lake dataset at deeplake_path={spec.path!r}: {exc}") from exc
+
+
+def _checkout(ds, spec: SourceSpec):
+    try:
+        version = ds.history[spec.commit]
+    except Exception:
+        recent = [f"{v.id} ({v.message or 'no message'})" for v in list(ds.history)[-10:]][::-1]
+        raise SourceError(f"deeplake_commit_id={spec.commit!r}: no such commit in {spec.path!r}; "
+                          f"recent commits: {', '.join(recent) or '(none)'}") from None
+    return version.open()
+
+
+def _open_view(ds, spec: SourceSpec):
+    names = list(ds.tags.names())
+    if spec.view not in names:
+        raise SourceError(f"deeplake_view_id={spec.view!r}: no saved view (tag) of that name in "
+                          f"{spec.path!r}; saved views: {names or '(none)'}")
+    return ds.tags[spec.view].open()

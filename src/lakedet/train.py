@@ -1,0 +1,198 @@
+"""Training entry points with the seed's signatures, on mmengine's ``Runner``.
+
+``build_detector(cfg.model)`` builds an MMDetection model; ``train_detector(model, cfg, ...)``
+trains it on Deep Lake data and validates with COCO metrics computed from the rows. Configs are
+MMDetection 3 configs (``train_dataloader`` ...) whose datasets are ``DeepLakeDetDataset``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["build_detector", "train_detector", "build_runner", "adapt_config"]
+
+
+def _registries() -> None:
+    from mmdet.utils import register_all_modules
+
+    from . import dataset, evaluation, transforms  # noqa: F401  (register lakedet's modules)
+    from .checkpoints import allow_mmengine_checkpoints
+
+    register_all_modules(init_default_scope=True)
+    allow_mmengine_checkpoints()
+
+
+def build_detector(cfg_model: Mapping):
+    """Build an MMDetection detector from the config's ``model`` section.
+
+    Args:
+        cfg_model: e.g. ``cfg.model`` of an MMDetection 3 config.
+
+    Returns:
+        The ``torch.nn.Module`` detector, weights initialised per ``init_cfg``.
+    """
+    _registries()
+    from mmdet.registry import MODELS
+
+    model = MODELS.build(copy.deepcopy(dict(cfg_model)))
+    return model
+
+
+def _is_deeplake_dataset_cfg(cfg: Any) -> bool:
+    if not isinstance(cfg, Mapping):
+        return False
+    if str(cfg.get("type", "")).split(".")[-1] == "DeepLakeDetDataset":
+        return True
+    inner = cfg.get("dataset") or cfg.get("datasets")
+    if isinstance(inner, (list, tuple)):
+        return any(_is_deeplake_dataset_cfg(d) for d in inner)
+    return _is_deeplake_dataset_cfg(inner)
+
+
+def adapt_config(cfg) -> None:
+    """Point evaluators of Deep Lake splits at in-memory ground truth (in place).
+
+    ``CocoMetric(ann_file=...)`` over a ``DeepLakeDetDataset`` becomes ``DeepLakeCocoMetric``
+    (same options, no annotation file).
+    """
+    for split in ("val", "test"):
+        loader = cfg.get(f"{split}_dataloader")
+        evaluator = cfg.get(f"{split}_evaluator")
+        if not loader or not evaluator or not _is_deeplake_dataset_cfg(loader.get("dataset")):
+            continue
+        metrics = evaluator if isinstance(evaluator, list) else [evaluator]
+        for metric in metrics:
+            if isinstance(metric, Mapping) and str(metric.get("type", "")).split(".")[-1] == "CocoMetric":
+                metric["type"] = "DeepLakeCocoMetric"
+                metric.pop("ann_file", None)
+                metric.pop("backend_args", None)
+
+
+def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
+    if loader_cfg is None:
+        return None
+    loader = copy.deepcopy(loader_cfg.to_dict() if hasattr(loader_cfg, "to_dict") else dict(loader_cfg))
+    if ds is None and tensors is None:
+        return loader
+    target = loader["dataset"]
+    while str(target.get("type", "")).split(".")[-1] != "DeepLakeDetDataset":
+        if "dataset" not in target:
+            raise ConfigError("ds_train/ds_val given, but the dataloader's dataset is not a "
+                              f"DeepLakeDetDataset (type={target.get('type')!r})")
+        target = target["dataset"]
+    if ds is not None:
+        target["deeplake_dataset"] = ds
+        for key in ("deeplake_commit_id", "deeplake_commit", "deeplake_view_id", "deeplake_query"):
+            target.pop(key, None)
+    if tensors is not None:
+        target["deeplake_tensors"] = dict(tensors)
+    return loader
+
+
+def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=None,
+                 ds_val_tensors=None, validate: bool = True, timestamp: str | None = None,
+                 meta: Mapping | None = None):
+    """An mmengine ``Runner`` for ``cfg`` with lakedet's adaptations (see ``train_detector``)."""
+    _registries()
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
+    if "train_dataloader" not in cfg and "data" in cfg:
+        raise ConfigError("this is a 2.x-style config (a 'data' section, no 'train_dataloader'); "
+                          "lakedet runs MMDetection 3 configs: write train_dataloader/val_dataloader")
+    for key in ("model", "train_dataloader", "train_cfg", "optim_wrapper"):
+        if key not in cfg:
+            raise ConfigError(f"config has no {key!r}: lakedet needs an MMDetection 3 config "
+                              "(or the seed's 2.x-style config with a 'data' section)")
+    adapt_config(cfg)
+    cfg.setdefault("work_dir", os.path.join("work_dirs", "lakedet"))
+    train_cfg = dict(cfg.train_cfg)
+    if not validate:
+        train_cfg.pop("val_interval", None)
+        train_cfg.pop("val_begin", None)
+    custom_hooks = list(cfg.get("custom_hooks", []) or [])
+    if meta:
+        custom_hooks.append(dict(type="CheckpointMetaHook", meta=dict(meta)))
+
+    class _Runner(Runner):
+        def setup_env(self, env_cfg):
+            super().setup_env(env_cfg)
+            if timestamp:  # the seed's `timestamp` names the log directory and files
+                self._timestamp = str(timestamp)
+
+    use_val = validate and cfg.get("val_dataloader") is not None
+    return _Runner(
+        model=model if model is not None else cfg["model"],
+        work_dir=cfg["work_dir"],
+        train_dataloader=_with_dataset_override(cfg.get("train_dataloader"), ds_train, ds_train_tensors),
+        val_dataloader=_with_dataset_override(cfg.get("val_dataloader"), ds_val, ds_val_tensors) if use_val else None,
+        test_dataloader=cfg.get("test_dataloader") if cfg.get("test_evaluator") else None,
+        train_cfg=train_cfg,
+        val_cfg=cfg.get("val_cfg") if use_val else None,
+        test_cfg=cfg.get("test_cfg") if cfg.get("test_evaluator") else None,
+        auto_scale_lr=cfg.get("auto_scale_lr"),
+        optim_wrapper=cfg.get("optim_wrapper"),
+        param_scheduler=cfg.get("param_scheduler"),
+        val_evaluator=cfg.get("val_evaluator") if use_val else None,
+        test_evaluator=cfg.get("test_evaluator"),
+        default_hooks=cfg.get("default_hooks"),
+        custom_hooks=custom_hooks,
+        data_preprocessor=cfg.get("data_preprocessor"),
+        load_from=cfg.get("load_from"),
+        resume=cfg.get("resume", False),
+        launcher=cfg.get("launcher", "none"),
+        env_cfg=cfg.get("env_cfg", dict(dist_cfg=dict(backend="nccl"))),
+        log_processor=cfg.get("log_processor"),
+        log_level=cfg.get("log_level", "INFO"),
+        visualizer=cfg.get("visualizer"),
+        default_scope=cfg.get("default_scope", "mmdet"),
+        randomness=cfg.get("randomness", dict(seed=None)),
+        experiment_name=cfg.get("experiment_name"),
+        cfg=cfg,
+    )
+
+
+def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None, ds_val_tensors=None,
+                   distributed: bool = False, timestamp=None, meta=None, validate: bool = True):
+    """Train ``model`` as ``cfg`` says, streaming its Deep Lake datasets.
+
+    Args:
+        model: the detector (from ``build_detector``).
+        cfg: an mmengine ``Config`` (MMDetection 3 style, or the seed's 2.x style).
+        ds_train / ds_val: an opened Deep Lake dataset or view; overrides ``deeplake_path``.
+        ds_train_tensors / ds_val_tensors: column mappings; override ``deeplake_tensors``.
+        distributed: train with the launcher's environment (``torchrun`` sets it).
+        timestamp: names the log directory and log files.
+        meta: stored in every checkpoint under ``meta``.
+        validate: run validation every ``train_cfg.val_interval`` epochs.
+
+    Returns:
+        The mmengine ``Runner`` after training (``runner.message_hub`` holds the last metrics).
+
+    Raises:
+        ConfigError: ``distributed=True`` without a launcher environment, or a config lakedet
+            cannot run.
+    """
+    from mmengine.config import Config
+
+    cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
+    if distributed:
+        missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+        if missing:
+            raise ConfigError(f"distributed=True, but the launcher environment is missing {missing}; "
+                              "start the script with `torchrun --nproc_per_node N script.py` "
+                              "(or use distributed=False)")
+        cfg.launcher = "pytorch"
+    else:
+        cfg.launcher = "none"
+    runner = build_runner(cfg, model=model, ds_train=ds_train, ds_train_tensors=ds_train_tensors,
+                          ds_val=ds_val, ds_val_tensors=ds_val_tensors, validate=validate,
+                          timestamp=timestamp, meta=meta)
+    runner.train()
+    return runner

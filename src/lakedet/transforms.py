@@ -1,0 +1,129 @@
+"""The first pipeline steps: turn a Deep Lake row into what MMDetection's transforms expect.
+
+``DeepLakeDetDataset`` reads a row's stored bytes and annotations; these transforms decode and
+convert them, so every other MMDetection transform runs unchanged:
+
+* ``LoadImageFromDeepLake`` decodes the image to BGR ``uint8`` HxWx3 (grayscale and RGBA converted)
+  and sets ``img_shape`` / ``ori_shape``; it also turns fractional boxes into pixels, since the
+  image size is known only once the image is decoded.
+* ``LoadDeepLakeAnnotations`` is MMDetection's ``LoadAnnotations`` (same options: ``with_bbox``,
+  ``with_label``, ``with_mask``, ``poly2mask``, ``box_type``) that also takes binary masks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmdet.datasets.transforms import LoadAnnotations
+from mmdet.registry import TRANSFORMS
+from mmdet.structures.mask import BitmapMasks
+
+from .errors import DataError
+
+__all__ = ["LoadImageFromDeepLake", "LoadDeepLakeAnnotations", "decode_image"]
+
+logger = logging.getLogger("lakedet")
+
+
+def decode_image(data, compressed: bool) -> np.ndarray | None:
+    """Decode stored image bytes (or take a stored RGB array) to BGR uint8 HxWx3.
+
+    Returns None when the bytes cannot be decoded.
+    """
+    import cv2
+
+    if compressed:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None or img.size == 0:
+            return None
+        rgb_order = False  # OpenCV decodes to BGR(A)
+    else:
+        img = np.asarray(data)
+        if img.size == 0:
+            return None
+        rgb_order = True  # Deep Lake returns arrays as stored: RGB(A)
+    if img.dtype != np.uint8:
+        if img.dtype == np.uint16:
+            img = (img >> 8).astype(np.uint8)
+        else:
+            return None
+    if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
+        return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        return None
+    if img.shape[2] == 4:
+        return cv2.cvtColor(img, cv2.COLOR_RGBA2BGR if rgb_order else cv2.COLOR_BGRA2BGR)
+    return np.ascontiguousarray(img[:, :, ::-1]) if rgb_order else img
+
+
+@TRANSFORMS.register_module()
+class LoadImageFromDeepLake(BaseTransform):
+    """Decode the row's image (``results['img_bytes']`` or ``results['img_array']``).
+
+    Args:
+        to_float32: return a float32 image, as ``LoadImageFromFile`` does.
+        skip_bad_images: when an image cannot be decoded, log a warning naming the row and
+            return None (MMDetection then draws another training sample) instead of raising.
+    """
+
+    def __init__(self, to_float32: bool = False, skip_bad_images: bool = False):
+        self.to_float32 = to_float32
+        self.skip_bad_images = skip_bad_images
+        self.skipped = 0
+
+    def transform(self, results: dict) -> dict | None:
+        if "img_bytes" in results:
+            img = decode_image(results.pop("img_bytes"), compressed=True)
+        elif "img_array" in results:
+            img = decode_image(results.pop("img_array"), compressed=False)
+        else:
+            raise DataError("LoadImageFromDeepLake needs a sample from DeepLakeDetDataset "
+                            "(no 'img_bytes' in the results)")
+        if img is None:
+            where = f"row {results.get('img_id')}, column {results.get('deeplake_img_column')!r}"
+            if not self.skip_bad_images:
+                raise DataError(f"{where}: the image cannot be decoded (corrupt or unsupported "
+                                "bytes); fix or drop the row, or set skip_bad_images=True on the "
+                                "dataset to skip such rows with a warning")
+            self.skipped += 1
+            logger.warning("skipping %s: the image cannot be decoded (%d skipped so far in this "
+                           "process)", where, self.skipped)
+            return None
+        if self.to_float32:
+            img = img.astype(np.float32)
+        height, width = img.shape[:2]
+        results["img"] = img
+        results["img_shape"] = (height, width)
+        results["ori_shape"] = (height, width)
+        if results.pop("deeplake_fractional_boxes", False):
+            scale = [width, height, width, height]
+            for instance in results.get("instances", []):
+                instance["bbox"] = [float(v * s) for v, s in zip(instance["bbox"], scale)]
+        return results
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(to_float32={self.to_float32}, skip_bad_images={self.skip_bad_images})"
+
+
+@TRANSFORMS.register_module()
+class LoadDeepLakeAnnotations(LoadAnnotations):
+    """MMDetection's ``LoadAnnotations`` over a Deep Lake row, binary masks included."""
+
+    def _load_masks(self, results: dict) -> None:
+        binary = results.get("deeplake_binary_masks")
+        if binary is None:
+            return super()._load_masks(results)
+        height, width = results["ori_shape"]
+        masks = np.ascontiguousarray(np.moveaxis(np.asarray(binary, dtype=np.uint8).reshape(
+            binary.shape[0], binary.shape[1], -1), -1, 0))
+        if masks.shape[1:] != (height, width):
+            raise DataError(f"row {results.get('img_id')}, column {results.get('deeplake_mask_column')!r}: "
+                            f"mask size {masks.shape[1:]} differs from the image size {(height, width)}")
+        results["gt_masks"] = BitmapMasks(masks, height, width)
+
+    def transform(self, results: dict) -> dict:
+        results = super().transform(results)
+        results.pop("deeplake_binary_masks", None)
+        return results

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny synthetic Deep Lake datasets built in temporary folders."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lakedet.synthetic import make_shapes_dataset
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+@pytest.fixture(scope="session")
+def shapes(tmp_path_factory):
+    """24 JPEG rows of 64x64 shapes (every 6th row has no boxes): ``(path, rows)``."""
+    path = str(tmp_path_factory.mktemp("shapes") / "ds")
+    _, rows = make_shapes_dataset(path, 24, size=64, seed=3, min_side=12, max_side=30, empty_every=6)
+    return path, rows
+
+
+@pytest.fixture(scope="session")
+def shapes_val(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("shapes_val") / "ds")
+    _, rows = make_shapes_dataset(path, 8, size=64, seed=4, min_side=12, max_side=30, empty_every=4)
+    return path, rows
+
+
+def dataset_hash(path: str) -> str:
+    """A hash of every column of every row (and the version), to prove nothing was written."""
+    import deeplake
+
+    ds = deeplake.open_read_only(path)
+    digest = hashlib.sha256(str(ds.version).encode())
+    for column in ds.schema.columns:
+        for row in range(len(ds)):
+            value = ds[column.name].get_bytes(row) if column.dtype.kind.name == "Image" else ds[column.name][row]
+            digest.update(value if isinstance(value, bytes) else np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()

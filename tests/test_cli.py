@@ -1,0 +1,54 @@
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CONFIG_DIR
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def run(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "lakedet", *args], capture_output=True, text=True, **kwargs)
+
+
+@pytest.mark.timeout(60)
+def test_help_lists_commands():
+    out = run("--help")
+    assert out.returncode == 0
+    for command in ("demo", "train", "eval"):
+        assert command in out.stdout
+
+
+@pytest.mark.slow
+def test_demo_builds_data_trains_and_prints_the_bbox_table(tmp_path):
+    out = run("demo", "--epochs", "1", "--train-size", "16", "--val-size", "8", "--num-workers", "0",
+              "--data-dir", str(tmp_path / "data"), "--work-dir", str(tmp_path / "work"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "bbox_mAP_50" in out.stdout and "wall time" in out.stdout
+    assert any(p.name.startswith("shapes-v1-train") for p in (tmp_path / "data").iterdir())
+    assert list((tmp_path / "work").glob("epoch_1.pth"))
+
+
+@pytest.mark.slow
+def test_train_then_eval_a_checkpoint(shapes, shapes_val, tmp_path):
+    paths = [f"train_dataloader.dataset.deeplake_path={shapes[0]}",
+             f"val_dataloader.dataset.deeplake_path={shapes_val[0]}",
+             f"test_dataloader.dataset.deeplake_path={shapes_val[0]}"]
+    out = run("train", str(CONFIG_DIR / "tiny_retinanet.py"), "--work-dir", str(tmp_path), "--cfg-options", *paths)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = tmp_path / "iter_2.pth"
+    assert ckpt.exists()
+    out = run("eval", str(CONFIG_DIR / "tiny_retinanet.py"), str(ckpt), "--work-dir", str(tmp_path / "eval"),
+              "--out", str(tmp_path / "preds.pkl"), "--cfg-options", *paths)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "coco/bbox_mAP" in out.stdout
+    assert (tmp_path / "preds.pkl").exists()
+
+
+def test_bad_config_is_reported_without_a_traceback(tmp_path):
+    cfg = tmp_path / "old.py"
+    cfg.write_text("model = dict(type='RetinaNet')\ndata = dict(train=dict(deeplake_path='x'))\n")
+    out = run("train", str(cfg), "--work-dir", str(tmp_path / "w"))
+    assert out.returncode == 2
+    assert "ConfigError" in out.stderr and "Traceback" not in out.stderr

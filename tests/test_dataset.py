@@ -1,0 +1,199 @@
+import logging
+
+import cv2
+import deeplake
+import numpy as np
+import pytest
+
+from lakedet import DeepLakeDetDataset
+from lakedet.errors import ConfigError, DataError, SchemaError
+from lakedet.synthetic import encode_jpeg, render_rows, write_dataset
+
+pytestmark = pytest.mark.timeout(120)
+
+ZOO_PIPELINE = [
+    dict(type="LoadImageFromFile", backend_args=None),
+    dict(type="LoadAnnotations", with_bbox=True),
+    dict(type="PackDetInputs"),
+]
+
+
+def ltwh_to_xyxy(b):
+    b = np.asarray(b, np.float32).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+
+
+def test_samples_hold_exactly_the_written_boxes_labels_and_pixels(tmp_path):
+    rows = render_rows(6, size=48, seed=1, min_side=10, max_side=20, empty_every=3)
+    write_dataset(str(tmp_path / "png"), rows, jpeg=False)  # lossless: pixels must match exactly
+    ds = DeepLakeDetDataset(deeplake_path=str(tmp_path / "png"), pipeline=ZOO_PIPELINE[:2])
+    assert len(ds) == 6 and ds.metainfo["classes"] == ("circle", "square", "triangle")
+    for i, row in enumerate(rows):
+        sample = ds[i]
+        assert sample["img_id"] == i
+        np.testing.assert_array_equal(sample["img"], row.image[:, :, ::-1])  # BGR uint8
+        assert sample["img"].dtype == np.uint8 and sample["ori_shape"] == (48, 48)
+        np.testing.assert_allclose(sample["gt_bboxes"].tensor.numpy(), ltwh_to_xyxy(row.boxes))
+        np.testing.assert_array_equal(sample["gt_bboxes_labels"], row.labels.astype(np.int64))
+    assert len(ds[2]["gt_bboxes"]) == 0  # a row without boxes gives an empty sample
+
+
+def test_jpeg_rows_decode_to_the_stored_bytes(shapes):
+    path, rows = shapes
+    ds = DeepLakeDetDataset(deeplake_path=path, pipeline=ZOO_PIPELINE[:1])
+    expected = cv2.imdecode(np.frombuffer(encode_jpeg(rows[4].image), np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(ds[4]["img"], expected)
+
+
+def test_zoo_pipeline_works_as_written_and_honours_with_bbox(shapes):
+    path, rows = shapes
+    ds = DeepLakeDetDataset(deeplake_path=path, pipeline=ZOO_PIPELINE)
+    types = [type(t).__name__ for t in ds.pipeline.transforms]
+    assert types == ["LoadImageFromDeepLake", "LoadDeepLakeAnnotations", "PackDetInputs"]
+    packed = ds[1]
+    assert packed["inputs"].shape == (3, 64, 64)
+    np.testing.assert_allclose(packed["data_samples"].gt_instances.bboxes.numpy(), ltwh_to_xyxy(rows[1].boxes))
+    assert packed["data_samples"].img_id == 1
+    no_boxes = DeepLakeDetDataset(deeplake_path=path, pipeline=[
+        dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=False, with_label=True)])
+    sample = no_boxes[1]
+    assert "gt_bboxes" not in sample and len(sample["gt_bboxes_labels"]) == len(rows[1].labels)
+
+
+def test_fractional_ltrb_boxes_are_converted_with_the_image_size(tmp_path):
+    rows = render_rows(2, size=40, seed=2)
+    for r in rows:  # store fractional LTRB instead of pixel LTWH
+        xyxy = ltwh_to_xyxy(r.boxes)
+        r.boxes = (xyxy / np.array([40, 40, 40, 40], np.float32)).astype(np.float32)
+    write_dataset(str(tmp_path / "frac"), rows, coords={"mode": "LTRB", "type": "fractional"})
+    ds = DeepLakeDetDataset(deeplake_path=str(tmp_path / "frac"), pipeline=ZOO_PIPELINE[:2])
+    np.testing.assert_allclose(ds[1]["gt_bboxes"].tensor.numpy(), rows[1].boxes * 40, atol=1e-4)
+    assert ds.get_data_info(1)["instances"]  # instances exist before loading (converted at load)
+
+
+def test_grayscale_and_rgba_images_become_bgr(tmp_path):
+    gray = render_rows(2, size=32, seed=5, grayscale=True)
+    write_dataset(str(tmp_path / "gray"), gray, jpeg=False)
+    ds = DeepLakeDetDataset(deeplake_path=str(tmp_path / "gray"), pipeline=ZOO_PIPELINE[:1])
+    img = ds[0]["img"]
+    assert img.shape == (32, 32, 3) and np.array_equal(img[:, :, 0], gray[0].image[:, :, 0])
+    rgba_ds = deeplake.create(str(tmp_path / "rgba"))
+    rgba_ds.add_column("images", deeplake.types.Image(sample_compression="png"))
+    rgba_ds.add_column("boxes", deeplake.types.BoundingBox())
+    rgba_ds.add_column("labels", deeplake.types.ClassLabel(deeplake.types.Array("uint32", dimensions=1)))
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255  # pure red, opaque
+    rgba_ds.append({"images": [rgba], "boxes": [np.zeros((0, 4), np.float32)], "labels": [np.zeros(0, np.uint32)]})
+    rgba_ds.commit()
+    out = DeepLakeDetDataset(deeplake_path=str(tmp_path / "rgba"), pipeline=ZOO_PIPELINE[:1])[0]["img"]
+    assert out.shape == (8, 8, 3) and out[0, 0].tolist() == [0, 0, 200]
+
+
+def test_img_id_is_the_row_in_the_opened_view(shapes):
+    path, rows = shapes
+    ds = DeepLakeDetDataset(deeplake_path=path, deeplake_query="SELECT * WHERE ROW_NUMBER() >= 20",
+                            pipeline=ZOO_PIPELINE[:2])
+    assert len(ds) == 4
+    assert ds[0]["img_id"] == 0
+    np.testing.assert_allclose(ds[0]["gt_bboxes"].tensor.numpy(), ltwh_to_xyxy(rows[20].boxes))
+
+
+def test_filter_empty_gt_drops_rows_without_boxes_when_training(shapes):
+    path, rows = shapes
+    ds = DeepLakeDetDataset(deeplake_path=path, pipeline=ZOO_PIPELINE,
+                            filter_cfg=dict(filter_empty_gt=True, min_size=32))
+    assert len(ds) == sum(1 for r in rows if len(r.boxes))
+    assert ds.get_cat_ids(0) == rows[0].labels.tolist()
+
+
+def test_missing_column_in_mapping_is_an_error(shapes):
+    path, _ = shapes
+    with pytest.raises(SchemaError, match=r"\['gt_labels'\]: no column 'label'.*did you mean 'labels'"):
+        DeepLakeDetDataset(deeplake_path=path, deeplake_tensors={"gt_labels": "label"})
+
+
+def test_ambiguous_columns_are_an_error(tmp_path):
+    ds = deeplake.create(str(tmp_path / "amb"))
+    ds.add_column("images", deeplake.types.Image(sample_compression="jpeg"))
+    ds.add_column("thumbs", deeplake.types.Image(sample_compression="jpeg"))
+    ds.add_column("boxes", deeplake.types.BoundingBox())
+    ds.add_column("labels", deeplake.types.ClassLabel(deeplake.types.Array("uint32", dimensions=1)))
+    jpeg = encode_jpeg(np.zeros((8, 8, 3), np.uint8))
+    ds.append({"images": [jpeg], "thumbs": [jpeg], "boxes": [np.zeros((0, 4), np.float32)],
+               "labels": [np.zeros(0, np.uint32)]})
+    ds.commit()
+    with pytest.raises(SchemaError, match=r"'images'.*'thumbs'.*'img': 'images'"):
+        DeepLakeDetDataset(deeplake_path=str(tmp_path / "amb"))
+    assert DeepLakeDetDataset(deeplake_path=str(tmp_path / "amb"), deeplake_tensors={"img": "thumbs"}).tensor_map.img == "thumbs"
+
+
+def test_a_selection_without_rows_is_an_error(shapes):
+    with pytest.raises(DataError, match="no rows"):
+        DeepLakeDetDataset(deeplake_path=shapes[0], deeplake_query="SELECT * WHERE ROW_NUMBER() > 1000")
+
+
+def test_unknown_coords_mode_is_an_error(tmp_path):
+    write_dataset(str(tmp_path / "c"), render_rows(1, size=32), coords={"mode": "XYXY", "type": "pixel"})
+    with pytest.raises(SchemaError, match="'boxes'.*XYXY"):
+        DeepLakeDetDataset(deeplake_path=str(tmp_path / "c"))
+
+
+def test_boxes_and_labels_of_different_lengths_name_the_row(tmp_path):
+    rows = render_rows(3, size=32, seed=0, max_objects=2)
+    rows[2].labels = np.append(rows[2].labels, np.uint32(1))
+    write_dataset(str(tmp_path / "m"), rows)
+    with pytest.raises(DataError, match=r"row 2: column 'boxes' has \d boxes but column 'labels' has \d labels"):
+        DeepLakeDetDataset(deeplake_path=str(tmp_path / "m"))
+
+
+def test_label_outside_the_class_list_names_the_row(tmp_path):
+    rows = render_rows(2, size=32, seed=0)
+    rows[1].labels[:] = 7
+    write_dataset(str(tmp_path / "l"), rows)
+    with pytest.raises(DataError, match="row 1, column 'labels': label 7 is outside the 3 classes"):
+        DeepLakeDetDataset(deeplake_path=str(tmp_path / "l"))
+
+
+@pytest.fixture
+def corrupt(tmp_path):
+    """Four JPEG rows; row 2 holds bytes that are not an image."""
+    rows = render_rows(4, size=32, seed=9)
+    ds = write_dataset(str(tmp_path / "bad"), rows[:2])
+    ds.append({"images": [b"\xff\xd8\xff\xe0 this is not a jpeg" * 4], "boxes": [rows[2].boxes],
+               "labels": [rows[2].labels]})
+    ds.append({"images": [encode_jpeg(rows[3].image)], "boxes": [rows[3].boxes], "labels": [rows[3].labels]})
+    ds.commit("corrupt row 2")
+    return str(tmp_path / "bad")
+
+
+def test_corrupt_image_is_an_error_naming_row_and_column(corrupt):
+    ds = DeepLakeDetDataset(deeplake_path=corrupt, pipeline=ZOO_PIPELINE)
+    ds[1]
+    with pytest.raises(DataError, match=r"row 2, column 'images': the image cannot be decoded.*skip_bad_images"):
+        ds[2]
+
+
+def test_corrupt_image_is_skipped_with_a_warning_when_configured(corrupt, caplog):
+    ds = DeepLakeDetDataset(deeplake_path=corrupt, pipeline=ZOO_PIPELINE, skip_bad_images=True)
+    with caplog.at_level(logging.WARNING, logger="lakedet"):
+        sample = ds[2]  # training mode: MMDetection draws another row instead
+    assert sample["data_samples"].img_id != 2
+    assert "skipping row 2, column 'images'" in caplog.text
+
+
+def test_unknown_deeplake_argument_gets_did_you_mean(shapes):
+    with pytest.raises(ConfigError, match="'deeplake_tensor'.*did you mean 'deeplake_tensors'"):
+        DeepLakeDetDataset(deeplake_path=shapes[0], deeplake_tensor={})
+
+
+def test_username_password_credentials_point_to_tokens(shapes):
+    with pytest.raises(ConfigError, match="use deeplake_credentials\\['token'\\]"):
+        DeepLakeDetDataset(deeplake_path=shapes[0], deeplake_credentials={"username": "u", "password": "p"})
+
+
+def test_opened_dataset_object_can_be_passed(shapes):
+    path, rows = shapes
+    view = deeplake.open_read_only(path).query("SELECT * WHERE ROW_NUMBER() < 3")
+    ds = DeepLakeDetDataset(deeplake_dataset=view, pipeline=ZOO_PIPELINE[:2])
+    assert len(ds) == 3
+    np.testing.assert_allclose(ds[2]["gt_bboxes"].tensor.numpy(), ltwh_to_xyxy(rows[2].boxes))
