@@ -23,7 +23,8 @@ def test_help_lists_commands():
 @pytest.mark.slow
 def test_demo_builds_data_trains_and_prints_the_bbox_table(tmp_path):
     out = run("demo", "--epochs", "1", "--train-size", "16", "--val-size", "8", "--num-workers", "0",
-              "--data-dir", str(tmp_path / "data"), "--work-dir", str(tmp_path / "work"))
+              "--data-dir", str(tmp_path / "data"), "--work-dir", str(tmp_path / "work"),
+              "--cfg-options", "model.test_cfg.score_thr=0")  # untrained: keep every box
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bbox_mAP_50" in out.stdout and "wall time" in out.stdout
     assert any(p.name.startswith("shapes-v1-train") for p in (tmp_path / "data").iterdir())
@@ -44,6 +45,12 @@ def test_train_then_eval_a_checkpoint(shapes, shapes_val, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "coco/bbox_mAP" in out.stdout
     assert (tmp_path / "preds.pkl").exists()
+    # resume from the latest checkpoint in the work dir and go on to iteration 4
+    out = run("train", str(CONFIG_DIR / "tiny_retinanet.py"), "--work-dir", str(tmp_path), "--resume",
+              "--cfg-options", *paths, "train_cfg.max_iters=4")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "resumed epoch: 0, iter: 2" in out.stdout + out.stderr
+    assert (tmp_path / "iter_4.pth").exists()
 
 
 def test_bad_config_is_reported_without_a_traceback(tmp_path):

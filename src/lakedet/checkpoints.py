@@ -1,27 +1,32 @@
-"""Loading mmengine checkpoints under torch >= 2.6 (``weights_only=True`` by default).
+"""Checkpoints that load under torch >= 2.6 (``weights_only=True``) without switching the check off.
 
-mmengine 0.10.7 saves its message hub (``HistoryBuffer``, numpy scalars and arrays) in every
-checkpoint, which torch's safe unpickler rejects. Instead of switching the check off, lakedet adds
-exactly those types to torch's allow-list, and registers the hook that stores user ``meta``.
+mmengine 0.10.7 stores its message hub in every checkpoint: ``HistoryBuffer`` objects whose state
+holds the functions ``HistoryBuffer.min/max/...``, pickled as ``getattr(HistoryBuffer, 'min')``.
+Allowing ``getattr`` would let any checkpoint run code, so instead ``CheckpointCodecHook`` writes
+each buffer as plain arrays and turns them back into buffers after loading; the few numpy types
+those arrays need are added to torch's allow-list. The hook also stores the user's ``meta``.
 """
 
 from __future__ import annotations
 
-__all__ = ["allow_mmengine_checkpoints", "CheckpointMetaHook"]
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
 
+__all__ = ["allow_mmengine_checkpoints", "CheckpointCodecHook"]
+
+_BUFFER_TAG = "__lakedet_history_buffer__"
 _done = False
 
 
 def allow_mmengine_checkpoints() -> None:
-    """Allow the types mmengine writes into checkpoints (idempotent)."""
+    """Add the numpy types lakedet checkpoints hold to torch's allow-list (idempotent)."""
     global _done
     if _done:
         return
     import numpy as np
     import torch
-    from mmengine.logging import HistoryBuffer
 
-    allowed = [HistoryBuffer, np.ndarray, np.dtype, np.core.multiarray._reconstruct,
+    allowed = [np.ndarray, np.dtype, np.core.multiarray._reconstruct,
                np.core.multiarray.scalar]
     allowed += [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32",
                                               "int16", "int8", "uint8", "bool")]
@@ -29,21 +34,47 @@ def allow_mmengine_checkpoints() -> None:
     _done = True
 
 
-def _register_hook():
-    from mmengine.hooks import Hook
-    from mmengine.registry import HOOKS
-
-    @HOOKS.register_module(force=True)
-    class CheckpointMetaHook(Hook):
-        """Store ``meta`` (the seed's ``train_detector(meta=...)``) in every checkpoint."""
-
-        def __init__(self, meta: dict):
-            self.meta = dict(meta)
-
-        def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-            checkpoint.setdefault("meta", {}).update(self.meta)
-
-    return CheckpointMetaHook
+def encode_buffers(log_scalars: dict) -> dict:
+    """``{name: HistoryBuffer}`` -> ``{name: plain dict}`` (no functions inside)."""
+    return {name: {_BUFFER_TAG: True, "log_history": buf._log_history, "count_history": buf._count_history,
+                   "max_length": buf.max_length}
+            for name, buf in log_scalars.items()}
 
 
-CheckpointMetaHook = _register_hook()
+def decode_buffers(log_scalars: dict) -> dict:
+    """Inverse of ``encode_buffers``; values that are not encoded buffers pass through."""
+    from mmengine.logging import HistoryBuffer
+
+    decoded = {}
+    for name, value in log_scalars.items():
+        if isinstance(value, dict) and value.get(_BUFFER_TAG):
+            buf = HistoryBuffer(max_length=value["max_length"])
+            buf._log_history, buf._count_history = value["log_history"], value["count_history"]
+            value = buf
+        decoded[name] = value
+    return decoded
+
+
+@HOOKS.register_module(force=True)
+class CheckpointCodecHook(Hook):
+    """Write checkpoints torch can load with ``weights_only=True``; add ``meta`` to them.
+
+    Args:
+        meta: stored under ``checkpoint['meta']`` (the seed's ``train_detector(meta=...)``).
+    """
+
+    priority = "VERY_LOW"
+
+    def __init__(self, meta: dict | None = None):
+        self.meta = dict(meta or {})
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault("meta", {}).update(self.meta)
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, dict) and "log_scalars" in hub:
+            hub["log_scalars"] = encode_buffers(hub["log_scalars"])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, dict) and "log_scalars" in hub:
+            hub["log_scalars"] = decode_buffers(hub["log_scalars"])

@@ -32,6 +32,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     demo.add_argument("--train-size", type=int, default=400)
     demo.add_argument("--val-size", type=int, default=100)
     demo.add_argument("--num-workers", type=int, default=None)
+    demo.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
 
     train = sub.add_parser("train", help="train from a config (MMDetection 3 style)")
     train.add_argument("config")
@@ -73,7 +74,8 @@ def demo(args) -> int:
     from .demo import run_demo
 
     run_demo(work_dir=args.work_dir, data_dir=args.data_dir, epochs=args.epochs,
-             train_size=args.train_size, val_size=args.val_size, num_workers=args.num_workers)
+             train_size=args.train_size, val_size=args.val_size, num_workers=args.num_workers,
+             cfg_options=args.cfg_options)
     return 0
 
 

@@ -52,11 +52,12 @@ def ensure_demo_datasets(data_dir: Path, train_size: int = 400, val_size: int = 
 
 
 def run_demo(work_dir: str = "work_dirs/demo", data_dir: str | None = None, epochs: int | None = None,
-             train_size: int = 400, val_size: int = 100, num_workers: int | None = None) -> dict:
+             train_size: int = 400, val_size: int = 100, num_workers: int | None = None,
+             cfg_options: dict | None = None) -> dict:
     """Train the demo detector and return the final validation metrics."""
     from mmengine.config import Config
 
-    from .train import build_runner
+    from .train import build_runner, last_metrics
 
     started = time.monotonic()
     train_path, val_path = ensure_demo_datasets(Path(data_dir) if data_dir else default_data_dir(),
@@ -75,15 +76,20 @@ def run_demo(work_dir: str = "work_dirs/demo", data_dir: str | None = None, epoc
         for loader in (cfg.train_dataloader, cfg.val_dataloader):
             loader.num_workers = num_workers
             loader.persistent_workers = num_workers > 0
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
     runner = build_runner(cfg)
     runner.train()
-    metrics = {k: v for k, v in runner.message_hub.log_scalars.items() if k.startswith("coco/")}
-    values = {k.split("/", 1)[1]: float(v.current()) for k, v in metrics.items()}
+    values = {k.split("/", 1)[1]: v for k, v in last_metrics(runner).items() if k.startswith("coco/")}
     elapsed = time.monotonic() - started
     rows = [(name, values[name]) for name in ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s",
                                               "bbox_mAP_m", "bbox_mAP_l") if name in values]
     print("\nlakedet demo: RetinaNet-R18 from scratch on synthetic shapes streamed from Deep Lake")
-    print(format_table(["metric (val)", "value"], rows))
+    if rows:
+        print(format_table(["metric (val)", "value"], rows))
+    else:
+        print(f"no COCO metrics: the model predicted no box above "
+              f"model.test_cfg.score_thr={cfg.model.test_cfg.score_thr} (train longer, or lower it)")
     print(f"wall time: {elapsed:.0f} s; work dir: {work_dir}")
     values["wall_time_s"] = elapsed
     return values

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["build_detector", "train_detector", "build_runner", "adapt_config"]
+__all__ = ["build_detector", "train_detector", "build_runner", "adapt_config", "last_metrics"]
 
 
 def _registries() -> None:
@@ -117,8 +117,7 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
         train_cfg.pop("val_interval", None)
         train_cfg.pop("val_begin", None)
     custom_hooks = list(cfg.get("custom_hooks", []) or [])
-    if meta:
-        custom_hooks.append(dict(type="CheckpointMetaHook", meta=dict(meta)))
+    custom_hooks.append(dict(type="CheckpointCodecHook", meta=dict(meta or {})))
 
     class _Runner(Runner):
         def setup_env(self, env_cfg):
@@ -156,6 +155,14 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
         experiment_name=cfg.get("experiment_name"),
         cfg=cfg,
     )
+
+
+def last_metrics(runner, split: str = "val") -> dict[str, float]:
+    """The latest evaluation metrics the runner logged, e.g. ``{"coco/bbox_mAP": 0.61, ...}``."""
+    prefix = f"{split}/"
+    return {key[len(prefix):]: float(buffer.current())
+            for key, buffer in runner.message_hub.log_scalars.items()
+            if key.startswith(prefix) and "/" in key[len(prefix):]}
 
 
 def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None, ds_val_tensors=None,
