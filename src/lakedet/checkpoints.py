@@ -2,17 +2,14 @@
 
 mmengine 0.10.7 stores its message hub in every checkpoint: ``HistoryBuffer`` objects whose state
 holds the functions ``HistoryBuffer.min/max/...``, pickled as ``getattr(HistoryBuffer, 'min')``.
-Allowing ``getattr`` would let any checkpoint run code, so instead ``CheckpointCodecHook`` writes
-each buffer as plain arrays and turns them back into buffers after loading; the few numpy types
-those arrays need are added to torch's allow-list. The hook also stores the user's ``meta``.
+Allowing ``getattr`` would let any checkpoint run code, so instead lakedet writes each buffer as
+plain arrays and turns them back into buffers after loading (``hooks.CheckpointCodecHook``); the
+few numpy types those arrays need are added to torch's allow-list.
 """
 
 from __future__ import annotations
 
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
-
-__all__ = ["allow_mmengine_checkpoints", "CheckpointCodecHook"]
+__all__ = ["allow_mmengine_checkpoints", "encode_buffers", "decode_buffers"]
 
 _BUFFER_TAG = "__lakedet_history_buffer__"
 _done = False
@@ -53,28 +50,3 @@ def decode_buffers(log_scalars: dict) -> dict:
             value = buf
         decoded[name] = value
     return decoded
-
-
-@HOOKS.register_module(force=True)
-class CheckpointCodecHook(Hook):
-    """Write checkpoints torch can load with ``weights_only=True``; add ``meta`` to them.
-
-    Args:
-        meta: stored under ``checkpoint['meta']`` (the seed's ``train_detector(meta=...)``).
-    """
-
-    priority = "VERY_LOW"
-
-    def __init__(self, meta: dict | None = None):
-        self.meta = dict(meta or {})
-
-    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        checkpoint.setdefault("meta", {}).update(self.meta)
-        hub = checkpoint.get("message_hub")
-        if isinstance(hub, dict) and "log_scalars" in hub:
-            hub["log_scalars"] = encode_buffers(hub["log_scalars"])
-
-    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        hub = checkpoint.get("message_hub")
-        if isinstance(hub, dict) and "log_scalars" in hub:
-            hub["log_scalars"] = decode_buffers(hub["log_scalars"])

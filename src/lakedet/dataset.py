@@ -30,7 +30,8 @@ logger = logging.getLogger("lakedet")
 
 #: The ``deeplake_*`` arguments the dataset itself takes.
 DATASET_KEYS = ("deeplake_path", "deeplake_credentials", "deeplake_commit_id", "deeplake_commit",
-                "deeplake_view_id", "deeplake_query", "deeplake_tensors", "deeplake_dataset")
+                "deeplake_view_id", "deeplake_query", "deeplake_tensors", "deeplake_dataset",
+                "deeplake_dataloader_type")
 
 _IMAGE_LOADERS = {"LoadImageFromFile", "LoadImageFromNDArray", "LoadImageFromDeepLake"}
 _ANNOTATION_LOADERS = {"LoadAnnotations", "LoadDeepLakeAnnotations"}
@@ -164,6 +165,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         deeplake_tensors: ``{"img": col, "gt_bboxes": col, "gt_labels": col, "gt_masks": col}``;
             keys not given are inferred from column types.
         deeplake_dataset: an already opened Deep Lake dataset or view (overrides the path).
+        deeplake_dataloader_type: ``"c++"``/``"cpp"``, ``"python"`` or ``"auto"``: how rows are read
+            (``loader_type``). Today every value reads row by row through Deep Lake's Python API.
         skip_bad_images: skip rows whose image cannot be decoded, with a warning, instead of raising.
         **kwargs: MMDetection ``BaseDetDataset`` arguments (``pipeline``, ``test_mode``,
             ``filter_cfg``, ``metainfo``, ``indices`` ...).
@@ -177,12 +180,14 @@ class DeepLakeDetDataset(BaseDetDataset):
                  deeplake_commit_id: str | None = None, deeplake_commit: str | None = None,
                  deeplake_view_id: str | None = None, deeplake_query: str | None = None,
                  deeplake_tensors: Mapping[str, str] | None = None, deeplake_dataset: Any = None,
-                 skip_bad_images: bool = False, pipeline: Sequence = (), **kwargs):
+                 deeplake_dataloader_type: str = "auto", skip_bad_images: bool = False,
+                 pipeline: Sequence = (), **kwargs):
         unknown = [k for k in kwargs if k.startswith("deeplake_")]
         if unknown:
             raise ConfigError(f"DeepLakeDetDataset: unknown argument {unknown[0]!r}"
                               f"{did_you_mean(unknown[0], DATASET_KEYS)}; dataset arguments are "
                               f"{list(DATASET_KEYS)}")
+        self.loader_type = _loader_type(deeplake_dataloader_type)
         if DefaultScope.get_current_instance() is None:
             init_default_scope("mmdet")  # the pipeline's transforms live in MMDetection's registry
         self.source = _source_spec(deeplake_path, deeplake_credentials, deeplake_commit_id,
@@ -287,6 +292,15 @@ class DeepLakeDetDataset(BaseDetDataset):
         return (f"DeepLakeDetDataset({self.source.description!r}, rows={len(self._annotations)}, "
                 f"tensors={self.tensor_map.as_dict()}, boxes={self.box_format.mode.value}"
                 f"{' fractional' if self.box_format.fractional else ' pixel'})")
+
+
+def _loader_type(value) -> str:
+    from .config import LOADER_TYPES
+
+    key = "auto" if value in (None, "") else str(value).lower()
+    if key not in LOADER_TYPES:
+        raise ConfigError(f"deeplake_dataloader_type={value!r}: expected one of {list(LOADER_TYPES)}")
+    return LOADER_TYPES[key]
 
 
 def _source_spec(path, credentials, commit_id, commit, view, query, dataset) -> SourceSpec:

@@ -12,15 +12,20 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import logging
+
 from .errors import ConfigError
 
-__all__ = ["build_detector", "train_detector", "build_runner", "adapt_config", "last_metrics"]
+logger = logging.getLogger("lakedet")
+
+__all__ = ["build_detector", "train_detector", "build_runner", "adapt_config", "last_metrics",
+           "pretrained_weights"]
 
 
 def _registries() -> None:
     from mmdet.utils import register_all_modules
 
-    from . import dataset, evaluation, transforms  # noqa: F401  (register lakedet's modules)
+    from . import dataset, evaluation, hooks, transforms  # noqa: F401  (register lakedet's modules)
     from .checkpoints import allow_mmengine_checkpoints
 
     register_all_modules(init_default_scope=True)
@@ -55,11 +60,18 @@ def _is_deeplake_dataset_cfg(cfg: Any) -> bool:
 
 
 def adapt_config(cfg) -> None:
-    """Point evaluators of Deep Lake splits at in-memory ground truth (in place).
+    """Fit a config whose splits are Deep Lake datasets (in place).
 
     ``CocoMetric(ann_file=...)`` over a ``DeepLakeDetDataset`` becomes ``DeepLakeCocoMetric``
-    (same options, no annotation file).
+    (same options, no annotation file); ``AspectRatioBatchSampler`` is dropped.
     """
+    train_loader = cfg.get("train_dataloader")
+    if (train_loader and _is_deeplake_dataset_cfg(train_loader.get("dataset"))
+            and str((train_loader.get("batch_sampler") or {}).get("type", "")).endswith("AspectRatioBatchSampler")):
+        # it needs every image's width/height up front, i.e. decoding the whole dataset first
+        logger.info("lakedet: batching without AspectRatioBatchSampler (image sizes are only known "
+                    "after decoding each row)")
+        train_loader["batch_sampler"] = None
     for split in ("val", "test"):
         loader = cfg.get(f"{split}_dataloader")
         evaluator = cfg.get(f"{split}_evaluator")
@@ -94,6 +106,45 @@ def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
     return loader
 
 
+def pretrained_weights(model_cfg, prefix: str = "model") -> list[tuple[str, str]]:
+    """``(config key, checkpoint)`` of every ``init_cfg`` of type Pretrained (or ``pretrained=``)."""
+    found = []
+    if isinstance(model_cfg, Mapping):
+        init = model_cfg.get("init_cfg")
+        for i, item in enumerate(init if isinstance(init, list) else [init]):
+            if isinstance(item, Mapping) and str(item.get("type", "")) == "Pretrained":
+                key = f"{prefix}.init_cfg" + (f"[{i}]" if isinstance(init, list) else "")
+                found.append((key, str(item.get("checkpoint"))))
+        if isinstance(model_cfg.get("pretrained"), str):
+            found.append((f"{prefix}.pretrained", model_cfg["pretrained"]))
+        for name, value in model_cfg.items():
+            if name != "init_cfg":
+                found += pretrained_weights(value, f"{prefix}.{name}")
+    return found
+
+
+def _sync_data_preprocessor(model, preprocessor_cfg) -> None:
+    """Rebuild a built model's data preprocessor when the translation moved Normalize/Pad into it."""
+    from mmdet.registry import MODELS
+
+    wanted = MODELS.build(copy.deepcopy(dict(preprocessor_cfg)))
+    current = getattr(model, "data_preprocessor", None)
+    same = (current is not None and type(current) is type(wanted)
+            and all(getattr(current, k, None) == getattr(wanted, k, None) for k in ("pad_size_divisor", "_channel_conversion"))
+            and all(torch_equal(getattr(current, k, None), getattr(wanted, k, None)) for k in ("mean", "std")))
+    if not same:
+        logger.info("lakedet: the model's data_preprocessor now follows the pipeline's Normalize/Pad")
+        model.data_preprocessor = wanted
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    if a is None or b is None:
+        return a is b
+    return bool(torch.equal(torch.as_tensor(a).flatten(), torch.as_tensor(b).flatten()))
+
+
 def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=None,
                  ds_val_tensors=None, validate: bool = True, timestamp: str | None = None,
                  meta: Mapping | None = None):
@@ -103,9 +154,12 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
     from mmengine.runner import Runner
 
     cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
-    if "train_dataloader" not in cfg and "data" in cfg:
-        raise ConfigError("this is a 2.x-style config (a 'data' section, no 'train_dataloader'); "
-                          "lakedet runs MMDetection 3 configs: write train_dataloader/val_dataloader")
+    from .config import is_2x_config, translate_config
+
+    if is_2x_config(cfg):
+        cfg = translate_config(cfg)
+        if model is not None and "data_preprocessor" in cfg.model:
+            _sync_data_preprocessor(model, cfg.model.data_preprocessor)
     for key in ("model", "train_dataloader", "train_cfg", "optim_wrapper"):
         if key not in cfg:
             raise ConfigError(f"config has no {key!r}: lakedet needs an MMDetection 3 config "
@@ -118,12 +172,26 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
         train_cfg.pop("val_begin", None)
     custom_hooks = list(cfg.get("custom_hooks", []) or [])
     custom_hooks.append(dict(type="CheckpointCodecHook", meta=dict(meta or {})))
+    custom_hooks.append(dict(type="ClassCountCheckHook"))
 
     class _Runner(Runner):
         def setup_env(self, env_cfg):
             super().setup_env(env_cfg)
             if timestamp:  # the seed's `timestamp` names the log directory and files
                 self._timestamp = str(timestamp)
+
+        def _init_model_weights(self):
+            try:
+                super()._init_model_weights()
+            except Exception as exc:
+                found = pretrained_weights(self.cfg.get("model", {}))
+                if not found:
+                    raise
+                key, source = found[0]
+                raise ConfigError(f"{key} asks for pretrained weights {source!r}, which cannot be "
+                                  f"loaded ({type(exc).__name__}: {exc}); set {key}=None to train from "
+                                  f"scratch (e.g. --cfg-options {key}=None) or point it at a local "
+                                  "checkpoint file") from exc
 
     use_val = validate and cfg.get("val_dataloader") is not None
     return _Runner(

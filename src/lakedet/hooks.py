@@ -1,0 +1,71 @@
+"""mmengine hooks lakedet adds to every run it builds.
+
+* ``CheckpointCodecHook``: checkpoints torch can load with ``weights_only=True``, plus user ``meta``.
+* ``ClassCountCheckHook``: the model's ``num_classes`` must match the dataset's class list.
+"""
+
+from __future__ import annotations
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+from .checkpoints import decode_buffers, encode_buffers
+from .errors import ConfigError
+
+__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "head_num_classes"]
+
+
+@HOOKS.register_module(force=True)
+class CheckpointCodecHook(Hook):
+    """Write checkpoints torch can load with ``weights_only=True``; add ``meta`` to them.
+
+    Args:
+        meta: stored under ``checkpoint['meta']`` (the seed's ``train_detector(meta=...)``).
+    """
+
+    priority = "VERY_LOW"
+
+    def __init__(self, meta: dict | None = None):
+        self.meta = dict(meta or {})
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.setdefault("meta", {}).update(self.meta)
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, dict) and "log_scalars" in hub:
+            hub["log_scalars"] = encode_buffers(hub["log_scalars"])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, dict) and "log_scalars" in hub:
+            hub["log_scalars"] = decode_buffers(hub["log_scalars"])
+
+
+def head_num_classes(model) -> tuple[str, int] | None:
+    """``(config key, num_classes)`` of a detector's box head, or None when it has none."""
+    model = getattr(model, "module", model)
+    for key, owner in (("model.bbox_head.num_classes", getattr(model, "bbox_head", None)),
+                       ("model.roi_head.bbox_head.num_classes",
+                        getattr(getattr(model, "roi_head", None), "bbox_head", None))):
+        if owner is not None and isinstance(getattr(owner, "num_classes", None), int):
+            return key, owner.num_classes
+    return None
+
+
+@HOOKS.register_module(force=True)
+class ClassCountCheckHook(Hook):
+    """Stop before training or testing when the head predicts a different number of classes."""
+
+    def before_train(self, runner) -> None:
+        self._check(runner, runner.train_dataloader.dataset)
+
+    def before_test(self, runner) -> None:
+        self._check(runner, runner.test_dataloader.dataset)
+
+    def _check(self, runner, dataset) -> None:
+        classes = dataset.metainfo.get("classes") or ()
+        found = head_num_classes(runner.model)
+        if found and classes and found[1] != len(classes):
+            key, count = found
+            raise ConfigError(f"{key}={count}, but the dataset has {len(classes)} classes "
+                              f"{tuple(classes)}; set {key}={len(classes)} "
+                              f"(e.g. --cfg-options {key}={len(classes)})")
