@@ -5,6 +5,8 @@ Importing ``lakedet`` registers ``DeepLakeDetDataset``, its loading transforms a
 ``custom_imports = dict(imports=['lakedet'])``.
 """
 
+import logging as _logging
+
 from .dataset import DeepLakeDetDataset
 from .errors import ConfigError, DataError, LakedetError, SchemaError, SourceError
 from .evaluation import DeepLakeCocoMetric
@@ -14,6 +16,14 @@ from .train import build_detector, train_detector
 from .transforms import LoadDeepLakeAnnotations, LoadImageFromDeepLake
 
 __version__ = "0.1.0"
+
+_logger = _logging.getLogger("lakedet")
+if not _logger.handlers:  # show lakedet's notes next to mmengine's log unless the user set up logging
+    _handler = _logging.StreamHandler()
+    _handler.setFormatter(_logging.Formatter("%(asctime)s - lakedet - %(levelname)s - %(message)s",
+                                             "%m/%d %H:%M:%S"))
+    _logger.addHandler(_handler)
+    _logger.setLevel(_logging.INFO)
 
 __all__ = [
     "BoxFormat", "BoxMode", "ConfigError", "DataError", "DeepLakeCocoMetric", "DeepLakeDetDataset",

@@ -1,0 +1,184 @@
+import logging
+
+import pytest
+from mmengine.config import Config
+
+from lakedet.config import is_2x_config, translate_config, translate_pipeline
+from lakedet.errors import ConfigError
+
+pytestmark = pytest.mark.timeout(60)
+
+IMG_NORM = dict(mean=[1, 2, 3], std=[4, 5, 6], to_rgb=True)
+
+
+def seed_style(**overrides):
+    """A minimal seed-style config (no _base_): data section plus top-level deeplake keys."""
+    cfg = dict(
+        model=dict(type="RetinaNet"),
+        train_cfg=dict(type="EpochBasedTrainLoop", max_epochs=12, val_interval=1),
+        data=dict(
+            samples_per_gpu=3, workers_per_gpu=1,
+            train=dict(deeplake_path="/data/train", pipeline=[
+                dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True),
+                dict(type="Resize", img_scale=[(320, 320), (416, 416)], keep_ratio=True),
+                dict(type="RandomFlip", flip_ratio=0.5), dict(type="Normalize", **IMG_NORM),
+                dict(type="Pad", size_divisor=32), dict(type="DefaultFormatBundle"),
+                dict(type="Collect", keys=["img", "gt_bboxes", "gt_labels"])]),
+            val=dict(deeplake_path="/data/val", pipeline=[
+                dict(type="LoadImageFromFile"),
+                dict(type="MultiScaleFlipAug", img_scale=(416, 416), flip=False, transforms=[
+                    dict(type="Resize", keep_ratio=True), dict(type="RandomFlip", flip_ratio=0.0),
+                    dict(type="Normalize", **IMG_NORM), dict(type="Pad", size_divisor=32),
+                    dict(type="ImageToTensor", keys=["img"]), dict(type="Collect", keys=["img"])])])),
+    )
+    cfg.update(overrides)
+    return Config(cfg)
+
+
+def test_detects_2x_configs():
+    assert is_2x_config(seed_style())
+    assert not is_2x_config(Config(dict(train_dataloader=dict())))
+
+
+def test_data_section_becomes_dataloaders_with_translated_pipelines():
+    out = translate_config(seed_style())
+    train = out.train_dataloader
+    assert train.batch_size == 3 and train.num_workers == 1 and train.sampler.shuffle is True
+    assert train.dataset.type == "DeepLakeDetDataset" and train.dataset.deeplake_path == "/data/train"
+    assert [t["type"] for t in train.dataset.pipeline] == [
+        "LoadImageFromFile", "LoadAnnotations", "RandomResize", "RandomFlip", "PackDetInputs"]
+    assert train.dataset.pipeline[2]["scale"] == [(320, 320), (416, 416)]
+    assert train.dataset.pipeline[3]["prob"] == 0.5
+    val = out.val_dataloader
+    assert val.batch_size == 1 and val.sampler.shuffle is False and val.dataset.test_mode is True
+    assert [t["type"] for t in val.dataset.pipeline] == ["LoadImageFromFile", "Resize", "LoadAnnotations", "PackDetInputs"]
+    assert val.dataset.pipeline[1]["scale"] == (416, 416) and "scale_factor" in val.dataset.pipeline[-1]["meta_keys"]
+    assert out.test_dataloader.dataset.deeplake_path == "/data/val"
+    pre = out.model.data_preprocessor
+    assert pre.mean == [1, 2, 3] and pre.std == [4, 5, 6] and pre.bgr_to_rgb is True and pre.pad_size_divisor == 32
+    assert "data" not in out
+
+
+def test_resize_sampling_semantics_are_kept():
+    model = {}
+    assert translate_pipeline([dict(type="Resize", img_scale=[(100, 100), (200, 200)], multiscale_mode="value")],
+                              "p", model, loads=False) == [
+        dict(type="RandomChoiceResize", scales=[(100, 100), (200, 200)], keep_ratio=True)]
+    assert translate_pipeline([dict(type="Resize", img_scale=(100, 50), ratio_range=(0.5, 2.0), keep_ratio=False)],
+                              "p", model, loads=False) == [
+        dict(type="RandomResize", scale=(100, 50), ratio_range=(0.5, 2.0), keep_ratio=False)]
+    assert translate_pipeline([dict(type="Resize", img_scale=(100, 50))], "p", model, loads=False) == [
+        dict(type="Resize", scale=(100, 50), keep_ratio=True)]
+    kept = [dict(type="Expand", mean=[0, 0, 0], to_rgb=True, ratio_range=(1, 2)), dict(type="PhotoMetricDistortion")]
+    assert translate_pipeline(kept, "p", model, loads=False) == kept
+
+
+def test_untranslatable_transforms_and_keys_are_errors_naming_them():
+    with pytest.raises(ConfigError, match=r"data.train.pipeline\[2\].*'RandomFlop'.*did you mean 'RandomFlip'"):
+        translate_config(seed_style(data=dict(train=dict(deeplake_path="x", pipeline=[
+            dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"), dict(type="RandomFlop")]))))
+    with pytest.raises(ConfigError, match="MultiScaleFlipAug.*TestTimeAug"):
+        translate_pipeline([dict(type="MultiScaleFlipAug", img_scale=[(1, 1), (2, 2)], transforms=[])], "p", {})
+    with pytest.raises(ConfigError, match="momentum_config"):
+        translate_config(seed_style(momentum_config=dict(policy="cyclic")))
+    with pytest.raises(ConfigError, match="data.train.ann_file"):
+        translate_config(seed_style(data=dict(train=dict(deeplake_path="x", ann_file="a.json"))))
+
+
+def test_unknown_deeplake_keys_get_did_you_mean():
+    with pytest.raises(ConfigError, match="'deeplake_tensor'.*did you mean 'deeplake_tensors'"):
+        translate_config(seed_style(data=dict(train=dict(deeplake_path="x", deeplake_tensor={}))))
+    with pytest.raises(ConfigError, match="'deeplake_metric_format'.*did you mean 'deeplake_metrics_format'"):
+        translate_config(seed_style(deeplake_metric_format="COCO"))
+    with pytest.raises(ConfigError, match="'batchsize'.*did you mean 'batch_size'"):
+        translate_config(seed_style(data=dict(train=dict(deeplake_path="x", deeplake_dataloader={"batchsize": 2}))))
+
+
+def test_deeplake_dataloader_wins_over_samples_per_gpu():
+    cfg = seed_style()
+    cfg.data.train.deeplake_dataloader = {"shuffle": False, "batch_size": 5, "num_workers": 0}
+    out = translate_config(cfg)
+    loader = out.train_dataloader
+    assert (loader.batch_size, loader.num_workers, loader.sampler.shuffle, loader.persistent_workers) == (5, 0, False, False)
+    with pytest.raises(ConfigError, match=r"\['batch_size'\]=0"):
+        cfg.data.train.deeplake_dataloader = {"batch_size": 0}
+        translate_config(cfg)
+
+
+@pytest.mark.parametrize("value,routed", [("c++", "cpp"), ("cpp", "cpp"), ("python", "python"), ("auto", "auto"),
+                                          (None, "auto")])
+def test_dataloader_type_is_validated_and_routed_to_the_datasets(value, routed):
+    out = translate_config(seed_style(deeplake_dataloader_type=value))
+    assert out.train_dataloader.dataset.deeplake_dataloader_type == routed
+    assert out.val_dataloader.dataset.deeplake_dataloader_type == routed
+
+
+def test_bad_dataloader_type_and_metrics_format_are_errors():
+    with pytest.raises(ConfigError, match="deeplake_dataloader_type='rust'.*'c\\+\\+'"):
+        translate_config(seed_style(deeplake_dataloader_type="rust"))
+    with pytest.raises(ConfigError, match="deeplake_metrics_format='VOC'.*PascalVOC"):
+        translate_config(seed_style(deeplake_metrics_format="VOC"))
+
+
+def test_evaluation_and_metrics_format_choose_the_evaluator_and_interval():
+    out = translate_config(seed_style(evaluation=dict(metric=["bbox", "segm"], interval=3)))
+    assert out.val_evaluator == dict(type="DeepLakeCocoMetric", metric=["bbox", "segm"])
+    assert out.train_cfg.val_interval == 3
+    voc = translate_config(seed_style(deeplake_metrics_format="PascalVOC", evaluation=dict(metric="mAP", interval=1)))
+    assert voc.val_evaluator.type == "VOCMetric" and voc.val_evaluator.eval_mode == "11points"
+    with pytest.raises(ConfigError, match="'bbbox'.*did you mean 'bbox'"):
+        translate_config(seed_style(evaluation=dict(metric="bbbox")))
+
+
+def test_schedule_keys_become_their_3x_equivalents():
+    out = translate_config(seed_style(
+        optimizer=dict(type="SGD", lr=0.01, momentum=0.9, weight_decay=1e-4),
+        optimizer_config=dict(grad_clip=dict(max_norm=35, norm_type=2)),
+        lr_config=dict(policy="step", warmup="linear", warmup_iters=100, warmup_ratio=0.001, step=[8, 11]),
+        runner=dict(type="EpochBasedRunner", max_epochs=12),
+        checkpoint_config=dict(interval=2), log_config=dict(interval=7, hooks=[dict(type="TextLoggerHook")]),
+        workflow=[("train", 1)]))
+    assert out.optim_wrapper == dict(type="OptimWrapper", optimizer=dict(type="SGD", lr=0.01, momentum=0.9,
+                                     weight_decay=1e-4), clip_grad=dict(max_norm=35, norm_type=2))
+    assert out.param_scheduler == [
+        dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=100),
+        dict(type="MultiStepLR", by_epoch=True, begin=0, end=12, milestones=[8, 11], gamma=0.1)]
+    assert out.train_cfg.max_epochs == 12 and out.train_cfg.type == "EpochBasedTrainLoop"
+    assert out.default_hooks.checkpoint.interval == 2 and out.default_hooks.logger.interval == 7
+    for key in ("optimizer", "optimizer_config", "lr_config", "runner", "checkpoint_config", "log_config", "workflow"):
+        assert key not in out
+    iters = translate_config(seed_style(total_epochs=5))
+    assert iters.train_cfg.max_epochs == 5
+    by_iter = translate_config(seed_style(runner=dict(type="IterBasedRunner", max_iters=40)))
+    assert by_iter.train_cfg.type == "IterBasedTrainLoop" and by_iter.train_cfg.max_iters == 40
+    assert by_iter.default_hooks.checkpoint.by_epoch is False
+
+
+def test_wrappers_and_lists_translate_their_inner_datasets():
+    cfg = seed_style()
+    inner = cfg.data.train
+    cfg.data.train = dict(type="RepeatDataset", times=2, dataset=inner)
+    out = translate_config(cfg)
+    assert out.train_dataloader.dataset.type == "RepeatDataset" and out.train_dataloader.dataset.times == 2
+    assert out.train_dataloader.dataset.dataset.type == "DeepLakeDetDataset"
+    cfg.data.train = [inner, inner]
+    out = translate_config(cfg)
+    assert out.train_dataloader.dataset.type == "ConcatDataset" and len(out.train_dataloader.dataset.datasets) == 2
+
+
+def test_empty_strings_are_unset_and_credentials_are_cleaned():
+    cfg = seed_style()
+    cfg.data.train.update(deeplake_commit_id="", deeplake_view_id="",
+                          deeplake_credentials={"username": None, "password": None, "token": None, "creds": None})
+    dataset = translate_config(cfg).train_dataloader.dataset
+    assert "deeplake_commit_id" not in dataset and "deeplake_view_id" not in dataset
+    assert dataset.deeplake_credentials == {}
+
+
+def test_one_summary_of_the_changes_is_logged(caplog):
+    with caplog.at_level(logging.INFO, logger="lakedet"):
+        translate_config(seed_style())
+    summaries = [r for r in caplog.records if "translated the 2.x-style config" in r.getMessage()]
+    assert len(summaries) == 1
+    text = summaries[0].getMessage()
+    assert "data.train" in text and "RandomResize" in text and "data_preprocessor" in text
