@@ -197,3 +197,94 @@ def test_opened_dataset_object_can_be_passed(shapes):
     ds = DeepLakeDetDataset(deeplake_dataset=view, pipeline=ZOO_PIPELINE[:2])
     assert len(ds) == 3
     np.testing.assert_allclose(ds[2]["gt_bboxes"].tensor.numpy(), ltwh_to_xyxy(rows[2].boxes))
+
+
+# --- MMDetection's dataset wrappers over DeepLakeDetDataset ------------------------------------
+
+def _build(cfg):
+    from mmdet.registry import DATASETS
+
+    return DATASETS.build(cfg)
+
+
+def _deeplake(path, pipeline=ZOO_PIPELINE, **kwargs):
+    return dict(type="DeepLakeDetDataset", deeplake_path=path, pipeline=pipeline, **kwargs)
+
+
+def test_repeat_concat_and_class_balanced_wrappers(shapes, shapes_val):
+    repeat = _build(dict(type="RepeatDataset", times=3, dataset=_deeplake(shapes[0])))
+    assert len(repeat) == 3 * 24 and repeat[24 + 1]["data_samples"].img_id == 1
+    concat = _build(dict(type="ConcatDataset", datasets=[_deeplake(shapes[0]), _deeplake(shapes_val[0])]))
+    assert len(concat) == 24 + 8
+    np.testing.assert_allclose(concat[24 + 1]["data_samples"].gt_instances.bboxes.numpy(),
+                               ltwh_to_xyxy(shapes_val[1][1].boxes))
+    balanced = _build(dict(type="ClassBalancedDataset", oversample_thr=0.9, dataset=_deeplake(shapes[0])))
+    assert len(balanced) > 24  # rare classes repeated, computed from the label column alone
+    assert balanced[0]["inputs"].shape[0] == 3
+
+
+@pytest.fixture(scope="module")
+def masked(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("masked") / "ds")
+    rows = render_rows(8, size=64, seed=11, min_side=16, max_side=30)
+    write_dataset(path, rows, masks="binary")
+    return path, rows
+
+
+def test_multi_image_mix_dataset_with_mosaic_mixup_and_copypaste(masked):
+    path, _ = masked
+    boxes_only = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True)]
+    mosaic = _build(dict(
+        type="MultiImageMixDataset", dataset=_deeplake(path, pipeline=boxes_only),
+        pipeline=[dict(type="Mosaic", img_scale=(64, 64), pad_val=114.0),
+                  dict(type="MixUp", img_scale=(64, 64), ratio_range=(0.8, 1.6), pad_val=114.0),
+                  dict(type="PackDetInputs")]))
+    assert len(mosaic) == 8
+    for i in range(3):
+        sample = mosaic[i]
+        assert sample["inputs"].shape[:2] == (3, 128)  # mosaic doubles the side
+        assert len(sample["data_samples"].gt_instances.bboxes) > 0
+    # CopyPaste pastes instances (masks) of another row; MMDetection's Mosaic/MixUp do not carry masks
+    with_masks = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True, with_mask=True)]
+    paste = _build(dict(
+        type="MultiImageMixDataset", dataset=_deeplake(path, pipeline=with_masks),
+        pipeline=[dict(type="CopyPaste", max_num_pasted=5, paste_by_box=False), dict(type="PackDetInputs")]))
+    counts = []
+    for i in range(4):
+        instances = paste[i]["data_samples"].gt_instances
+        assert len(instances.bboxes) == len(instances.labels) == len(instances.masks)
+        counts.append(len(instances.bboxes))
+    assert sum(counts) > sum(len(r.boxes) for r in masked[1][:4])  # instances were pasted in
+
+
+def test_binary_masks_reach_the_pipeline_as_bitmap_masks(masked):
+    path, rows = masked
+    ds = DeepLakeDetDataset(deeplake_path=path, pipeline=[
+        dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True, with_mask=True)])
+    sample = ds[2]
+    assert type(sample["gt_masks"]).__name__ == "BitmapMasks"
+    np.testing.assert_array_equal(sample["gt_masks"].masks, np.moveaxis(rows[2].masks, -1, 0).astype(np.uint8))
+
+
+def test_dataloader_type_is_validated_and_kept(shapes):
+    assert DeepLakeDetDataset(deeplake_path=shapes[0], deeplake_dataloader_type="c++").loader_type == "cpp"
+    with pytest.raises(ConfigError, match="deeplake_dataloader_type='fast'"):
+        DeepLakeDetDataset(deeplake_path=shapes[0], deeplake_dataloader_type="fast")
+
+
+def test_commit_and_view_select_rows(tmp_path):
+    ds = write_dataset(str(tmp_path / "v"), render_rows(4, size=32, seed=1))
+    first = ds.version
+    extra = render_rows(2, size=32, seed=2)
+    ds.append({"images": [encode_jpeg(r.image) for r in extra], "boxes": [r.boxes for r in extra],
+               "labels": [r.labels for r in extra]})
+    ds.commit("two more")
+    ds.query("SELECT * WHERE ROW_NUMBER() >= 4").tag("new_rows")
+    path = str(tmp_path / "v")
+    assert len(DeepLakeDetDataset(deeplake_path=path, deeplake_commit_id=first)) == 4
+    assert len(DeepLakeDetDataset(deeplake_path=path, deeplake_commit=first)) == 4
+    view = DeepLakeDetDataset(deeplake_path=path, deeplake_view_id="new_rows", pipeline=ZOO_PIPELINE[:2])
+    assert len(view) == 2
+    np.testing.assert_allclose(view[1]["gt_bboxes"].tensor.numpy(), ltwh_to_xyxy(extra[1].boxes))
+    with pytest.raises(ConfigError, match="disagree"):
+        DeepLakeDetDataset(deeplake_path=path, deeplake_commit_id=first, deeplake_commit="other")

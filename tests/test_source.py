@@ -67,3 +67,64 @@ def test_errors_name_the_problem(versioned, tmp_path):
         open_source(SourceSpec(path, query="SELECT * WHERE nope > 1"))
     with pytest.raises(ConfigError, match="both set"):
         SourceSpec(path, view="first_row", query="SELECT *")
+
+
+def test_remote_paths_without_credentials_fail_before_any_network_wait(monkeypatch, tmp_path):
+    import time
+
+    for var in ("ACTIVELOOP_TOKEN", "DEEPLAKE_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_PROFILE",
+                "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws/credentials
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="hub://org/ds.*token.*ACTIVELOOP_TOKEN"):
+        open_source(SourceSpec("hub://org/ds"))
+    with pytest.raises(SourceError, match="s3://bucket/ds.*no credentials.*aws_access_key_id"):
+        open_source(SourceSpec("s3://bucket/ds"))
+    with pytest.raises(SourceError, match="gs://bucket/ds.*no credentials"):
+        open_source(SourceSpec("gs://bucket/ds", token=""))
+    assert time.monotonic() - started < 2
+
+
+def test_a_remote_open_that_stalls_is_bounded(tmp_path):
+    """A server that accepts connections and never answers: the command gives up after the timeout.
+
+    Run in a subprocess: Deep Lake's native threads keep waiting on the dead server after the
+    open is cancelled, so the command leaves with os._exit (see lakedet.cli).
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from conftest import CONFIG_DIR
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held = []
+
+    def accept_forever():
+        while True:
+            try:
+                held.append(server.accept())
+            except OSError:
+                return
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    config = tmp_path / "stall.py"
+    config.write_text(f"_base_ = {str(CONFIG_DIR / 'tiny_retinanet.py')!r}\n"
+                      "train_dataloader = dict(dataset=dict(deeplake_path='s3://stall/ds', deeplake_credentials="
+                      "dict(creds=dict(aws_access_key_id='k', aws_secret_access_key='s', "
+                      f"endpoint_url='http://127.0.0.1:{server.getsockname()[1]}'))))\n")
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "lakedet", "train", str(config), "--work-dir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ, LAKEDET_OPEN_TIMEOUT="3"))
+    elapsed = time.monotonic() - started
+    server.close()
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "s3://stall/ds" in out.stderr and "did not finish within 3 s" in out.stderr
+    assert elapsed < 30

@@ -62,3 +62,73 @@ def test_distributed_without_launcher_environment_is_a_clear_error(shapes, tmp_p
     cfg = tiny_config(shapes[0], shapes[0], tmp_path)
     with pytest.raises(ConfigError, match="torchrun"):
         train_detector(None, cfg, distributed=True)
+
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+
+@HOOKS.register_module(force=True)
+class RecordBatchesHook(Hook):
+    """Records what the model is fed: batch sizes and the rows (img_id) of every training batch."""
+
+    batches: list = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        RecordBatchesHook.batches.append([s.img_id for s in data_batch["data_samples"]])
+
+
+def seed_style_config(train_path, val_path, work_dir, **train_keys):
+    cfg = Config.fromfile(str(CONFIG_DIR / "tiny_seed_style.py"))
+    cfg.data.train.deeplake_path = train_path
+    cfg.data.val.deeplake_path = val_path
+    cfg.data.train.update(train_keys)
+    cfg.work_dir = str(work_dir)
+    cfg.custom_hooks = [dict(type="RecordBatchesHook")]
+    RecordBatchesHook.batches = []
+    return cfg
+
+
+def test_seed_style_batch_size_and_shuffle_reach_the_model(shapes, shapes_val, tmp_path):
+    cfg = seed_style_config(shapes[0], shapes_val[0], tmp_path,
+                            deeplake_dataloader={"shuffle": False, "batch_size": 3, "num_workers": 0})
+    runner = train_detector(build_detector(cfg.model), cfg)
+    assert RecordBatchesHook.batches == [[0, 1, 2], [3, 4, 5]]  # batch_size 3, no shuffle: rows in order
+    assert "coco/bbox_mAP" in last_metrics(runner)
+    cfg = seed_style_config(shapes[0], shapes_val[0], tmp_path / "shuffled",
+                            deeplake_dataloader={"shuffle": True, "batch_size": 4, "num_workers": 0})
+    train_detector(build_detector(cfg.model), cfg, validate=False)
+    assert [len(b) for b in RecordBatchesHook.batches] == [4, 4]
+    assert RecordBatchesHook.batches[0] != [0, 1, 2, 3]
+
+
+def test_seed_style_commit_view_and_query_select_the_training_rows(tmp_path, shapes_val):
+    from lakedet.synthetic import make_shapes_dataset
+
+    path = str(tmp_path / "versioned")
+    ds, _ = make_shapes_dataset(path, 5, size=64, seed=7)
+    first = ds.version
+    more, _ = make_shapes_dataset(str(tmp_path / "more"), 5, size=64, seed=8)
+    ds.append({c: more[c][:] if c != "images" else [more["images"].get_bytes(i) for i in range(5)]
+               for c in ("images", "boxes", "labels")})
+    ds.commit("five more rows")
+    ds.query("SELECT * WHERE ROW_NUMBER() >= 6").tag("last_four")
+    before = dataset_hash(path)
+    for keys, rows in (({"deeplake_commit_id": first}, 5), ({"deeplake_commit": first}, 5),
+                       ({"deeplake_view_id": "last_four"}, 4),
+                       ({"deeplake_query": "SELECT * WHERE ROW_NUMBER() < 3"}, 3), ({}, 10)):
+        cfg = seed_style_config(path, shapes_val[0], tmp_path / "w", **keys)
+        cfg.data.train.deeplake_dataloader = {"shuffle": False, "batch_size": 2, "num_workers": 0}
+        runner = train_detector(build_detector(cfg.model), cfg, validate=False)
+        assert len(runner.train_dataloader.dataset) == rows, keys
+    assert dataset_hash(path) == before  # nothing above wrote to the dataset
+
+
+def test_pascal_voc_metrics_format_gives_pascal_voc_map(shapes, shapes_val, tmp_path):
+    cfg = seed_style_config(shapes[0], shapes_val[0], tmp_path)
+    cfg.deeplake_metrics_format = "PascalVOC"
+    cfg.evaluation = dict(metric=["mAP"], interval=2)
+    runner = train_detector(build_detector(cfg.model), cfg)
+    metrics = last_metrics(runner)
+    assert "pascal_voc/mAP" in metrics and "coco/bbox_mAP" not in metrics
+    assert 0 <= metrics["pascal_voc/mAP"] <= 1

@@ -7,6 +7,7 @@ Each command is ``<name>_parser()`` + ``<name>(args)``: parse, build the config,
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 __all__ = ["main", "get_args_parser"]
@@ -112,12 +113,18 @@ def evaluate(args) -> int:
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
-    from .errors import LakedetError
+    from .errors import LakedetError, SourceTimeout
 
     try:
         return {"demo": demo, "train": train, "eval": evaluate}[args.command](args)
     except LakedetError as exc:
         print(f"lakedet {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if isinstance(exc, SourceTimeout):
+            # Deep Lake's native threads may still wait on the dead server and would hold the
+            # interpreter's exit for minutes: leave now.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
 
 

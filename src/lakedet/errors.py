@@ -8,7 +8,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["LakedetError", "ConfigError", "SchemaError", "SourceError", "DataError", "did_you_mean"]
+__all__ = ["LakedetError", "ConfigError", "SchemaError", "SourceError", "SourceTimeout", "DataError",
+           "did_you_mean"]
 
 
 class LakedetError(Exception):
@@ -21,6 +22,10 @@ class ConfigError(LakedetError, ValueError):
 
 class SourceError(LakedetError):
     """A Deep Lake dataset cannot be opened as asked (path, credentials, commit, view, query)."""
+
+
+class SourceTimeout(SourceError):
+    """A remote open did not finish in time; Deep Lake may still hold native threads on it."""
 
 
 class SchemaError(LakedetError, ValueError):

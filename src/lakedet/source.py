@@ -6,16 +6,20 @@ This is the only module that calls ``deeplake.open*``. A ``SourceSpec`` says wha
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, SourceError
+from .errors import ConfigError, SourceError, SourceTimeout
 
-__all__ = ["SourceSpec", "open_source", "is_deeplake_dataset"]
+__all__ = ["SourceSpec", "open_source", "is_deeplake_dataset", "is_remote", "check_credentials", "OPEN_TIMEOUT_S"]
 
-_LOCAL_SCHEMES = ("file://", "mem://")
-_REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "azure://", "hub://", "al://")
+_TOKEN_SCHEMES = ("hub://", "al://")
+_CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "azure://")
+#: Seconds a remote open may take before lakedet gives up (Deep Lake itself can wait minutes).
+OPEN_TIMEOUT_S = float(os.environ.get("LAKEDET_OPEN_TIMEOUT", "30"))
 
 
 @dataclass(frozen=True)
@@ -84,16 +88,77 @@ def open_source(spec: SourceSpec):
     return ds
 
 
+def is_remote(path: str) -> bool:
+    return path.startswith(_TOKEN_SCHEMES + _CLOUD_SCHEMES)
+
+
+def check_credentials(spec: SourceSpec, environ: Mapping[str, str] = os.environ) -> None:
+    """Fail before any network wait when a remote path has no usable credentials.
+
+    Raises:
+        SourceError: ``hub://``/``al://`` without a token (argument or ``ACTIVELOOP_TOKEN``), or a
+            cloud path without ``creds`` and without the cloud's own environment/config.
+    """
+    path = spec.path
+    if path.startswith(_TOKEN_SCHEMES):
+        if not (spec.token or environ.get("ACTIVELOOP_TOKEN") or environ.get("DEEPLAKE_TOKEN")):
+            raise SourceError(f"deeplake_path={path!r} needs a Deep Lake API token: set "
+                              "deeplake_credentials['token'] or the ACTIVELOOP_TOKEN environment variable")
+        return
+    if spec.creds:
+        return
+    home = Path(environ.get("HOME", "~")).expanduser()
+    if path.startswith("s3://"):
+        found = (environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE")
+                 or environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") or environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                 or (home / ".aws" / "credentials").exists())
+        needed = "aws_access_key_id, aws_secret_access_key (and endpoint_url for non-AWS servers)"
+    elif path.startswith(("gs://", "gcs://")):
+        found = (environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+                 or (home / ".config" / "gcloud" / "application_default_credentials.json").exists())
+        needed = "a Google service-account JSON (creds) or GOOGLE_APPLICATION_CREDENTIALS"
+    elif path.startswith(("az://", "azure://")):
+        found = environ.get("AZURE_STORAGE_CONNECTION_STRING") or environ.get("AZURE_STORAGE_ACCOUNT_NAME")
+        needed = "account_name/account_key or a connection string"
+    else:
+        return
+    if not found:
+        raise SourceError(f"deeplake_path={path!r} has no credentials: set deeplake_credentials['creds'] "
+                          f"({needed}) or the cloud's environment variables")
+
+
 def _open_path(deeplake, spec: SourceSpec):
     kwargs = {}
     if spec.creds is not None:
         kwargs["creds"] = dict(spec.creds)
     if spec.token is not None:
         kwargs["token"] = spec.token
+    if not is_remote(spec.path):
+        try:
+            return deeplake.open_read_only(spec.path, **kwargs)
+        except Exception as exc:
+            raise SourceError(f"cannot open Deep Lake dataset at deeplake_path={spec.path!r}: {exc}") from exc
+    check_credentials(spec)
+    return _open_with_timeout(deeplake.open_read_only_async(spec.path, **kwargs), spec.path)
+
+
+def _open_with_timeout(future, path: str, timeout: float | None = None):
+    """Wait for a Deep Lake ``Future`` from ``open_read_only_async``; cancel it after ``timeout`` s."""
+    import time
+
+    timeout = OPEN_TIMEOUT_S if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    while not future.is_completed():
+        if time.monotonic() >= deadline:
+            future.cancel()
+            raise SourceTimeout(f"opening deeplake_path={path!r} did not finish within {timeout:.0f} s "
+                              "(server unreachable or too slow); check the URL, endpoint_url and "
+                              "network, or raise LAKEDET_OPEN_TIMEOUT")
+        time.sleep(0.02)
     try:
-        return deeplake.open_read_only(spec.path, **kwargs)
+        return future.result()
     except Exception as exc:
-        raise SourceError(f"cannot open Deep Lake dataset at deeplake_path={spec.path!r}: {exc}") from exc
+        raise SourceError(f"cannot open Deep Lake dataset at deeplake_path={path!r}: {exc}") from exc
 
 
 def _checkout(ds, spec: SourceSpec):
