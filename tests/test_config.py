@@ -125,7 +125,10 @@ def test_evaluation_and_metrics_format_choose_the_evaluator_and_interval():
     assert out.val_evaluator == dict(type="DeepLakeCocoMetric", metric=["bbox", "segm"])
     assert out.train_cfg.val_interval == 3
     voc = translate_config(seed_style(deeplake_metrics_format="PascalVOC", evaluation=dict(metric="mAP", interval=1)))
-    assert voc.val_evaluator.type == "VOCMetric" and voc.val_evaluator.eval_mode == "11points"
+    assert voc.val_evaluator.type == "DeepLakeVOCMetric" and voc.val_evaluator.eval_mode == "11points"
+    both = translate_config(seed_style(deeplake_metrics_format="PascalVOC",
+                                       evaluation=dict(metric=["mAP", "recall"], eval_mode="area")))
+    assert [(e["metric"], e["eval_mode"]) for e in both.val_evaluator] == [("mAP", "area"), ("recall", "area")]
     with pytest.raises(ConfigError, match="'bbbox'.*did you mean 'bbox'"):
         translate_config(seed_style(evaluation=dict(metric="bbbox")))
 

@@ -1,84 +1,193 @@
+"""lakedet's metrics against the reference implementations, on ground truth read from Deep Lake rows."""
+
 import numpy as np
 import pytest
 import torch
+from mmdet.evaluation.functional import eval_map
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from lakedet.evaluation import DeepLakeCocoMetric, coco_ground_truth
+from lakedet import DeepLakeDetDataset
+from lakedet.evaluation import DeepLakeCocoMetric, DeepLakeVOCMetric, coco_ground_truth
+from lakedet.synthetic import SHAPE_CLASSES, render_rows, write_dataset
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)
 
-CLASSES = ("circle", "square", "triangle")
+TEST_PIPELINE = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=(64, 64), keep_ratio=True),
+                 dict(type="LoadAnnotations", with_bbox=True),
+                 dict(type="PackDetInputs", meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor"))]
 
 
-def _random_case(seed=0, n_images=12):
-    """Ground truth with empty images, and noisy predictions (jittered GT + false positives)."""
+@pytest.fixture(scope="module")
+def crowd_rows(tmp_path_factory):
+    """12 rows with binary masks; every 4th image empty; some instances are crowd."""
+    rows = render_rows(12, size=64, seed=21, min_side=12, max_side=28, max_objects=4, empty_every=4)
+    rng = np.random.default_rng(0)
+    for r in rows:
+        r.iscrowd = rng.random(len(r.boxes)) < 0.2
+    path = str(tmp_path_factory.mktemp("crowd") / "ds")
+    write_dataset(path, rows, masks="binary", crowd=True)
+    return path, rows
+
+
+def _samples(path):
+    """What the metric receives from the model for each row, minus predictions."""
+    ds = DeepLakeDetDataset(deeplake_path=path, test_mode=True, pipeline=TEST_PIPELINE)
+    return [ds[i]["data_samples"] for i in range(len(ds))]
+
+
+def _predictions(rows, seed=1):
+    """Seeded predictions: jittered true boxes/masks (some dropped) plus false positives."""
     rng = np.random.default_rng(seed)
-    gts, preds = [], []
-    for img_id in range(n_images):
-        n = 0 if img_id % 5 == 4 else int(rng.integers(1, 5))
-        xy = rng.uniform(0, 80, (n, 2))
-        wh = rng.uniform(8, 40, (n, 2))
-        boxes = np.concatenate([xy, xy + wh], 1)
-        labels = rng.integers(0, 3, n)
-        gts.append(dict(img_id=img_id, width=128, height=96, anns=[
-            dict(bbox=b.tolist(), bbox_label=int(l), ignore_flag=0) for b, l in zip(boxes, labels)]))
-        keep = rng.random(n) < 0.8
-        jitter = boxes[keep] + rng.normal(0, 3, (int(keep.sum()), 4))
-        fp = rng.uniform(0, 60, (2, 2))
-        fp = np.concatenate([fp, fp + 20], 1)
-        pboxes = np.concatenate([jitter, fp])
-        plabels = np.concatenate([labels[keep], rng.integers(0, 3, 2)])
-        scores = rng.uniform(0.05, 1, len(pboxes))
-        preds.append((pboxes, plabels, scores))
-    return gts, preds
+    preds = []
+    for r in rows:
+        xyxy = np.concatenate([r.boxes[:, :2], r.boxes[:, :2] + r.boxes[:, 2:]], 1)
+        keep = rng.random(len(xyxy)) < 0.8
+        boxes = xyxy[keep] + rng.normal(0, 2, (int(keep.sum()), 4))
+        masks = [np.roll(r.masks[:, :, i], int(rng.integers(-2, 3)), axis=1) for i in np.flatnonzero(keep)]
+        labels = r.labels[keep].astype(np.int64)
+        for _ in range(2):  # false positives, also on images without ground truth
+            x, y = rng.uniform(0, 40, 2)
+            boxes = np.concatenate([boxes, [[x, y, x + 16, y + 16]]])
+            fp = np.zeros((64, 64), bool)
+            fp[int(y):int(y) + 16, int(x):int(x) + 16] = True
+            masks.append(fp)
+            labels = np.append(labels, rng.integers(0, 3))
+        preds.append(dict(bboxes=boxes.astype(np.float32), labels=labels,
+                          scores=rng.uniform(0.05, 1, len(boxes)).astype(np.float32),
+                          masks=np.stack(masks) if masks else np.zeros((0, 64, 64), bool)))
+    return preds
 
 
-def _reference_stats(gts, preds):
-    """pycocotools directly, on COCO dicts written independently of lakedet."""
-    images = [dict(id=g["img_id"], width=g["width"], height=g["height"]) for g in gts]
-    anns = []
-    for g in gts:
-        for a in g["anns"]:
-            x1, y1, x2, y2 = a["bbox"]
-            anns.append(dict(id=len(anns) + 1, image_id=g["img_id"], category_id=a["bbox_label"],
-                             bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1), iscrowd=0))
-    coco = COCO()
-    coco.dataset = dict(info={}, images=images, annotations=anns,
-                        categories=[dict(id=i, name=n) for i, n in enumerate(CLASSES)])
-    coco.createIndex()
-    dets = [dict(image_id=g["img_id"], category_id=int(l), score=float(s),
-                 bbox=[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])])
-            for g, (boxes, labels, scores) in zip(gts, preds) for b, l, s in zip(boxes, labels, scores)]
-    ev = COCOeval(coco, coco.loadRes(dets), "bbox")
+def _feed(metric, samples, preds):
+    batch = []
+    for sample, pred in zip(samples, preds):
+        data = sample.to_dict()
+        data["pred_instances"] = dict(bboxes=torch.from_numpy(pred["bboxes"]), scores=torch.from_numpy(pred["scores"]),
+                                      labels=torch.from_numpy(pred["labels"]), masks=torch.from_numpy(pred["masks"]))
+        batch.append(data)
+    metric.process({}, batch[:5])
+    metric.process({}, batch[5:])
+    return metric.evaluate(len(batch))
+
+
+def _reference_coco(rows, preds, iou_type):
+    """pycocotools on COCO dicts built straight from the written rows (not through lakedet)."""
+    images, anns = [], []
+    for img_id, r in enumerate(rows):
+        images.append(dict(id=img_id, width=64, height=64))
+        for i, (box, label) in enumerate(zip(r.boxes, r.labels)):
+            rle = mask_utils.encode(np.asfortranarray(r.masks[:, :, i].astype(np.uint8)))
+            anns.append(dict(id=len(anns) + 1, image_id=img_id, category_id=int(label), bbox=[float(v) for v in box],
+                             area=float(mask_utils.area(rle)), iscrowd=int(r.iscrowd[i]),
+                             segmentation=dict(size=rle["size"], counts=rle["counts"].decode())))
+    gt = COCO()
+    gt.dataset = dict(info={}, images=images, annotations=anns,
+                      categories=[dict(id=i, name=n) for i, n in enumerate(SHAPE_CLASSES)])
+    gt.createIndex()
+    dets = []
+    for img_id, p in enumerate(preds):
+        for box, label, score, mask in zip(p["bboxes"], p["labels"], p["scores"], p["masks"]):
+            det = dict(image_id=img_id, category_id=int(label), score=float(score))
+            if iou_type == "bbox":
+                det["bbox"] = [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]
+            else:
+                rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+                det["segmentation"] = dict(size=rle["size"], counts=rle["counts"].decode())
+            dets.append(det)
+    ev = COCOeval(gt, gt.loadRes(dets), iou_type)
+    ev.params.maxDets = [100, 300, 1000]
     ev.evaluate(), ev.accumulate(), ev.summarize()
     return ev.stats
 
 
-def test_metric_equals_pycocotools_on_random_predictions():
-    gts, preds = _random_case()
+def test_coco_bbox_and_segm_equal_pycocotools_with_crowd_and_empty_images(crowd_rows):
+    path, rows = crowd_rows
+    assert any(r.iscrowd.any() for r in rows) and any(len(r.boxes) == 0 for r in rows)
+    preds = _predictions(rows)
+    metric = DeepLakeCocoMetric(metric=["bbox", "segm"], classwise=True)
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    result = _feed(metric, _samples(path), preds)
+    names = ["mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l"]
+    for iou_type in ("bbox", "segm"):
+        stats = _reference_coco(rows, preds, iou_type)
+        assert 0.05 < stats[0] < 0.95, stats  # a non-trivial case
+        for i, name in enumerate(names):
+            assert result[f"coco/{iou_type}_{name}"] == pytest.approx(stats[i], abs=1e-6), (iou_type, name)
+        assert {row["name"] for row in metric.last_tables[iou_type].per_class} == set(SHAPE_CLASSES)
+        assert f"coco/{iou_type}_circle_AP" in result
+
+
+def _reference_voc_inputs(rows, preds):
+    annotations, results = [], []
+    for r, p in zip(rows, preds):
+        xyxy = np.concatenate([r.boxes[:, :2], r.boxes[:, :2] + r.boxes[:, 2:]], 1).astype(np.float32)
+        crowd = r.iscrowd.astype(bool)
+        annotations.append(dict(bboxes=xyxy[~crowd], labels=r.labels[~crowd].astype(np.int64),
+                                bboxes_ignore=xyxy[crowd], labels_ignore=r.labels[crowd].astype(np.int64)))
+        dets = [np.concatenate([p["bboxes"][p["labels"] == k], p["scores"][p["labels"] == k, None]], 1)
+                for k in range(len(SHAPE_CLASSES))]
+        results.append(dets)
+    return results, annotations
+
+
+@pytest.mark.parametrize("eval_mode", ["11points", "area"])
+def test_pascal_voc_equals_mmdetection_eval_map(crowd_rows, eval_mode):
+    path, rows = crowd_rows
+    preds = _predictions(rows, seed=2)
+    metric = DeepLakeVOCMetric(metric="mAP", eval_mode=eval_mode, iou_thrs=[0.5, 0.75])
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    result = _feed(metric, _samples(path), preds)
+    results, annotations = _reference_voc_inputs(rows, preds)
+    expected = {}
+    for thr in (0.5, 0.75):
+        mean_ap, per_class = eval_map(results, annotations, iou_thr=thr, eval_mode=eval_mode,
+                                      use_legacy_coordinate=True, logger="silent")
+        expected[thr] = (mean_ap, per_class)
+    assert result["pascal_voc/mAP"] == pytest.approx((expected[0.5][0] + expected[0.75][0]) / 2, abs=1e-6)
+    assert result["pascal_voc/AP50"] == pytest.approx(round(expected[0.5][0], 3), abs=1e-9)
+    for name, row in zip(SHAPE_CLASSES, expected[0.5][1]):
+        assert result[f"pascal_voc/{name}_AP50"] == pytest.approx(float(row["ap"]), abs=1e-6)
+
+
+def test_detections_on_images_without_ground_truth_are_false_positives(tmp_path):
+    """One true box found perfectly on image 0; one extra confident box on the empty image 1.
+
+    With the false positive ranked first, precision at recall 1 is 1/2: AP@0.5 = 0.5 for that
+    class (101-point interpolation: every recall level has precision 0.5)."""
+    rows = render_rows(2, size=64, seed=3, max_objects=1, min_side=20, max_side=20, empty_every=2)
+    write_dataset(str(tmp_path / "ds"), rows)
+    samples = [s.to_dict() for s in _samples(str(tmp_path / "ds"))]
+    box = np.concatenate([rows[0].boxes[:, :2], rows[0].boxes[:, :2] + rows[0].boxes[:, 2:]], 1)
+    label = torch.tensor(rows[0].labels.astype(np.int64))
+    samples[0]["pred_instances"] = dict(bboxes=torch.tensor(box), scores=torch.tensor([0.5]), labels=label)
+    samples[1]["pred_instances"] = dict(bboxes=torch.tensor([[5.0, 5, 30, 30]]), scores=torch.tensor([0.9]),
+                                        labels=label)
     metric = DeepLakeCocoMetric(metric="bbox")
-    metric.dataset_meta = dict(classes=CLASSES)
-    samples = [dict(img_id=g["img_id"], ori_shape=(g["height"], g["width"]), instances=g["anns"],
-                    pred_instances=dict(bboxes=torch.tensor(b, dtype=torch.float32),
-                                        scores=torch.tensor(s, dtype=torch.float32),
-                                        labels=torch.tensor(l)))
-               for g, (b, l, s) in zip(gts, preds)]
-    metric.process({}, samples[:6])
-    metric.process({}, samples[6:])
-    result = metric.evaluate(len(samples))
-    stats = _reference_stats(gts, preds)
-    names = ["bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s", "bbox_mAP_m", "bbox_mAP_l"]
-    assert 0.1 < stats[0] < 0.95  # a non-trivial case
-    for i, name in enumerate(names):
-        assert result[f"coco/{name}"] == pytest.approx(round(stats[i], 3), abs=1e-9), name
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    metric.process({}, samples)
+    assert metric.evaluate(2)["coco/bbox_mAP_50"] == pytest.approx(0.5, abs=1e-6)
 
 
-def test_ground_truth_dict_keeps_empty_images_and_drops_duplicates():
-    gts, _ = _random_case(n_images=5)
-    coco = coco_ground_truth(gts + gts[:2], CLASSES)
-    assert [i["id"] for i in coco["images"]] == [0, 1, 2, 3, 4]
-    assert len(coco["annotations"]) == sum(len(g["anns"]) for g in gts)
+def test_no_detections_give_zero_instead_of_nothing(crowd_rows):
+    path, rows = crowd_rows
+    samples = [s.to_dict() for s in _samples(path)]
+    for s in samples:
+        s["pred_instances"] = dict(bboxes=torch.zeros((0, 4)), scores=torch.zeros(0), labels=torch.zeros(0, dtype=torch.long))
+    metric = DeepLakeCocoMetric(metric="bbox")
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    metric.process({}, samples)
+    assert metric.evaluate(len(samples))["coco/bbox_mAP"] == 0.0
+
+
+def test_ground_truth_dict_keeps_empty_images_drops_duplicates_and_marks_crowd(crowd_rows):
+    path, rows = crowd_rows
+    gts = [dict(img_id=s.img_id, width=64, height=64, anns=s.instances) for s in _samples(path)]
+    coco = coco_ground_truth(gts + gts[:2], SHAPE_CLASSES)
+    assert [i["id"] for i in coco["images"]] == list(range(12))
+    assert len(coco["annotations"]) == sum(len(r.boxes) for r in rows)
+    assert sum(a["iscrowd"] for a in coco["annotations"]) == sum(int(r.iscrowd.sum()) for r in rows)
     assert coco["categories"][2] == dict(id=2, name="triangle")
 
 

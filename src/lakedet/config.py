@@ -435,12 +435,13 @@ def _translate_evaluation(src, out, metrics_format, changes) -> None:
         bad = [m for m in metrics if m not in ("mAP", "recall", "bbox")]
         if bad:
             raise ConfigError(f"evaluation.metric={metric!r}: Pascal VOC metrics are 'mAP' and 'recall'")
-        voc = [("recall" if m == "recall" else "mAP") for m in metrics]
-        evaluator = dict(type="VOCMetric", metric=voc if len(voc) > 1 else voc[0],
-                         eval_mode=evaluation.pop("eval_mode", "11points"))
+        voc = list(dict.fromkeys("recall" if m == "recall" else "mAP" for m in metrics))
+        options = dict(eval_mode=evaluation.pop("eval_mode", "11points"))
         for key in ("iou_thrs", "scale_ranges", "proposal_nums"):
             if key in evaluation:
-                evaluator[key] = evaluation.pop(key)
+                options[key] = evaluation.pop(key)
+        evaluators = [dict(type="DeepLakeVOCMetric", metric=m, **options) for m in voc]
+        evaluator = evaluators if len(evaluators) > 1 else evaluators[0]
     for key in ("save_best", "rule"):
         if key in evaluation:
             hooks = out.setdefault("default_hooks", {})

@@ -99,23 +99,29 @@ def _has_nested_loader(pipeline) -> bool:
                for s in pipeline)
 
 
+def polygon_area(points: np.ndarray) -> float:
+    """Area of a simple polygon given as (K, 2) points (shoelace formula)."""
+    x, y = points[:, 0], points[:, 1]
+    return float(abs(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))) / 2)
+
+
 def _wants_masks(pipeline: Sequence) -> bool:
     return any(isinstance(s, Mapping) and _bare_type(s) == "LoadDeepLakeAnnotations"
                and s.get("with_mask", False) for s in pipeline)
 
 
 class _Annotations:
-    """Boxes (pixel or fractional x1y1x2y2) and labels of every row, as flat arrays + offsets."""
+    """Boxes (pixel or fractional x1y1x2y2), labels and ignore flags of every row: flat arrays + offsets."""
 
-    def __init__(self, boxes: np.ndarray, labels: np.ndarray, offsets: np.ndarray):
-        self.boxes, self.labels, self.offsets = boxes, labels, offsets
+    def __init__(self, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, offsets: np.ndarray):
+        self.boxes, self.labels, self.ignore, self.offsets = boxes, labels, ignore, offsets
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def row(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+    def row(self, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         start, stop = self.offsets[row], self.offsets[row + 1]
-        return self.boxes[start:stop], self.labels[start:stop]
+        return self.boxes[start:stop], self.labels[start:stop], self.ignore[start:stop]
 
     def count(self, row: int) -> int:
         return int(self.offsets[row + 1] - self.offsets[row])
@@ -129,9 +135,10 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
     """
     box_rows = ds[tensor_map.gt_bboxes][:] if len(ds) else []
     label_rows = ds[tensor_map.gt_labels][:] if len(ds) else []
+    ignore_rows = ds[tensor_map.gt_ignore][:] if tensor_map.gt_ignore and len(ds) else [None] * len(box_rows)
     counts = np.zeros(len(box_rows), dtype=np.int64)
-    flat_boxes, flat_labels = [], []
-    for row, (boxes, labels) in enumerate(zip(box_rows, label_rows)):
+    flat_boxes, flat_labels, flat_ignore = [], [], []
+    for row, (boxes, labels, ignore) in enumerate(zip(box_rows, label_rows, ignore_rows)):
         boxes = np.asarray(boxes)
         labels = np.asarray(labels).reshape(-1)
         if boxes.size == 0:
@@ -143,13 +150,19 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
             raise DataError(f"row {row}: column {tensor_map.gt_bboxes!r} has {len(boxes)} boxes but "
                             f"column {tensor_map.gt_labels!r} has {len(labels)} labels; each box needs "
                             "exactly one label")
+        ignore = np.zeros(len(boxes), bool) if ignore is None else np.asarray(ignore).reshape(-1).astype(bool)
+        if len(ignore) != len(boxes):
+            raise DataError(f"row {row}: column {tensor_map.gt_ignore!r} has {len(ignore)} flags but "
+                            f"column {tensor_map.gt_bboxes!r} has {len(boxes)} boxes; each box needs one flag")
         counts[row] = len(boxes)
         flat_boxes.append(boxes_to_xyxy(boxes, BoxFormat(box_format.mode, False)))
         flat_labels.append(labels.astype(np.int64))
+        flat_ignore.append(ignore)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     boxes = np.concatenate(flat_boxes) if flat_boxes else np.zeros((0, 4), np.float32)
     labels = np.concatenate(flat_labels) if flat_labels else np.zeros((0,), np.int64)
-    return _Annotations(boxes, labels, offsets)
+    ignore = np.concatenate(flat_ignore) if flat_ignore else np.zeros((0,), bool)
+    return _Annotations(boxes, labels, ignore, offsets)
 
 
 @DATASETS.register_module()
@@ -209,7 +222,13 @@ class DeepLakeDetDataset(BaseDetDataset):
         metainfo = dict(kwargs.pop("metainfo", None) or {})
         metainfo.setdefault("classes", classes)
         pipeline = place_loading_steps(pipeline, skip_bad_images)
-        self._load_masks = self.tensor_map.gt_masks is not None and _wants_masks(pipeline)
+        self._masks_for_pipeline = self.tensor_map.gt_masks is not None and _wants_masks(pipeline)
+        self._mask_kind = (self._ds.schema[self.tensor_map.gt_masks].dtype.kind.name
+                           if self.tensor_map.gt_masks else None)
+        self._fractional_polygons = bool(self.tensor_map.gt_masks) and str(
+            (column_metadata(self._ds, self.tensor_map.gt_masks).get("coords") or {}).get("type", "pixel")
+        ).lower() == "fractional"
+        self.degenerate_polygons = 0
         kwargs.setdefault("data_prefix", {})
         super().__init__(ann_file="", metainfo=metainfo, pipeline=pipeline, **kwargs)
 
@@ -242,12 +261,13 @@ class DeepLakeDetDataset(BaseDetDataset):
             raise DataError(f"row {row}, column {self.tensor_map.img!r}: cannot read the image "
                             f"from {self.source.description!r}: {exc}") from exc
         info["deeplake_img_column"] = self.tensor_map.img
-        boxes, labels = self._annotations.row(row)
-        info["instances"] = [{"bbox": box.tolist(), "bbox_label": int(label), "ignore_flag": 0}
-                             for box, label in zip(boxes, labels)]
+        boxes, labels, ignore = self._annotations.row(row)
+        info["instances"] = [{"bbox": box.tolist(), "bbox_label": int(label), "ignore_flag": int(flag)}
+                             for box, label, flag in zip(boxes, labels, ignore)]
         if self.box_format.fractional:
             info["deeplake_fractional_boxes"] = True
-        if self._load_masks:
+        # masks: for the pipeline when it loads them; for the metric (segm ground truth) when evaluating
+        if self._masks_for_pipeline or (self.test_mode and self._mask_kind):
             self._add_masks(info, row)
         return info
 
@@ -259,26 +279,47 @@ class DeepLakeDetDataset(BaseDetDataset):
     # --- helpers -----------------------------------------------------------------------------
 
     def _add_masks(self, info: dict, row: int) -> None:
+        """Binary masks (H x W x N) for the pipeline and as RLE for the metric; polygons as
+        MMDetection's instance ``mask`` lists. A degenerate polygon (< 3 points or zero area) is
+        dropped with a counted warning and its instance becomes an ignore region."""
         column = self.tensor_map.gt_masks
-        kind = self._ds.schema[column].dtype.kind.name
         value = self._ds[column][row]
-        count = len(info["instances"])
+        instances = info["instances"]
         info["deeplake_mask_column"] = column
-        if kind == "BinaryMask":
+        if self._mask_kind == "BinaryMask":
             masks = np.asarray(value)
-            masks = masks.reshape(masks.shape[0], masks.shape[1], -1) if masks.size else \
+            masks = masks.reshape(masks.shape[0], masks.shape[1], -1) if masks.ndim >= 2 else \
                 np.zeros((0, 0, 0), bool)
-            if masks.shape[2] != count:
+            if masks.shape[2] != len(instances):
                 raise DataError(f"row {row}: column {column!r} has {masks.shape[2]} masks but "
-                                f"column {self.tensor_map.gt_bboxes!r} has {count} boxes")
-            info["deeplake_binary_masks"] = masks
-        else:  # Polygon: one polygon (list of points) per instance
-            polygons = list(value) if value is not None else []
-            if len(polygons) != count:
-                raise DataError(f"row {row}: column {column!r} has {len(polygons)} polygons but "
-                                f"column {self.tensor_map.gt_bboxes!r} has {count} boxes")
-            for instance, polygon in zip(info["instances"], polygons):
-                instance["mask"] = [np.asarray(polygon, dtype=np.float64).reshape(-1).tolist()]
+                                f"column {self.tensor_map.gt_bboxes!r} has {len(instances)} boxes")
+            if self._masks_for_pipeline:
+                info["deeplake_binary_masks"] = masks
+            if self.test_mode and len(instances):
+                from pycocotools import mask as mask_utils
+
+                rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8)))
+                for instance, rle in zip(instances, rles):
+                    instance["mask"] = dict(size=[int(v) for v in rle["size"]], counts=rle["counts"].decode())
+            return
+        polygons = list(value) if value is not None else []
+        if len(polygons) != len(instances):
+            raise DataError(f"row {row}: column {column!r} has {len(polygons)} polygons but "
+                            f"column {self.tensor_map.gt_bboxes!r} has {len(instances)} boxes")
+        for index, (instance, polygon) in enumerate(zip(instances, polygons)):
+            points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+            if len(points) >= 3 and polygon_area(points) > 0:
+                instance["mask"] = [points.reshape(-1).tolist()]
+                continue
+            self.degenerate_polygons += 1
+            logger.warning("row %d, column %r: the polygon of instance %d has %d points%s; it is dropped "
+                           "and the instance becomes an ignore region (%d degenerate polygons so far)",
+                           row, column, index, len(points), "" if len(points) < 3 else " and no area",
+                           self.degenerate_polygons)
+            instance["mask"] = []
+            instance["ignore_flag"] = 1
+        if self._fractional_polygons:
+            info["deeplake_fractional_polygons"] = True
 
     def _check_labels(self, num_classes: int) -> None:
         labels = self._annotations.labels

@@ -1,27 +1,51 @@
-"""COCO evaluation with ground truth taken from the Deep Lake rows, in memory.
+"""Evaluation with ground truth taken from the Deep Lake rows, in memory.
 
-``DeepLakeCocoMetric`` is MMDetection's ``CocoMetric`` (same options, same numbers) whose ground
-truth comes from the ``instances`` every ``DeepLakeDetDataset`` sample carries, turned into a
-pycocotools ``COCO`` object in memory: no annotation file is read or written.
+``DeepLakeCocoMetric`` is MMDetection's ``CocoMetric`` whose ground truth comes from the
+``instances`` every ``DeepLakeDetDataset`` sample carries, turned into a pycocotools ``COCO`` index
+in memory: no annotation or result file is read or written. It reports pycocotools' numbers at
+full precision (MMDetection rounds to 3 decimals), reports 0 instead of nothing when the model
+predicted no box, and keeps per-class tables (``last_tables``) for ``lakedet eval``.
+``DeepLakeVOCMetric`` is MMDetection's ``VOCMetric`` plus per-class AP.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from mmdet.datasets.api_wrappers import COCO
-from mmdet.evaluation.metrics import CocoMetric
+import numpy as np
+from mmdet.datasets.api_wrappers import COCO, COCOeval
+from mmdet.evaluation.functional import eval_map
+from mmdet.evaluation.metrics import CocoMetric, VOCMetric
 from mmdet.registry import METRICS
 
-__all__ = ["DeepLakeCocoMetric", "coco_ground_truth", "coco_from_dict"]
+__all__ = ["DeepLakeCocoMetric", "DeepLakeVOCMetric", "CocoSummary", "coco_ground_truth", "coco_from_dict",
+           "coco_detections", "coco_evaluate"]
+
+STAT_NAMES = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
+
+
+def _mask_area(mask, height: int, width: int) -> float:
+    from pycocotools import mask as mask_utils
+
+    if isinstance(mask, list):  # polygons
+        rle = mask_utils.merge(mask_utils.frPyObjects(mask, height, width))
+    elif isinstance(mask.get("counts"), list):  # uncompressed RLE
+        rle = mask_utils.frPyObjects(mask, height, width)
+    else:
+        rle = dict(mask, counts=mask["counts"].encode() if isinstance(mask["counts"], str) else mask["counts"])
+    return float(mask_utils.area(rle))
 
 
 def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
     """COCO-format ground truth from per-image dicts (``img_id``, ``width``, ``height``, ``anns``).
 
-    Each ann has ``bbox`` (pixel x1y1x2y2), ``bbox_label``, ``ignore_flag`` and optionally ``mask``
-    (polygons or RLE). Category ids are the label indices, as in MMDetection's ``CocoMetric``.
-    Duplicated images (padding of distributed samplers) are kept once.
+    Each ann has ``bbox`` (pixel x1y1x2y2), ``bbox_label``, ``ignore_flag`` (-> ``iscrowd``) and
+    optionally ``mask`` (polygons or RLE). ``area`` is the mask's area when there is a mask (the
+    COCO convention), else the box's. Category ids are the label indices, as in MMDetection's
+    ``CocoMetric``. Images repeated by distributed padding are kept once.
     """
     images, annotations, seen = [], [], set()
     for gt in gt_dicts:
@@ -35,10 +59,13 @@ def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
                               bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1),
                               iscrowd=int(ann.get("ignore_flag", 0)), category_id=int(ann["bbox_label"]))
             mask = ann.get("mask")
+            if "mask" in ann and not mask:  # a dropped degenerate polygon: its box is the region
+                mask = [[x1, y1, x2, y1, x2, y2, x1, y2]]
             if mask:
                 if isinstance(mask, dict) and isinstance(mask.get("counts"), bytes):
                     mask = dict(mask, counts=mask["counts"].decode())
                 annotation["segmentation"] = mask
+                annotation["area"] = _mask_area(mask, gt["height"], gt["width"])
             annotations.append(annotation)
     return dict(info=dict(description="ground truth from Deep Lake rows (lakedet)"), licenses=[],
                 images=images, annotations=annotations,
@@ -49,15 +76,96 @@ def coco_from_dict(dataset: dict) -> COCO:
     """A pycocotools ``COCO`` index built from an in-memory dict (no file)."""
     coco = COCO()
     coco.dataset = dataset
-    coco.createIndex()
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
     return coco
+
+
+def coco_detections(preds: Sequence[dict], iou_type: str) -> list[dict]:
+    """COCO result dicts from CocoMetric's per-image predictions (``bboxes`` x1y1x2y2, ``masks`` RLE)."""
+    dets = []
+    for pred in preds:
+        labels, scores = pred["labels"], pred["scores"]
+        if iou_type == "segm":
+            if "masks" not in pred:
+                raise ValueError("segm evaluation needs mask predictions; the model gives boxes only")
+            mask_scores = pred.get("mask_scores", scores)
+            for label, score, rle in zip(labels, mask_scores, pred["masks"]):
+                counts = rle["counts"]
+                dets.append(dict(image_id=pred["img_id"], category_id=int(label), score=float(score),
+                                 segmentation=dict(rle, counts=counts.decode() if isinstance(counts, bytes) else counts)))
+        else:
+            for label, score, box in zip(labels, scores, pred["bboxes"]):
+                x1, y1, x2, y2 = (float(v) for v in box)
+                dets.append(dict(image_id=pred["img_id"], category_id=int(label), score=float(score),
+                                 bbox=[x1, y1, x2 - x1, y2 - y1]))
+    return dets
+
+
+@dataclass
+class CocoSummary:
+    """pycocotools' 12 summary numbers and a per-class table for one IoU type."""
+
+    iou_type: str
+    stats: np.ndarray
+    per_class: list[dict] = field(default_factory=list)  # name, AP, AP50, AP75, AP_s, AP_m, AP_l
+
+
+def _load_results(coco_gt: COCO, dets: list[dict]) -> COCO:
+    if dets:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return coco_gt.loadRes(dets)
+    empty = COCO()  # pycocotools cannot load an empty result list: build the empty index directly
+    empty.dataset = dict(images=list(coco_gt.dataset["images"]), categories=list(coco_gt.dataset["categories"]),
+                         annotations=[])
+    with contextlib.redirect_stdout(io.StringIO()):
+        empty.createIndex()
+    return empty
+
+
+def coco_evaluate(coco_gt: COCO, dets: list[dict], iou_type: str, iou_thrs: Sequence[float] | None = None,
+                  max_dets: Sequence[int] = (100, 300, 1000)) -> CocoSummary:
+    """Run pycocotools' COCOeval as MMDetection's CocoMetric configures it; return its numbers."""
+    evaluator = COCOeval(coco_gt, _load_results(coco_gt, dets), iou_type)
+    evaluator.params.catIds = sorted(coco_gt.getCatIds())
+    evaluator.params.imgIds = sorted(coco_gt.getImgIds())
+    evaluator.params.maxDets = list(max_dets)
+    if iou_thrs is not None:
+        evaluator.params.iouThrs = np.asarray(iou_thrs, dtype=np.float64)
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return CocoSummary(iou_type, np.asarray(evaluator.stats), _per_class(evaluator, coco_gt))
+
+
+def _per_class(evaluator: COCOeval, coco_gt: COCO) -> list[dict]:
+    precision = evaluator.eval["precision"]  # [iou, recall, class, area, max_dets]
+    thresholds = evaluator.params.iouThrs
+
+    def mean(values):
+        values = values[values > -1]
+        return float(np.mean(values)) if values.size else float("nan")
+
+    def at(threshold, k):
+        hits = np.flatnonzero(np.isclose(thresholds, threshold))
+        return mean(precision[hits[0], :, k, 0, -1]) if hits.size else float("nan")
+
+    rows = []
+    for k, cat_id in enumerate(evaluator.params.catIds):
+        rows.append(dict(name=coco_gt.loadCats(int(cat_id))[0]["name"], AP=mean(precision[:, :, k, 0, -1]),
+                         AP50=at(0.5, k), AP75=at(0.75, k), AP_s=mean(precision[:, :, k, 1, -1]),
+                         AP_m=mean(precision[:, :, k, 2, -1]), AP_l=mean(precision[:, :, k, 3, -1])))
+    return rows
 
 
 @METRICS.register_module()
 class DeepLakeCocoMetric(CocoMetric):
     """``CocoMetric`` with in-memory ground truth from the evaluated Deep Lake rows.
 
-    Takes every ``CocoMetric`` argument; ``ann_file`` must stay unset.
+    Takes every ``CocoMetric`` argument; ``ann_file`` must stay unset. Keys: ``coco/bbox_mAP``,
+    ``coco/bbox_mAP_50`` ... (and ``segm_*``); with ``classwise=True`` also
+    ``coco/bbox_{class}_AP`` per class.
     """
 
     def __init__(self, *args, **kwargs):
@@ -65,13 +173,54 @@ class DeepLakeCocoMetric(CocoMetric):
             raise ValueError("DeepLakeCocoMetric takes its ground truth from the dataset rows; "
                              "use CocoMetric for an annotation file")
         super().__init__(*args, **kwargs)
+        self.last_tables: dict[str, CocoSummary] = {}
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         gts = [gt for gt, _ in results]
-        self._coco_api = coco_from_dict(coco_ground_truth(gts, self.dataset_meta["classes"]))
-        self.cat_ids = None  # recomputed by CocoMetric from the new index
-        self.img_ids = None
-        try:
-            return super().compute_metrics(results)
-        finally:
-            self._coco_api = None  # next evaluation rebuilds from its own rows
+        preds = [pred for _, pred in results]
+        coco_gt = coco_from_dict(coco_ground_truth(gts, self.dataset_meta["classes"]))
+        if self.format_only or any(m.startswith("proposal") for m in self.metrics):
+            self._coco_api = coco_gt  # MMDetection's own path (files, proposal recall)
+            self.cat_ids = self.img_ids = None
+            try:
+                return super().compute_metrics(results)
+            finally:
+                self._coco_api = None
+        metrics: dict[str, float] = {}
+        self.last_tables = {}
+        for iou_type in self.metrics:
+            summary = coco_evaluate(coco_gt, coco_detections(preds, iou_type), iou_type, self.iou_thrs,
+                                    self.proposal_nums)
+            self.last_tables[iou_type] = summary
+            for name, value in zip(STAT_NAMES, summary.stats[:6]):
+                metrics[f"{iou_type}_{name}"] = float(value)
+            if self.classwise:
+                for row in summary.per_class:
+                    metrics[f"{iou_type}_{row['name']}_AP"] = row["AP"]
+        return metrics
+
+
+@METRICS.register_module()
+class DeepLakeVOCMetric(VOCMetric):
+    """MMDetection's ``VOCMetric`` (same options and numbers) that also reports AP per class.
+
+    Keys: ``pascal_voc/mAP``, ``pascal_voc/AP50`` ..., ``pascal_voc/{class}_AP50`` ...; with
+    ``metric='recall'``, MMDetection's ``recall@N@iou`` keys.
+    """
+
+    def compute_metrics(self, results: list) -> dict:
+        metrics = super().compute_metrics(results)
+        self.last_tables = {}
+        if self.metric != "mAP":
+            return metrics
+        gts, preds = zip(*results)
+        for iou_thr in self.iou_thrs:
+            _, per_class = eval_map(list(preds), list(gts), scale_ranges=self.scale_ranges, iou_thr=iou_thr,
+                                    dataset=list(self.dataset_meta["classes"]), logger="silent",
+                                    eval_mode=self.eval_mode, use_legacy_coordinate=True)
+            self.last_tables[iou_thr] = [dict(name=name, AP=float(row["ap"]), gts=int(row["num_gts"]),
+                                              dets=int(row["num_dets"]))
+                                         for name, row in zip(self.dataset_meta["classes"], per_class)]
+            for row in self.last_tables[iou_thr]:
+                metrics[f"{row['name']}_AP{int(round(iou_thr * 100)):02d}"] = row["AP"]
+        return metrics

@@ -32,8 +32,12 @@ __all__ = [
 
 logger = logging.getLogger("lakedet")
 
-#: MMDetection keys a column can be mapped to, in the seed's spelling.
-TENSOR_KEYS = ("img", "gt_bboxes", "gt_labels", "gt_masks")
+#: MMDetection keys a column can be mapped to, in the seed's spelling (``gt_ignore``: a per-instance
+#: boolean, e.g. COCO's ``iscrowd``; ``iscrowd`` is accepted as another name for it).
+TENSOR_KEYS = ("img", "gt_bboxes", "gt_labels", "gt_masks", "gt_ignore")
+_KEY_ALIASES = {"iscrowd": "gt_ignore"}
+#: Column names that fill ``gt_ignore`` when inferring (it has no Deep Lake type of its own).
+_NAMES_FOR_IGNORE = ("iscrowd", "difficult")
 
 #: Deep Lake column kinds (``TypeKind`` names) that can fill each key when inferring.
 _KINDS_FOR_KEY = {
@@ -41,6 +45,7 @@ _KINDS_FOR_KEY = {
     "gt_bboxes": ("BoundingBox",),
     "gt_labels": ("ClassLabel",),
     "gt_masks": ("BinaryMask", "Polygon"),
+    "gt_ignore": (),
 }
 _REQUIRED_KEYS = ("img", "gt_bboxes", "gt_labels")
 
@@ -130,10 +135,10 @@ class TensorMap:
     gt_bboxes: str
     gt_labels: str
     gt_masks: str | None = None
+    gt_ignore: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {k: v for k, v in (("img", self.img), ("gt_bboxes", self.gt_bboxes),
-                                  ("gt_labels", self.gt_labels), ("gt_masks", self.gt_masks)) if v}
+        return {k: getattr(self, k) for k in TENSOR_KEYS if getattr(self, k)}
 
 
 def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] | None = None,
@@ -149,12 +154,12 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
         SchemaError: unknown key, missing column, two candidate columns for one key,
             or no column for a required key.
     """
-    explicit = {k: v for k, v in (explicit or {}).items() if v not in (None, "")}
+    explicit = {_KEY_ALIASES.get(k, k): v for k, v in (explicit or {}).items() if v not in (None, "")}
     chosen: dict[str, str | None] = {}
     for key, column in explicit.items():
         if key not in TENSOR_KEYS:
             raise SchemaError(f"{where}: unknown key {key!r}{did_you_mean(key, TENSOR_KEYS)}; "
-                              f"keys are {list(TENSOR_KEYS)}")
+                              f"keys are {list(TENSOR_KEYS)} (and 'iscrowd' for 'gt_ignore')")
         if column not in columns:
             raise SchemaError(f"{where}[{key!r}]: no column {column!r} in the dataset"
                               f"{did_you_mean(column, columns)}; columns: {_describe(columns)}")
@@ -162,7 +167,10 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
     for key in TENSOR_KEYS:
         if key in chosen:
             continue
-        candidates = [name for name, kind in columns.items() if kind in _KINDS_FOR_KEY[key]]
+        if key == "gt_ignore":
+            candidates = [name for name in columns if name.lower() in _NAMES_FOR_IGNORE]
+        else:
+            candidates = [name for name, kind in columns.items() if kind in _KINDS_FOR_KEY[key]]
         if len(candidates) > 1:
             suggestion = ", ".join(f"{key!r}: {c!r}" for c in candidates)
             raise SchemaError(
@@ -174,7 +182,7 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
                               f"map one explicitly, e.g. {where}['{key}'] = '<column>'. "
                               f"Columns: {_describe(columns)}")
         chosen[key] = candidates[0] if candidates else None
-    return TensorMap(chosen["img"], chosen["gt_bboxes"], chosen["gt_labels"], chosen.get("gt_masks"))
+    return TensorMap(**chosen)
 
 
 def class_names_from_metadata(metadata: Mapping | None, column: str, num_classes: int) -> tuple[str, ...]:

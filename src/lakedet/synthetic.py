@@ -25,6 +25,7 @@ class SyntheticRow:
     labels: np.ndarray  # (N,) uint32
     polygons: list = field(default_factory=list)  # per instance: (K, 2) float32 points
     masks: np.ndarray | None = None  # (H, W, N) bool
+    iscrowd: np.ndarray | None = None  # (N,) bool; None means no crowd instance
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -98,13 +99,14 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 def write_dataset(path: str, rows: list[SyntheticRow], classes=SHAPE_CLASSES, masks: str | None = None,
                   image_column: str = "images", boxes_column: str = "boxes",
                   labels_column: str = "labels", coords: dict | None = None,
-                  jpeg: bool = True, message: str = "synthetic shapes"):
+                  jpeg: bool = True, crowd: bool = False, message: str = "synthetic shapes"):
     """Create a Deep Lake dataset at ``path`` holding ``rows``; return it (writable, committed).
 
     Args:
         masks: None, ``"binary"`` (BinaryMask column ``masks``) or ``"polygon"`` (Polygon ``polygons``).
         coords: the boxes column's ``coords`` metadata; default LTWH pixel. ``{}`` writes none.
         jpeg: store JPEG bytes (as they are); False stores raw RGB arrays (PNG column).
+        crowd: add an ``iscrowd`` column (per-instance bool) from ``SyntheticRow.iscrowd``.
     """
     import deeplake
     from deeplake import types
@@ -121,6 +123,8 @@ def write_dataset(path: str, rows: list[SyntheticRow], classes=SHAPE_CLASSES, ma
         ds.add_column("masks", types.BinaryMask(sample_compression="lz4"))
     elif masks == "polygon":
         ds.add_column("polygons", types.Polygon())
+    if crowd:
+        ds.add_column("iscrowd", types.Array("bool", dimensions=1))
     batch = 64
     for start in range(0, len(rows), batch):
         chunk = rows[start:start + batch]
@@ -133,6 +137,9 @@ def write_dataset(path: str, rows: list[SyntheticRow], classes=SHAPE_CLASSES, ma
             data["masks"] = [r.masks for r in chunk]
         elif masks == "polygon":
             data["polygons"] = [r.polygons for r in chunk]
+        if crowd:
+            data["iscrowd"] = [np.zeros(len(r.boxes), bool) if r.iscrowd is None else np.asarray(r.iscrowd, bool)
+                               for r in chunk]
         ds.append(data)
     ds.commit(message)
     return ds

@@ -4,8 +4,8 @@
 convert them, so every other MMDetection transform runs unchanged:
 
 * ``LoadImageFromDeepLake`` decodes the image to BGR ``uint8`` HxWx3 (grayscale and RGBA converted)
-  and sets ``img_shape`` / ``ori_shape``; it also turns fractional boxes into pixels, since the
-  image size is known only once the image is decoded.
+  and sets ``img_shape`` / ``ori_shape``; it also turns fractional boxes and polygons into pixels,
+  since the image size is known only once the image is decoded.
 * ``LoadDeepLakeAnnotations`` is MMDetection's ``LoadAnnotations`` (same options: ``with_bbox``,
   ``with_label``, ``with_mask``, ``poly2mask``, ``box_type``) that also takes binary masks.
 """
@@ -101,6 +101,10 @@ class LoadImageFromDeepLake(BaseTransform):
             scale = [width, height, width, height]
             for instance in results.get("instances", []):
                 instance["bbox"] = [float(v * s) for v, s in zip(instance["bbox"], scale)]
+        if results.pop("deeplake_fractional_polygons", False):
+            for instance in results.get("instances", []):
+                instance["mask"] = [[float(v * (width if i % 2 == 0 else height)) for i, v in enumerate(poly)]
+                                    for poly in instance.get("mask", [])]
         return results
 
     def __repr__(self) -> str:
