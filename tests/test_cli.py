@@ -1,3 +1,5 @@
+import json
+import pickle
 import subprocess
 import sys
 
@@ -43,8 +45,18 @@ def test_train_then_eval_a_checkpoint(shapes, shapes_val, tmp_path):
     out = run("eval", str(CONFIG_DIR / "tiny_retinanet.py"), str(ckpt), "--work-dir", str(tmp_path / "eval"),
               "--out", str(tmp_path / "preds.pkl"), "--cfg-options", *paths)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "COCO bbox, per class" in out.stdout and "| triangle" in out.stdout and "AP_s" in out.stdout
     assert "coco/bbox_mAP" in out.stdout
-    assert (tmp_path / "preds.pkl").exists()
+    written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert 0 <= written["metrics"]["coco/bbox_mAP"] <= 1
+    predictions = pickle.loads((tmp_path / "preds.pkl").read_bytes())
+    assert len(predictions) == 8 and {p["img_id"] for p in predictions} == set(range(8))
+    # on a query of the dataset, as training takes it
+    out = run("eval", str(CONFIG_DIR / "tiny_retinanet.py"), str(ckpt), "--work-dir", str(tmp_path / "eval_q"),
+              "--out", str(tmp_path / "preds_q.pkl"), "--query", "SELECT * WHERE ROW_NUMBER() < 3",
+              "--cfg-options", *paths)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len(pickle.loads((tmp_path / "preds_q.pkl").read_bytes())) == 3
     # resume from the latest checkpoint in the work dir and go on to iteration 4
     out = run("train", str(CONFIG_DIR / "tiny_retinanet.py"), "--work-dir", str(tmp_path), "--resume",
               "--cfg-options", *paths, "train_cfg.max_iters=4")
@@ -55,7 +67,27 @@ def test_train_then_eval_a_checkpoint(shapes, shapes_val, tmp_path):
 
 def test_bad_config_is_reported_without_a_traceback(tmp_path):
     cfg = tmp_path / "old.py"
-    cfg.write_text("model = dict(type='RetinaNet')\ndata = dict(train=dict(deeplake_path='x'))\n")
+    cfg.write_text("model = dict(type='RetinaNet')\ndata = dict(train=dict(deeplake_path='x', deeplake_tensor={}))\n")
     out = run("train", str(cfg), "--work-dir", str(tmp_path / "w"))
     assert out.returncode == 2
-    assert "ConfigError" in out.stderr and "Traceback" not in out.stderr
+    assert "ConfigError" in out.stderr and "did you mean 'deeplake_tensors'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_per_class_tables_for_coco_and_voc_metrics():
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from lakedet.cli import _per_class_tables
+    from lakedet.evaluation import CocoSummary
+
+    coco = SimpleNamespace(last_tables={"bbox": CocoSummary("bbox", np.zeros(12), [
+        dict(name="circle", AP=0.5, AP50=0.7, AP75=0.4, AP_s=0.1, AP_m=0.6, AP_l=float("nan"))])})
+    voc = SimpleNamespace(last_tables={0.5: [dict(name="circle", AP=0.25, gts=4, dets=9)]})
+    (title, headers, rows), = _per_class_tables(coco)
+    assert title == "COCO bbox, per class" and headers[:3] == ["class", "AP", "AP50"]
+    assert rows[0][:6] == ("circle", 0.5, 0.7, 0.4, 0.1, 0.6)
+    (title, headers, rows), = _per_class_tables(voc)
+    assert title == "Pascal VOC, IoU 0.5, per class" and rows == [("circle", 4, 9, 0.25)]
+    assert list(_per_class_tables(SimpleNamespace())) == []

@@ -51,6 +51,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--work-dir")
     evaluate.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
     evaluate.add_argument("--out", help="dump raw predictions to this pickle file")
+    evaluate.add_argument("--commit", help="evaluate on the dataset as of this commit (deeplake_commit_id)")
+    evaluate.add_argument("--view", help="evaluate on this saved view (deeplake_view_id)")
+    evaluate.add_argument("--query", help="evaluate on the rows this TQL query selects (deeplake_query)")
     evaluate.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     return parser
 
@@ -96,19 +99,80 @@ def train(args) -> int:
 
 
 def evaluate(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .report import format_table
     from .train import build_runner
 
     cfg = _load_config(args)
     cfg.load_from = args.checkpoint
+    _select_test_rows(cfg, commit=args.commit, view=args.view, query=args.query)
+    runner = build_runner(cfg)
     if args.out:
-        cfg.test_evaluator = list(cfg.test_evaluator) if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
-        cfg.test_evaluator.append(dict(type="DumpDetResults", out_file_path=args.out))
-    metrics = build_runner(cfg).test()
-    from .report import format_table
+        from mmdet.evaluation.metrics import DumpDetResults
 
-    print(format_table(["metric", "value"], [(k, float(v)) for k, v in metrics.items()
-                                            if isinstance(v, (int, float))]))
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
+    metrics = runner.test()
+    for metric in runner.test_evaluator.metrics:
+        for title, headers, rows in _per_class_tables(metric):
+            print(f"\n{title}")
+            print(format_table(headers, rows))
+    summary = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+    print("\nsummary")
+    print(format_table(["metric", "value"], sorted(summary.items())))
+    out = Path(cfg.work_dir) / "metrics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(dict(config=args.config, checkpoint=args.checkpoint, metrics=summary), indent=2))
+    print(f"metrics written to {out}" + (f"; raw predictions to {args.out}" if args.out else ""))
     return 0
+
+
+def _select_test_rows(cfg, **selection) -> None:
+    """Set deeplake_commit_id / _view_id / _query on the test split's Deep Lake dataset(s)."""
+    keys = dict(commit="deeplake_commit_id", view="deeplake_view_id", query="deeplake_query")
+    chosen = {keys[k]: v for k, v in selection.items() if v}
+    if not chosen:
+        return
+    from .config import is_2x_config, translate_config
+    from .errors import ConfigError
+
+    if is_2x_config(cfg):
+        translated = translate_config(cfg)
+        cfg.clear()
+        cfg.merge_from_dict(translated.to_dict())
+    found = []
+
+    def visit(node):
+        if isinstance(node, dict):
+            if str(node.get("type", "")).split(".")[-1] == "DeepLakeDetDataset":
+                found.append(node)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(cfg.get("test_dataloader", {}).get("dataset"))
+    if not found:
+        raise ConfigError("--commit/--view/--query: the config's test_dataloader has no DeepLakeDetDataset")
+    for dataset in found:
+        if "deeplake_view_id" in chosen or "deeplake_query" in chosen:
+            dataset.pop("deeplake_view_id", None)
+            dataset.pop("deeplake_query", None)
+        dataset.update(chosen)
+
+
+def _per_class_tables(metric):
+    """(title, headers, rows) for each per-class table a lakedet metric kept from its last run."""
+    tables = getattr(metric, "last_tables", None) or {}
+    for key, table in tables.items():
+        if hasattr(table, "per_class"):  # COCO
+            rows = [(r["name"], r["AP"], r["AP50"], r["AP75"], r["AP_s"], r["AP_m"], r["AP_l"]) for r in table.per_class]
+            yield f"COCO {table.iou_type}, per class", ["class", "AP", "AP50", "AP75", "AP_s", "AP_m", "AP_l"], rows
+        else:  # Pascal VOC, one table per IoU threshold
+            rows = [(r["name"], r["gts"], r["dets"], r["AP"]) for r in table]
+            yield f"Pascal VOC, IoU {key}, per class", ["class", "gts", "dets", "AP"], rows
 
 
 def main(argv=None) -> int:

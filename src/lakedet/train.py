@@ -62,8 +62,9 @@ def _is_deeplake_dataset_cfg(cfg: Any) -> bool:
 def adapt_config(cfg) -> None:
     """Fit a config whose splits are Deep Lake datasets (in place).
 
-    ``CocoMetric(ann_file=...)`` over a ``DeepLakeDetDataset`` becomes ``DeepLakeCocoMetric``
-    (same options, no annotation file); ``AspectRatioBatchSampler`` is dropped.
+    ``CocoMetric(ann_file=...)`` / ``VOCMetric`` over a ``DeepLakeDetDataset`` become
+    ``DeepLakeCocoMetric`` / ``DeepLakeVOCMetric`` (same options, ground truth from the rows,
+    per-class tables); ``AspectRatioBatchSampler`` is dropped.
     """
     train_loader = cfg.get("train_dataloader")
     if (train_loader and _is_deeplake_dataset_cfg(train_loader.get("dataset"))
@@ -79,8 +80,9 @@ def adapt_config(cfg) -> None:
             continue
         metrics = evaluator if isinstance(evaluator, list) else [evaluator]
         for metric in metrics:
-            if isinstance(metric, Mapping) and str(metric.get("type", "")).split(".")[-1] == "CocoMetric":
-                metric["type"] = "DeepLakeCocoMetric"
+            kind = str(metric.get("type", "")).split(".")[-1] if isinstance(metric, Mapping) else ""
+            if kind in ("CocoMetric", "VOCMetric"):
+                metric["type"] = "DeepLake" + kind
                 metric.pop("ann_file", None)
                 metric.pop("backend_args", None)
 
