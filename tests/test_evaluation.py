@@ -194,3 +194,12 @@ def test_ground_truth_dict_keeps_empty_images_drops_duplicates_and_marks_crowd(c
 def test_annotation_file_is_refused():
     with pytest.raises(ValueError, match="CocoMetric for an annotation file"):
         DeepLakeCocoMetric(ann_file="x.json")
+
+
+def test_pascal_voc_recall_when_asked(crowd_rows):
+    path, rows = crowd_rows
+    metric = DeepLakeVOCMetric(metric="recall", proposal_nums=(10, 100), iou_thrs=[0.5])
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    result = _feed(metric, _samples(path), _predictions(rows, seed=4))
+    assert set(result) == {"pascal_voc/recall@10@0.5", "pascal_voc/recall@100@0.5"}
+    assert 0.5 < result["pascal_voc/recall@100@0.5"] <= 1.0  # most true boxes are among the predictions

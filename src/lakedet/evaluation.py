@@ -209,10 +209,10 @@ class DeepLakeVOCMetric(VOCMetric):
     """
 
     def compute_metrics(self, results: list) -> dict:
-        metrics = super().compute_metrics(results)
         self.last_tables = {}
-        if self.metric != "mAP":
-            return metrics
+        if self.metric == "recall":
+            return self._recall(results)
+        metrics = super().compute_metrics(results)
         gts, preds = zip(*results)
         for iou_thr in self.iou_thrs:
             _, per_class = eval_map(list(preds), list(gts), scale_ranges=self.scale_ranges, iou_thr=iou_thr,
@@ -224,3 +224,26 @@ class DeepLakeVOCMetric(VOCMetric):
             for row in self.last_tables[iou_thr]:
                 metrics[f"{row['name']}_AP{int(round(iou_thr * 100)):02d}"] = row["AP"]
         return metrics
+
+    def _recall(self, results: list) -> dict:
+        """Class-agnostic recall of the top-N detections of each image.
+
+        MMDetection's own path breaks on numpy >= 1.24 (a ragged ``np.array``) and looks only at
+        the first class's detections; this one uses every detection, best score first.
+        """
+        from mmdet.evaluation.functional.bbox_overlaps import bbox_overlaps
+        from mmdet.evaluation.functional.recall import _recalls, set_recall_param
+
+        proposal_nums, iou_thrs = set_recall_param(self.proposal_nums, self.iou_thrs)
+        per_image = []
+        for gt, pred in results:
+            dets = np.concatenate([d for d in pred if len(d)]) if any(len(d) for d in pred) else np.zeros((0, 5))
+            dets = dets[np.argsort(-dets[:, 4])][:proposal_nums[-1]] if len(dets) else dets
+            ious = (bbox_overlaps(gt["bboxes"], dets[:, :4], use_legacy_coordinate=True)
+                    if len(gt["bboxes"]) else np.zeros((0, len(dets)), np.float32))
+            per_image.append(ious)
+        all_ious = np.empty(len(per_image), dtype=object)
+        all_ious[:] = per_image
+        recalls = _recalls(all_ious, proposal_nums, iou_thrs)
+        return {f"recall@{num}@{thr}": float(recalls[i, j]) for i, num in enumerate(proposal_nums)
+                for j, thr in enumerate(iou_thrs)}
