@@ -47,6 +47,9 @@ def test_train_then_eval_a_checkpoint(shapes, shapes_val, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "COCO bbox, per class" in out.stdout and "| triangle" in out.stdout and "AP_s" in out.stdout
     assert "coco/bbox_mAP" in out.stdout
+    lineage = json.loads((tmp_path / "eval" / "lineage.json").read_text())["latest"]
+    assert lineage["command"] == "eval" and lineage["checkpoint"] == str(ckpt)
+    assert lineage["splits"]["test"][0]["url"] == shapes_val[0] and lineage["splits"]["test"][0]["rows"] == 8
     written = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert 0 <= written["metrics"]["coco/bbox_mAP"] <= 1
     predictions = pickle.loads((tmp_path / "preds.pkl").read_bytes())

@@ -1,3 +1,4 @@
+import json
 import os
 
 import deeplake
@@ -121,6 +122,14 @@ def test_seed_style_commit_view_and_query_select_the_training_rows(tmp_path, sha
         cfg.data.train.deeplake_dataloader = {"shuffle": False, "batch_size": 2, "num_workers": 0}
         runner = train_detector(build_detector(cfg.model), cfg, validate=False)
         assert len(runner.train_dataloader.dataset) == rows, keys
+        # lineage.json records exactly which data trained the model
+        lineage = json.loads((tmp_path / "w" / "lineage.json").read_text())["latest"]
+        train = lineage["splits"]["train"][0]
+        assert train["url"] == path and train["rows"] == rows and train["branch"] == "main"
+        assert train["commit"] == (first if "deeplake_commit_id" in keys or "deeplake_commit" in keys
+                                   else ds.version)
+        assert train["view"] == keys.get("deeplake_view_id") and train["query"] == keys.get("deeplake_query")
+        assert train["tensors"]["gt_bboxes"] == "boxes" and lineage["versions"]["mmdet"] == "3.3.0"
     assert dataset_hash(path) == before  # nothing above wrote to the dataset
 
 

@@ -22,7 +22,7 @@ from . import transforms as _transforms  # noqa: F401  (registers the loading tr
 from .errors import ConfigError, DataError, SchemaError, did_you_mean
 from .schema import (BoxFormat, TensorMap, box_format_from_metadata, boxes_to_xyxy,
                      class_names_from_metadata, resolve_tensor_map)
-from .source import SourceSpec, is_deeplake_dataset, open_source
+from .source import SourceSpec, is_deeplake_dataset, open_source_with_origin, origin_of
 
 __all__ = ["DeepLakeDetDataset", "DATASET_KEYS", "column_kinds", "column_metadata", "place_loading_steps"]
 
@@ -205,7 +205,10 @@ class DeepLakeDetDataset(BaseDetDataset):
             init_default_scope("mmdet")  # the pipeline's transforms live in MMDetection's registry
         self.source = _source_spec(deeplake_path, deeplake_credentials, deeplake_commit_id,
                                    deeplake_commit, deeplake_view_id, deeplake_query, deeplake_dataset)
-        self._ds = deeplake_dataset if deeplake_dataset is not None else open_source(self.source)
+        if deeplake_dataset is not None:
+            self._ds, self.origin = deeplake_dataset, origin_of(deeplake_dataset)
+        else:
+            self._ds, self.origin = open_source_with_origin(self.source)
         if len(self._ds) == 0:
             raise DataError(f"{self.source.description!r} has no rows; check deeplake_path, "
                             "deeplake_commit_id, deeplake_view_id or deeplake_query")
@@ -328,6 +331,15 @@ class DeepLakeDetDataset(BaseDetDataset):
             row = int(np.searchsorted(self._annotations.offsets, bad[0], side="right") - 1)
             raise DataError(f"row {row}, column {self.tensor_map.gt_labels!r}: label {labels[bad[0]]} "
                             f"is outside the {num_classes} classes")
+
+    def lineage(self) -> dict:
+        """Which data this dataset reads: URL, branch, commit, view/query, rows, column mapping."""
+        return dict(url=self.source.path, branch=self.origin.branch, commit=self.origin.commit,
+                    requested_commit=self.source.commit, view=self.source.view, query=self.source.query,
+                    rows=len(self), rows_in_source=len(self._annotations), tensors=self.tensor_map.as_dict(),
+                    box_format=dict(mode=self.box_format.mode.value,
+                                    type="fractional" if self.box_format.fractional else "pixel"),
+                    classes=list(self.metainfo.get("classes", ())))
 
     def __repr__(self) -> str:
         return (f"DeepLakeDetDataset({self.source.description!r}, rows={len(self._annotations)}, "

@@ -2,6 +2,8 @@
 
 * ``CheckpointCodecHook``: checkpoints torch can load with ``weights_only=True``, plus user ``meta``.
 * ``ClassCountCheckHook``: the model's ``num_classes`` must match the dataset's class list.
+* ``LineageHook``: ``lineage.json`` in the work dir: which data (URL, branch, commit, view or
+  query, rows, columns) each split read, and the versions of lakedet, MMDetection and Deep Lake.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from mmengine.registry import HOOKS
 from .checkpoints import decode_buffers, encode_buffers
 from .errors import ConfigError
 
-__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "head_num_classes"]
+__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "head_num_classes", "split_lineage"]
 
 
 @HOOKS.register_module(force=True)
@@ -69,3 +71,57 @@ class ClassCountCheckHook(Hook):
             raise ConfigError(f"{key}={count}, but the dataset has {len(classes)} classes "
                               f"{tuple(classes)}; set {key}={len(classes)} "
                               f"(e.g. --cfg-options {key}={len(classes)})")
+
+
+def split_lineage(dataset) -> list[dict]:
+    """Lineage of every ``DeepLakeDetDataset`` inside a (possibly wrapped) dataset."""
+    if hasattr(dataset, "lineage") and hasattr(dataset, "tensor_map"):
+        return [dataset.lineage()]
+    found = []
+    for inner in list(getattr(dataset, "datasets", []) or []) + [getattr(dataset, "dataset", None)]:
+        if inner is not None:
+            found += split_lineage(inner)
+    return found
+
+
+@HOOKS.register_module(force=True)
+class LineageHook(Hook):
+    """Write ``lineage.json`` in the work dir when training or testing starts (merging splits)."""
+
+    priority = "VERY_HIGH"
+
+    def before_train(self, runner) -> None:
+        splits = {"train": runner.train_dataloader.dataset}
+        if runner.val_loop is not None and not isinstance(runner.val_loop, dict):
+            splits["val"] = runner.val_loop.dataloader.dataset
+        self._write(runner, "train", splits)
+
+    def before_test(self, runner) -> None:
+        self._write(runner, "eval", {"test": runner.test_dataloader.dataset})
+
+    @staticmethod
+    def _write(runner, command: str, splits: dict) -> None:
+        import json
+        import os
+
+        import deeplake
+        import mmdet
+        import mmengine
+
+        from . import __version__
+
+        if runner.rank != 0:
+            return
+        path = os.path.join(runner.work_dir, "lineage.json")
+        record = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                record = json.load(f)
+        record.setdefault("runs", []).append(dict(
+            command=command, timestamp=runner.timestamp, checkpoint=runner.cfg.get("load_from"),
+            splits={name: split_lineage(dataset) for name, dataset in splits.items()},
+            versions=dict(lakedet=__version__, mmdet=mmdet.__version__, mmengine=mmengine.__version__,
+                          deeplake=deeplake.__version__)))
+        record["latest"] = record["runs"][-1]
+        with open(path, "w") as f:
+            json.dump(record, f, indent=2, default=str)

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import ConfigError, SourceError, SourceTimeout
 
-__all__ = ["SourceSpec", "open_source", "is_deeplake_dataset", "is_remote", "check_credentials", "OPEN_TIMEOUT_S"]
+__all__ = ["SourceSpec", "Origin", "open_source", "open_source_with_origin", "origin_of", "is_deeplake_dataset", "is_remote", "check_credentials", "OPEN_TIMEOUT_S"]
 
 _TOKEN_SCHEMES = ("hub://", "al://")
 _CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "azure://")
@@ -63,6 +63,14 @@ def is_deeplake_dataset(obj: Any) -> bool:
     return type(obj).__module__.startswith("deeplake") and hasattr(obj, "schema") and hasattr(obj, "__len__")
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where opened rows come from: the branch and commit they were read at (None if unknown)."""
+
+    branch: str | None
+    commit: str | None
+
+
 def open_source(spec: SourceSpec):
     """Open the dataset read-only and apply commit, then view or query.
 
@@ -73,19 +81,33 @@ def open_source(spec: SourceSpec):
         SourceError: the path does not hold a dataset, the commit or view is unknown,
             or the query is invalid. The message lists what exists.
     """
+    return open_source_with_origin(spec)[0]
+
+
+def origin_of(ds) -> Origin:
+    """Branch and commit of an opened dataset (views do not know theirs: None)."""
+    branch = getattr(getattr(ds, "current_branch", None), "name", None)
+    return Origin(branch, getattr(ds, "version", None))
+
+
+def open_source_with_origin(spec: SourceSpec):
+    """``open_source`` plus the ``Origin`` of the rows (for lineage records)."""
     import deeplake
 
     ds = _open_path(deeplake, spec)
     if spec.commit:
         ds = _checkout(ds, spec)
+    origin = origin_of(ds)
     if spec.view:
-        ds = _open_view(ds, spec)
+        tag = _find_view(ds, spec)
+        origin = Origin(origin.branch, str(tag.version))  # the commit the view was saved at
+        ds = tag.open()
     elif spec.query:
         try:
             ds = ds.query(spec.query)
         except Exception as exc:  # deeplake raises RuntimeError for TQL errors
             raise SourceError(f"deeplake_query {spec.query!r} on {spec.path!r} failed: {exc}") from exc
-    return ds
+    return ds, origin
 
 
 def is_remote(path: str) -> bool:
@@ -171,9 +193,9 @@ def _checkout(ds, spec: SourceSpec):
     return version.open()
 
 
-def _open_view(ds, spec: SourceSpec):
+def _find_view(ds, spec: SourceSpec):
     names = list(ds.tags.names())
     if spec.view not in names:
         raise SourceError(f"deeplake_view_id={spec.view!r}: no saved view (tag) of that name in "
                           f"{spec.path!r}; saved views: {names or '(none)'}")
-    return ds.tags[spec.view].open()
+    return ds.tags[spec.view]

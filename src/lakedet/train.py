@@ -175,6 +175,7 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
     custom_hooks = list(cfg.get("custom_hooks", []) or [])
     custom_hooks.append(dict(type="CheckpointCodecHook", meta=dict(meta or {})))
     custom_hooks.append(dict(type="ClassCountCheckHook"))
+    custom_hooks.append(dict(type="LineageHook"))
 
     class _Runner(Runner):
         def setup_env(self, env_cfg):
