@@ -1,4 +1,4 @@
-"""The ``lakedet`` command: ``demo``, ``train``, ``eval``.
+"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``inspect``.
 
 Each command is ``<name>_parser()`` + ``<name>(args)``: parse, build the config, hand off to
 ``lakedet.train``. Options follow OpenMMLab's ``tools/train.py`` and ``tools/test.py``.
@@ -55,6 +55,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--view", help="evaluate on this saved view (deeplake_view_id)")
     evaluate.add_argument("--query", help="evaluate on the rows this TQL query selects (deeplake_query)")
     evaluate.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    inspect = sub.add_parser("inspect", help="schema, statistics, problems and history of a dataset")
+    inspect.add_argument("path")
+    inspect.add_argument("--commit")
+    selection = inspect.add_mutually_exclusive_group()
+    selection.add_argument("--view")
+    selection.add_argument("--query")
+    inspect.add_argument("--no-images", action="store_true", help="do not decode images (faster)")
+    inspect.add_argument("--strict", action="store_true", help="exit with status 1 when problems exist")
     return parser
 
 
@@ -175,12 +183,51 @@ def _per_class_tables(metric):
             yield f"Pascal VOC, IoU {key}, per class", ["class", "gts", "dets", "AP"], rows
 
 
+def inspect(args) -> int:
+    import numpy as np
+
+    from .inspection import inspect_source
+    from .report import format_table
+    from .source import SourceSpec
+
+    spec = SourceSpec(args.path, commit=args.commit, view=args.view, query=args.query)
+    report = inspect_source(spec, check_images=not args.no_images,
+                            progress=lambda done, total: print(f"  inspected {done}/{total} rows", file=sys.stderr))
+    fmt = report.box_format
+    print(f"dataset: {report.description}  ({report.rows} rows)")
+    print(format_table(["column", "type", "used as"],
+                       [(name, kind, ", ".join(k for k, v in report.tensors.items() if v == name) or "-")
+                        for name, kind in report.columns.items()]))
+    print(f"boxes: {fmt.mode.value} {'fractional' if fmt.fractional else 'pixel'}")
+    print(format_table(["class", "instances"], [(c, report.class_counts.get(c, 0)) for c in report.classes]))
+    per_image = report.boxes_per_image
+    if len(per_image):
+        print(f"boxes per image: min {per_image.min()}, mean {per_image.mean():.2f}, max {per_image.max()}")
+    if len(report.box_sides):
+        area = np.sqrt(report.box_sides[:, 0].clip(0) * report.box_sides[:, 1].clip(0))
+        q = np.percentile(area, [0, 25, 50, 75, 100])
+        print("box size (sqrt area, px): min {:.1f}, p25 {:.1f}, median {:.1f}, p75 {:.1f}, max {:.1f}".format(*q))
+        print(f"COCO size ranges: small {(area < 32).sum()}, medium {((area >= 32) & (area < 96)).sum()}, "
+              f"large {(area >= 96).sum()}")
+    if report.history:
+        print(format_table(["commit", "time", "message"], report.history[::-1][:20]))
+    if report.problems:
+        print(f"{len(report.problems)} problem(s):")
+        for problem in report.problems[:50]:
+            print(f"  {problem}")
+        if len(report.problems) > 50:
+            print(f"  ... and {len(report.problems) - 50} more")
+    else:
+        print("no problems found")
+    return 1 if args.strict and report.problems else 0
+
+
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     from .errors import LakedetError, SourceTimeout
 
     try:
-        return {"demo": demo, "train": train, "eval": evaluate}[args.command](args)
+        return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect}[args.command](args)
     except LakedetError as exc:
         print(f"lakedet {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         if isinstance(exc, SourceTimeout):
