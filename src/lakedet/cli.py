@@ -1,4 +1,4 @@
-"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``inspect``.
+"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``inspect``.
 
 Each command is ``<name>_parser()`` + ``<name>(args)``: parse, build the config, hand off to
 ``lakedet.train``. Options follow OpenMMLab's ``tools/train.py`` and ``tools/test.py``.
@@ -55,6 +55,21 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--view", help="evaluate on this saved view (deeplake_view_id)")
     evaluate.add_argument("--query", help="evaluate on the rows this TQL query selects (deeplake_query)")
     evaluate.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    ingest = sub.add_parser("ingest", help="write COCO or Pascal VOC data into a Deep Lake dataset")
+    formats = ingest.add_subparsers(dest="format", required=True)
+    coco = formats.add_parser("coco", help="COCO JSON + image folder")
+    coco.add_argument("annotations")
+    coco.add_argument("images_dir")
+    coco.add_argument("dest")
+    coco.add_argument("--masks", choices=["polygon", "binary", "none"], default="polygon")
+    voc = formats.add_parser("voc", help="a Pascal VOC root (Annotations/, JPEGImages/, ImageSets/Main/)")
+    voc.add_argument("root")
+    voc.add_argument("dest")
+    voc.add_argument("--split", default="trainval")
+    for fmt in (coco, voc):
+        fmt.add_argument("--skip-bad", action="store_true", help="skip and count malformed entries")
+        fmt.add_argument("--overwrite", action="store_true", help="replace a dataset already at DEST")
+
     inspect = sub.add_parser("inspect", help="schema, statistics, problems and history of a dataset")
     inspect.add_argument("path")
     inspect.add_argument("--commit")
@@ -183,6 +198,25 @@ def _per_class_tables(metric):
             yield f"Pascal VOC, IoU {key}, per class", ["class", "gts", "dets", "AP"], rows
 
 
+def ingest(args) -> int:
+    from .ingest import ingest_coco, ingest_voc, print_progress
+
+    if args.format == "coco":
+        report = ingest_coco(args.annotations, args.images_dir, args.dest,
+                             masks=None if args.masks == "none" else args.masks, skip_bad=args.skip_bad,
+                             overwrite=args.overwrite, progress=print_progress)
+    else:
+        report = ingest_voc(args.root, args.dest, split=args.split, skip_bad=args.skip_bad,
+                            overwrite=args.overwrite, progress=print_progress)
+    print(f"ingested {report.images} images, {report.instances} instances, {len(report.classes)} classes "
+          f"into {report.dest} (commit {report.commit})")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} bad entries:")
+        for message in report.skipped[:20]:
+            print(f"  {message}")
+    return 0
+
+
 def inspect(args) -> int:
     import numpy as np
 
@@ -227,7 +261,8 @@ def main(argv=None) -> int:
     from .errors import LakedetError, SourceTimeout
 
     try:
-        return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect}[args.command](args)
+        return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect,
+                "ingest": ingest}[args.command](args)
     except LakedetError as exc:
         print(f"lakedet {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         if isinstance(exc, SourceTimeout):

@@ -209,6 +209,7 @@ class DeepLakeDetDataset(BaseDetDataset):
             self._ds, self.origin = deeplake_dataset, origin_of(deeplake_dataset)
         else:
             self._ds, self.origin = open_source_with_origin(self.source)
+        _refuse_unfinished_ingest(self._ds, self.source.description)
         if len(self._ds) == 0:
             raise DataError(f"{self.source.description!r} has no rows; check deeplake_path, "
                             "deeplake_commit_id, deeplake_view_id or deeplake_query")
@@ -345,6 +346,16 @@ class DeepLakeDetDataset(BaseDetDataset):
         return (f"DeepLakeDetDataset({self.source.description!r}, rows={len(self._annotations)}, "
                 f"tensors={self.tensor_map.as_dict()}, boxes={self.box_format.mode.value}"
                 f"{' fractional' if self.box_format.fractional else ' pixel'})")
+
+
+def _refuse_unfinished_ingest(ds, description: str) -> None:
+    try:
+        state = ds.metadata["lakedet_ingest"] if "lakedet_ingest" in ds.metadata.keys() else None
+    except Exception:  # views have no dataset metadata
+        return
+    if state == "in-progress":
+        raise DataError(f"{description!r} is an interrupted `lakedet ingest` (marked in-progress); "
+                        "run the ingest again to finish it")
 
 
 def _loader_type(value) -> str:

@@ -136,7 +136,7 @@ def write_dataset(path: str, rows: list[SyntheticRow], classes=SHAPE_CLASSES, ma
         if masks == "binary":
             data["masks"] = [r.masks for r in chunk]
         elif masks == "polygon":
-            data["polygons"] = [r.polygons for r in chunk]
+            data["polygons"] = [r.polygons if r.polygons else np.zeros((0, 3, 2), np.float32) for r in chunk]
         if crowd:
             data["iscrowd"] = [np.zeros(len(r.boxes), bool) if r.iscrowd is None else np.asarray(r.iscrowd, bool)
                                for r in chunk]
