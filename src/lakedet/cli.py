@@ -1,4 +1,4 @@
-"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``inspect``.
+"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``inspect``, ``predict``.
 
 Each command is ``<name>_parser()`` + ``<name>(args)``: parse, build the config, hand off to
 ``lakedet.train``. Options follow OpenMMLab's ``tools/train.py`` and ``tools/test.py``.
@@ -69,6 +69,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     for fmt in (coco, voc):
         fmt.add_argument("--skip-bad", action="store_true", help="skip and count malformed entries")
         fmt.add_argument("--overwrite", action="store_true", help="replace a dataset already at DEST")
+
+    predict = sub.add_parser("predict", help="write a model's predictions to a new branch of the dataset")
+    predict.add_argument("config")
+    predict.add_argument("checkpoint")
+    predict.add_argument("path")
+    predict.add_argument("--branch", required=True, help="the new branch to write the predictions on")
+    predict.add_argument("--score-thr", type=float, default=0.05)
+    predict.add_argument("--batch-size", type=int, default=4)
+    predict.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
 
     inspect = sub.add_parser("inspect", help="schema, statistics, problems and history of a dataset")
     inspect.add_argument("path")
@@ -217,6 +226,17 @@ def ingest(args) -> int:
     return 0
 
 
+def predict(args) -> int:
+    from .ingest import print_progress
+    from .predict import predict_to_branch
+
+    report = predict_to_branch(args.config, args.checkpoint, args.path, args.branch, cfg_options=args.cfg_options,
+                               score_thr=args.score_thr, batch_size=args.batch_size, progress=print_progress)
+    print(f"predicted {report.rows} rows ({report.boxes} boxes) of {report.path}@{report.source_commit}; "
+          f"written to branch {report.branch!r} as commit {report.commit}")
+    return 0
+
+
 def inspect(args) -> int:
     import numpy as np
 
@@ -262,7 +282,7 @@ def main(argv=None) -> int:
 
     try:
         return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect,
-                "ingest": ingest}[args.command](args)
+                "ingest": ingest, "predict": predict}[args.command](args)
     except LakedetError as exc:
         print(f"lakedet {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         if isinstance(exc, SourceTimeout):

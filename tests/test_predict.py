@@ -1,0 +1,40 @@
+import subprocess
+import sys
+
+import deeplake
+import numpy as np
+import pytest
+
+from conftest import CONFIG_DIR, dataset_hash
+from lakedet.synthetic import make_shapes_dataset
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def lakedet(*args):
+    return subprocess.run([sys.executable, "-m", "lakedet", *args], capture_output=True, text=True)
+
+
+def test_predict_writes_a_branch_and_leaves_the_source_untouched(shapes, tmp_path):
+    paths = [f"train_dataloader.dataset.deeplake_path={shapes[0]}", f"val_dataloader.dataset.deeplake_path={shapes[0]}"]
+    out = lakedet("train", str(CONFIG_DIR / "tiny_retinanet.py"), "--work-dir", str(tmp_path / "w"), "--cfg-options", *paths)
+    assert out.returncode == 0, out.stderr[-2000:]
+    target = str(tmp_path / "target")
+    source, _ = make_shapes_dataset(target, 6, size=64, seed=30)
+    before, source_commit = dataset_hash(target), source.version
+    out = lakedet("predict", str(CONFIG_DIR / "tiny_retinanet.py"), str(tmp_path / "w" / "iter_2.pth"), target,
+                  "--branch", "preds-v1", "--score-thr", "0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert dataset_hash(target) == before  # the source branch is untouched
+    ds = deeplake.open_read_only(target)
+    assert sorted(ds.branches.names()) == ["main", "preds-v1"]
+    branch = ds.branches["preds-v1"].open()
+    assert {"pred_boxes", "pred_labels", "pred_scores"} <= {c.name for c in branch.schema.columns}
+    for row in range(6):
+        boxes, labels, scores = (np.asarray(branch[c][row]) for c in ("pred_boxes", "pred_labels", "pred_scores"))
+        assert len(boxes) == len(labels) == len(scores) > 0  # score-thr 0 keeps the untrained model's boxes
+    message = list(branch.history)[-1].message
+    assert "tiny_retinanet.py" in message and "iter_2.pth sha256 " in message and source_commit in message
+    again = lakedet("predict", str(CONFIG_DIR / "tiny_retinanet.py"), str(tmp_path / "w" / "iter_2.pth"), target,
+                    "--branch", "preds-v1")
+    assert again.returncode == 2 and "branch 'preds-v1' already exists" in again.stderr
