@@ -185,3 +185,22 @@ def test_one_summary_of_the_changes_is_logged(caplog):
     assert len(summaries) == 1
     text = summaries[0].getMessage()
     assert "data.train" in text and "RandomResize" in text and "data_preprocessor" in text
+
+
+def test_without_data_val_the_base_configs_file_based_val_split_is_removed():
+    cfg = seed_style(val_dataloader=dict(dataset=dict(type="CocoDataset", ann_file="instances_val2017.json")),
+                     val_evaluator=dict(type="CocoMetric"), val_cfg=dict(type="ValLoop"))
+    del cfg.data["val"]
+    out = translate_config(cfg)
+    assert "val_dataloader" not in out and "val_evaluator" not in out and "val_interval" not in out.train_cfg
+
+
+def test_settings_the_translation_would_lose_are_errors():
+    with pytest.raises(ConfigError, match="TensorboardLoggerHook"):
+        translate_config(seed_style(log_config=dict(interval=5, hooks=[dict(type="TextLoggerHook"),
+                                                                        dict(type="TensorboardLoggerHook")])))
+    with pytest.raises(ConfigError, match="warmup_by_epoch"):
+        translate_config(seed_style(lr_config=dict(policy="step", step=[1], warmup="linear", warmup_iters=2,
+                                                   warmup_by_epoch=True)))
+    with pytest.raises(ConfigError, match="scale_factor"):
+        translate_pipeline([dict(type="MultiScaleFlipAug", scale_factor=1.0, transforms=[])], "p", {})

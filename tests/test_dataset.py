@@ -288,3 +288,51 @@ def test_commit_and_view_select_rows(tmp_path):
     np.testing.assert_allclose(view[1]["gt_bboxes"].tensor.numpy(), ltwh_to_xyxy(extra[1].boxes))
     with pytest.raises(ConfigError, match="disagree"):
         DeepLakeDetDataset(deeplake_path=path, deeplake_commit_id=first, deeplake_commit="other")
+
+
+def test_test_time_augmentation_pipelines_load_once_at_the_top(shapes):
+    ds = DeepLakeDetDataset(deeplake_path=shapes[0], test_mode=True, pipeline=[
+        dict(type="LoadImageFromFile"),
+        dict(type="TestTimeAug", transforms=[
+            [dict(type="Resize", scale=(64, 64), keep_ratio=True), dict(type="Resize", scale=(96, 96), keep_ratio=True)],
+            [dict(type="RandomFlip", prob=1.0), dict(type="RandomFlip", prob=0.0)],
+            [dict(type="PackDetInputs", meta_keys=("img_id", "img_shape", "ori_shape", "scale_factor", "flip"))]])])
+    sample = ds[0]
+    assert len(sample["inputs"]) == 4  # 2 scales x 2 flips, each from the one decoded image
+    assert sorted(tuple(x.shape[1:]) for x in sample["inputs"]) == [(64, 64), (64, 64), (96, 96), (96, 96)]
+
+
+def test_user_classes_must_cover_the_labels(shapes):
+    with pytest.raises(DataError, match=r"row 0, column 'labels': label \d is outside the 1 classes of metainfo"):
+        DeepLakeDetDataset(deeplake_path=shapes[0], metainfo=dict(classes=("only_one",)))
+
+
+def test_an_opened_object_refuses_row_selection_keys(shapes):
+    view = deeplake.open_read_only(shapes[0])
+    with pytest.raises(ConfigError, match="deeplake_query cannot be applied to an opened dataset object"):
+        DeepLakeDetDataset(deeplake_dataset=view, deeplake_query="SELECT * WHERE ROW_NUMBER() < 2")
+
+
+def test_gt_masks_none_turns_masks_off_even_when_two_mask_columns_exist(tmp_path):
+    rows = render_rows(2, size=32, seed=5)
+    ds = write_dataset(str(tmp_path / "two"), rows, masks="binary")
+    ds.add_column("polygons", deeplake.types.Polygon())
+    ds.commit("a second mask column")
+    with pytest.raises(SchemaError, match="'masks'.*'polygons'"):
+        DeepLakeDetDataset(deeplake_path=str(tmp_path / "two"))
+    plain = DeepLakeDetDataset(deeplake_path=str(tmp_path / "two"), deeplake_tensors={"gt_masks": None},
+                               test_mode=True, pipeline=ZOO_PIPELINE)
+    assert plain.tensor_map.gt_masks is None and "mask" not in plain.get_data_info(0)["instances"][0]
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_dataloader_workers_read_every_row_once(shapes, context):
+    from mmengine.dataset import pseudo_collate
+    from torch.utils.data import DataLoader
+
+    ds = DeepLakeDetDataset(deeplake_path=shapes[0], test_mode=True, pipeline=ZOO_PIPELINE)
+    loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=pseudo_collate, multiprocessing_context=context)
+    seen = [s.img_id for batch in loader for s in batch["data_samples"]]
+    assert sorted(seen) == list(range(24))
+    np.testing.assert_allclose(
+        next(iter(loader))["data_samples"][1].gt_instances.bboxes.numpy(), ltwh_to_xyxy(shapes[1][1].boxes))

@@ -14,8 +14,9 @@ from lakedet.synthetic import SHAPE_CLASSES, render_rows, write_dataset
 
 pytestmark = pytest.mark.timeout(120)
 
-TEST_PIPELINE = [dict(type="LoadImageFromFile"), dict(type="Resize", scale=(64, 64), keep_ratio=True),
-                 dict(type="LoadAnnotations", with_bbox=True),
+# a real resize (64 -> 96 px) and annotations loaded after it: metrics must still use original pixels
+TEST_PIPELINE = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True),
+                 dict(type="Resize", scale=(96, 96), keep_ratio=True),
                  dict(type="PackDetInputs", meta_keys=("img_id", "img_path", "ori_shape", "img_shape", "scale_factor"))]
 
 
@@ -203,3 +204,41 @@ def test_pascal_voc_recall_when_asked(crowd_rows):
     result = _feed(metric, _samples(path), _predictions(rows, seed=4))
     assert set(result) == {"pascal_voc/recall@10@0.5", "pascal_voc/recall@100@0.5"}
     assert 0.5 < result["pascal_voc/recall@100@0.5"] <= 1.0  # most true boxes are among the predictions
+
+
+def test_concatenated_datasets_keep_their_images_apart(crowd_rows, tmp_path):
+    """Row numbers repeat across a ConcatDataset: both copies must be scored as separate images."""
+    path, rows = crowd_rows
+    samples = _samples(path)
+    preds = _predictions(rows)
+    metric = DeepLakeCocoMetric(metric="bbox")
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    single = _feed(metric, samples, preds)["coco/bbox_mAP"]
+    twin = [s.clone() for s in samples]
+    for s in twin:
+        s.set_metainfo(dict(img_path=s.img_path + "#copy"))
+    metric = DeepLakeCocoMetric(metric="bbox")
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    batch = []
+    for sample, pred in zip(samples + twin, preds + preds):
+        data = sample.to_dict()
+        data["pred_instances"] = dict(bboxes=torch.from_numpy(pred["bboxes"]), scores=torch.from_numpy(pred["scores"]),
+                                      labels=torch.from_numpy(pred["labels"]))
+        batch.append(data)
+    metric.process({}, batch)
+    assert metric.evaluate(len(batch))["coco/bbox_mAP"] == pytest.approx(single, abs=1e-9)
+    assert len(metric._image_ids.ids) == 24
+
+
+def test_segm_without_ground_truth_masks_is_a_clear_error(tmp_path):
+    rows = render_rows(2, size=64, seed=3)
+    write_dataset(str(tmp_path / "ds"), rows)
+    samples = [s.to_dict() for s in _samples(str(tmp_path / "ds"))]
+    for s in samples:
+        s["pred_instances"] = dict(bboxes=torch.zeros((0, 4)), scores=torch.zeros(0),
+                                   labels=torch.zeros(0, dtype=torch.long), masks=torch.zeros((0, 64, 64), dtype=torch.bool))
+    metric = DeepLakeCocoMetric(metric=["bbox", "segm"])
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    metric.process({}, samples)
+    with pytest.raises(ValueError, match="gt_masks"):
+        metric.evaluate(2)

@@ -100,3 +100,8 @@ def test_class_names_from_metadata_or_generated_with_warning(caplog):
     with caplog.at_level(logging.WARNING, logger="lakedet"):
         assert class_names_from_metadata({}, "labels", 3) == ("class_0", "class_1", "class_2")
     assert "class_names" in caplog.text
+
+
+def test_prediction_columns_are_not_taken_for_ground_truth():
+    columns = dict(COLUMNS, pred_boxes="BoundingBox", pred_labels="ClassLabel", pred_masks="BinaryMask")
+    assert resolve_tensor_map(columns).as_dict() == resolve_tensor_map(COLUMNS).as_dict()

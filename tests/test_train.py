@@ -141,3 +141,9 @@ def test_pascal_voc_metrics_format_gives_pascal_voc_map(shapes, shapes_val, tmp_
     metrics = last_metrics(runner)
     assert "pascal_voc/mAP" in metrics and "coco/bbox_mAP" not in metrics
     assert 0 <= metrics["pascal_voc/mAP"] <= 1
+
+
+def test_meta_cannot_replace_mmengines_own_checkpoint_keys(shapes, tmp_path):
+    cfg = tiny_config(shapes[0], shapes[0], tmp_path)
+    with pytest.raises(ConfigError, match=r"meta\['epoch'\]"):
+        train_detector(build_detector(cfg.model), cfg, meta={"epoch": 3})

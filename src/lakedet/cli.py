@@ -1,4 +1,4 @@
-"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``inspect``, ``predict``.
+"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``inspect``, ``predict``, ``show``.
 
 Each command is ``<name>_parser()`` + ``<name>(args)``: parse, build the config, hand off to
 ``lakedet.train``. Options follow OpenMMLab's ``tools/train.py`` and ``tools/test.py``.
@@ -79,6 +79,16 @@ def get_args_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=4)
     predict.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
 
+    show = sub.add_parser("show", help="draw rows with ground truth (and predictions) into a PNG grid")
+    show.add_argument("path")
+    show.add_argument("--rows", default="0:16", help="START:STOP, N or N,M,... (default 0:16)")
+    show.add_argument("--out", default="grid.png")
+    show.add_argument("--columns", type=int, default=4)
+    show.add_argument("--commit")
+    shown = show.add_mutually_exclusive_group()
+    shown.add_argument("--view")
+    shown.add_argument("--query")
+
     inspect = sub.add_parser("inspect", help="schema, statistics, problems and history of a dataset")
     inspect.add_argument("path")
     inspect.add_argument("--commit")
@@ -93,9 +103,13 @@ def get_args_parser() -> argparse.ArgumentParser:
 def _load_config(args):
     from mmengine.config import Config
 
+    from .config import is_2x_config, translate_config
+
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    if is_2x_config(cfg):  # translate first, so the options below act on the MMDetection 3 keys
+        cfg = translate_config(cfg)
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif not cfg.get("work_dir"):
@@ -120,6 +134,10 @@ def train(args) -> int:
 
     cfg = _load_config(args)
     if args.amp:
+        if "optim_wrapper" not in cfg:
+            from .errors import ConfigError
+
+            raise ConfigError("--amp needs an optim_wrapper (or a 2.x optimizer) in the config")
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
     if args.resume == "auto":
@@ -138,7 +156,7 @@ def evaluate(args) -> int:
     from .train import build_runner
 
     cfg = _load_config(args)
-    cfg.load_from = args.checkpoint
+    cfg.load_from, cfg.resume = args.checkpoint, False  # evaluate exactly this checkpoint
     _select_test_rows(cfg, commit=args.commit, view=args.view, query=args.query)
     runner = build_runner(cfg)
     if args.out:
@@ -166,13 +184,8 @@ def _select_test_rows(cfg, **selection) -> None:
     chosen = {keys[k]: v for k, v in selection.items() if v}
     if not chosen:
         return
-    from .config import is_2x_config, translate_config
     from .errors import ConfigError
 
-    if is_2x_config(cfg):
-        translated = translate_config(cfg)
-        cfg.clear()
-        cfg.merge_from_dict(translated.to_dict())
     found = []
 
     def visit(node):
@@ -192,6 +205,8 @@ def _select_test_rows(cfg, **selection) -> None:
         if "deeplake_view_id" in chosen or "deeplake_query" in chosen:
             dataset.pop("deeplake_view_id", None)
             dataset.pop("deeplake_query", None)
+        if "deeplake_commit_id" in chosen:
+            dataset.pop("deeplake_commit", None)  # the other spelling of the same key
         dataset.update(chosen)
 
 
@@ -234,6 +249,19 @@ def predict(args) -> int:
                                score_thr=args.score_thr, batch_size=args.batch_size, progress=print_progress)
     print(f"predicted {report.rows} rows ({report.boxes} boxes) of {report.path}@{report.source_commit}; "
           f"written to branch {report.branch!r} as commit {report.commit}")
+    return 0
+
+
+def show(args) -> int:
+    import cv2
+
+    from .show import render_grid
+    from .source import SourceSpec
+
+    grid = render_grid(SourceSpec(args.path, commit=args.commit, view=args.view, query=args.query), args.rows,
+                       columns=args.columns)
+    cv2.imwrite(args.out, grid[:, :, ::-1])
+    print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]} px)")
     return 0
 
 
@@ -282,7 +310,7 @@ def main(argv=None) -> int:
 
     try:
         return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect,
-                "ingest": ingest, "predict": predict}[args.command](args)
+                "ingest": ingest, "predict": predict, "show": show}[args.command](args)
     except LakedetError as exc:
         print(f"lakedet {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         if isinstance(exc, SourceTimeout):

@@ -103,8 +103,14 @@ def translate_config(cfg):
     if "val" in data and "test" not in data:
         out["test_dataloader"] = copy.deepcopy(out["val_dataloader"])
         changes.add("data.val", "test_dataloader (no data.test)")
-    elif "test" in data and "val" not in data:
-        out.pop("val_dataloader", None)
+    for split in ("val", "test"):
+        if f"{split}_dataloader" in out and split not in data and not (split == "test" and "val" in data):
+            # the MMDetection 3 base config's own (file-based) split would be used otherwise
+            for key in (f"{split}_dataloader", f"{split}_evaluator", f"{split}_cfg"):
+                out.pop(key, None)
+            if split == "val":
+                out.setdefault("train_cfg", {}).pop("val_interval", None)
+            changes.add(f"(no data.{split})", f"{split}_dataloader/{split}_evaluator of the base config removed")
     _translate_evaluation(src, out, metrics_format, changes)
     _translate_schedule(src, out, changes)
     for key in _DROPPED:
@@ -377,7 +383,10 @@ def _translate_flip(step, here, changes) -> dict:
 
 
 def _translate_multiscale(step, here, model, changes) -> list:
-    scales = _scales(step.get("img_scale") or step.get("scale_factor"))
+    if step.get("img_scale") is None:
+        raise ConfigError(f"{here}: only MultiScaleFlipAug(img_scale=...) translates (scale_factor does not); "
+                          "write the MMDetection 3 Resize(scale_factor=...) yourself")
+    scales = _scales(step.get("img_scale"))
     flip = bool(step.get("flip", False))
     if len(scales) != 1 or flip:
         raise ConfigError(f"{here}: MultiScaleFlipAug with several scales or flip=True is test-time "
@@ -507,6 +516,10 @@ def _translate_schedule(src, out, changes) -> None:
         changes.add("checkpoint_config", f"default_hooks.checkpoint = {hooks['checkpoint']}")
     if "log_config" in src:
         log = dict(src["log_config"] or {})
+        extra = [h.get("type") for h in log.get("hooks", []) if h.get("type") != "TextLoggerHook"]
+        if extra:
+            raise ConfigError(f"log_config.hooks: {extra} have no automatic translation; write MMDetection 3 "
+                              "vis_backends (e.g. TensorboardVisBackend) in visualizer instead")
         hooks = out.setdefault("default_hooks", {})
         hooks["logger"] = dict(type="LoggerHook", interval=int(log.get("interval", 50)))
         out.pop("log_config", None)
@@ -523,7 +536,8 @@ def _translate_lr_config(lr: dict, train_cfg: Mapping) -> list:
     warmup = lr.pop("warmup", None)
     warmup_iters = int(lr.pop("warmup_iters", 0) or 0)
     warmup_ratio = float(lr.pop("warmup_ratio", 0.1))
-    lr.pop("warmup_by_epoch", None)
+    if lr.pop("warmup_by_epoch", False):
+        raise ConfigError("lr_config.warmup_by_epoch=True: give warmup_iters in iterations instead")
     if warmup:
         if warmup not in ("linear", "constant"):
             raise ConfigError(f"lr_config.warmup={warmup!r}: only 'linear' and 'constant' translate")

@@ -53,7 +53,7 @@ def _bare_type(step: Mapping) -> str:
     return str(step.get("type", "")).split(".")[-1]
 
 
-def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False) -> list:
+def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_level: bool = True) -> list:
     """Put lakedet's loading transforms in place of MMDetection's file loaders.
 
     ``LoadImageFromFile`` (any scope) becomes ``LoadImageFromDeepLake``; ``LoadAnnotations`` becomes
@@ -84,19 +84,14 @@ def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False) -> li
         for nested in ("transforms",):  # TestTimeAug / MultiScaleFlipAug
             if isinstance(step.get(nested), list):
                 inner = step[nested]
-                step[nested] = ([place_loading_steps(x, skip_bad_images) for x in inner]
+                step[nested] = ([place_loading_steps(x, skip_bad_images, top_level=False) for x in inner]
                                 if inner and isinstance(inner[0], list)
-                                else place_loading_steps(inner, skip_bad_images))
+                                else place_loading_steps(inner, skip_bad_images, top_level=False))
         placed.append(step)
-    top_level = [_bare_type(s) for s in placed if isinstance(s, Mapping)]
-    if pipeline and "LoadImageFromDeepLake" not in top_level and not _has_nested_loader(placed):
+    kinds = [_bare_type(s) for s in placed if isinstance(s, Mapping)]
+    if top_level and pipeline and "LoadImageFromDeepLake" not in kinds:
         placed.insert(0, dict(type="LoadImageFromDeepLake", skip_bad_images=skip_bad_images))
     return placed
-
-
-def _has_nested_loader(pipeline) -> bool:
-    return any(isinstance(s, Mapping) and "LoadImageFromDeepLake" in repr(s.get("transforms", ""))
-               for s in pipeline)
 
 
 def polygon_area(points: np.ndarray) -> float:
@@ -220,11 +215,12 @@ class DeepLakeDetDataset(BaseDetDataset):
         num_classes = int(self._annotations.labels.max()) + 1 if len(self._annotations.labels) else 0
         classes = class_names_from_metadata(column_metadata(self._ds, self.tensor_map.gt_labels),
                                             self.tensor_map.gt_labels, num_classes)
-        self._check_labels(len(classes))
         image_type = self._ds.schema[self.tensor_map.img].dtype
         self._image_compressed = str(image_type.sample_compression).lower() in _COMPRESSED
         metainfo = dict(kwargs.pop("metainfo", None) or {})
         metainfo.setdefault("classes", classes)
+        self._check_labels(len(metainfo["classes"]), "metainfo['classes']" if metainfo["classes"] != classes
+                           else f"column {self.tensor_map.gt_labels!r} class_names")
         pipeline = place_loading_steps(pipeline, skip_bad_images)
         self._masks_for_pipeline = self.tensor_map.gt_masks is not None and _wants_masks(pipeline)
         self._mask_kind = (self._ds.schema[self.tensor_map.gt_masks].dtype.kind.name
@@ -325,13 +321,13 @@ class DeepLakeDetDataset(BaseDetDataset):
         if self._fractional_polygons:
             info["deeplake_fractional_polygons"] = True
 
-    def _check_labels(self, num_classes: int) -> None:
+    def _check_labels(self, num_classes: int, source: str) -> None:
         labels = self._annotations.labels
         bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
         if len(bad):
             row = int(np.searchsorted(self._annotations.offsets, bad[0], side="right") - 1)
             raise DataError(f"row {row}, column {self.tensor_map.gt_labels!r}: label {labels[bad[0]]} "
-                            f"is outside the {num_classes} classes")
+                            f"is outside the {num_classes} classes of {source}")
 
     def lineage(self) -> dict:
         """Which data this dataset reads: URL, branch, commit, view/query, rows, column mapping."""
@@ -384,7 +380,12 @@ def _source_spec(path, credentials, commit_id, commit, view, query, dataset) -> 
         if not is_deeplake_dataset(dataset):
             raise ConfigError(f"deeplake_dataset must be an opened Deep Lake dataset or view, "
                               f"got {type(dataset).__name__}")
-        path = path or f"<{type(dataset).__name__}>"
+        given = [k for k, v in (("deeplake_commit_id", commit_id), ("deeplake_commit", commit),
+                                ("deeplake_view_id", view), ("deeplake_query", query)) if v]
+        if given:
+            raise ConfigError(f"{given[0]} cannot be applied to an opened dataset object (deeplake_dataset / "
+                              "ds_train / ds_val): select the rows on the object itself, e.g. ds.query(...)")
+        path = f"<opened {type(dataset).__name__}>"
     if not path:
         raise ConfigError("DeepLakeDetDataset needs deeplake_path (a dataset URL) or deeplake_dataset")
     return SourceSpec(path=path, token=credentials.get("token"), creds=credentials.get("creds"),

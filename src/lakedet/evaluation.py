@@ -159,6 +159,18 @@ def _per_class(evaluator: COCOeval, coco_gt: COCO) -> list[dict]:
     return rows
 
 
+class _ImageIds:
+    """Unique image ids for evaluation: ``img_id`` is a row number, so two concatenated datasets
+    share ids; ``img_path`` (``<dataset>[row]``) tells them apart."""
+
+    def __init__(self):
+        self.ids: dict[str, int] = {}
+
+    def __call__(self, sample) -> int:
+        key = str(sample.get("img_path", sample["img_id"]))
+        return self.ids.setdefault(key, len(self.ids))
+
+
 @METRICS.register_module()
 class DeepLakeCocoMetric(CocoMetric):
     """``CocoMetric`` with in-memory ground truth from the evaluated Deep Lake rows.
@@ -174,10 +186,22 @@ class DeepLakeCocoMetric(CocoMetric):
                              "use CocoMetric for an annotation file")
         super().__init__(*args, **kwargs)
         self.last_tables: dict[str, CocoSummary] = {}
+        self._image_ids = _ImageIds()
+
+    def process(self, data_batch: dict, data_samples) -> None:
+        """CocoMetric's ``process``, with image ids unique across concatenated datasets."""
+        first = len(self.results)
+        super().process(data_batch, data_samples)
+        for (gt, pred), sample in zip(self.results[first:], data_samples):
+            gt["img_id"] = pred["img_id"] = self._image_ids(sample)
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         gts = [gt for gt, _ in results]
         preds = [pred for _, pred in results]
+        if "segm" in self.metrics and not any("mask" in ann for gt in gts for ann in gt["anns"]):
+            raise ValueError("segm evaluation needs ground-truth masks, and the evaluated rows have none: "
+                             "map deeplake_tensors['gt_masks'] to a BinaryMask or Polygon column, or "
+                             "evaluate metric='bbox'")
         coco_gt = coco_from_dict(coco_ground_truth(gts, self.dataset_meta["classes"]))
         if self.format_only or any(m.startswith("proposal") for m in self.metrics):
             self._coco_api = coco_gt  # MMDetection's own path (files, proposal recall)
@@ -207,6 +231,22 @@ class DeepLakeVOCMetric(VOCMetric):
     Keys: ``pascal_voc/mAP``, ``pascal_voc/AP50`` ..., ``pascal_voc/{class}_AP50`` ...; with
     ``metric='recall'``, MMDetection's ``recall@N@iou`` keys.
     """
+
+    def process(self, data_batch: dict, data_samples) -> None:
+        """Ground truth from the row (``instances``, original pixels, crowd as ignored), not from
+        whatever the test pipeline loaded; predictions as VOCMetric formats them."""
+        for sample in data_samples:
+            instances = sample["instances"]
+            boxes = np.asarray([i["bbox"] for i in instances], np.float32).reshape(-1, 4)
+            labels = np.asarray([i["bbox_label"] for i in instances], np.int64)
+            ignored = np.asarray([bool(i.get("ignore_flag", 0)) for i in instances], bool)
+            ann = dict(bboxes=boxes[~ignored], labels=labels[~ignored], bboxes_ignore=boxes[ignored],
+                       labels_ignore=labels[ignored])
+            pred = sample["pred_instances"]
+            bboxes, scores, pred_labels = (pred[k].cpu().numpy() for k in ("bboxes", "scores", "labels"))
+            dets = [np.hstack([bboxes[pred_labels == k], scores[pred_labels == k].reshape(-1, 1)])
+                    for k in range(len(self.dataset_meta["classes"]))]
+            self.results.append((ann, dets))
 
     def compute_metrics(self, results: list) -> dict:
         self.last_tables = {}

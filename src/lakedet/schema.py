@@ -154,8 +154,11 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
         SchemaError: unknown key, missing column, two candidate columns for one key,
             or no column for a required key.
     """
-    explicit = {_KEY_ALIASES.get(k, k): v for k, v in (explicit or {}).items() if v not in (None, "")}
-    chosen: dict[str, str | None] = {}
+    given = {_KEY_ALIASES.get(k, k): v for k, v in (explicit or {}).items()}
+    explicit = {k: v for k, v in given.items() if v not in (None, "")}
+    # an optional key mapped to None/"" means "not used" (e.g. a pure detector on a dataset with masks)
+    chosen: dict[str, str | None] = {k: None for k, v in given.items()
+                                     if v in (None, "") and k not in _REQUIRED_KEYS and k in TENSOR_KEYS}
     for key, column in explicit.items():
         if key not in TENSOR_KEYS:
             raise SchemaError(f"{where}: unknown key {key!r}{did_you_mean(key, TENSOR_KEYS)}; "
@@ -169,8 +172,9 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
             continue
         if key == "gt_ignore":
             candidates = [name for name in columns if name.lower() in _NAMES_FOR_IGNORE]
-        else:
-            candidates = [name for name, kind in columns.items() if kind in _KINDS_FOR_KEY[key]]
+        else:  # `pred_*` columns are predictions (lakedet predict writes them), never ground truth
+            candidates = [name for name, kind in columns.items()
+                          if kind in _KINDS_FOR_KEY[key] and not name.startswith("pred_")]
         if len(candidates) > 1:
             suggestion = ", ".join(f"{key!r}: {c!r}" for c in candidates)
             raise SchemaError(

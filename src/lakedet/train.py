@@ -101,7 +101,8 @@ def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
         target = target["dataset"]
     if ds is not None:
         target["deeplake_dataset"] = ds
-        for key in ("deeplake_commit_id", "deeplake_commit", "deeplake_view_id", "deeplake_query"):
+        for key in ("deeplake_path", "deeplake_credentials", "deeplake_commit_id", "deeplake_commit",
+                    "deeplake_view_id", "deeplake_query"):
             target.pop(key, None)
     if tensors is not None:
         target["deeplake_tensors"] = dict(tensors)
@@ -260,6 +261,11 @@ def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None
     from mmengine.config import Config
 
     cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
+    reserved = sorted(set(meta or {}) & {"epoch", "iter", "cfg", "seed", "experiment_name", "time",
+                                         "mmengine_version", "dataset_meta", "mmengine"})
+    if reserved:
+        raise ConfigError(f"meta[{reserved[0]!r}]: mmengine stores its own {reserved} in checkpoints "
+                          "(resume reads them); use other key names")
     if distributed:
         missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
         if missing:

@@ -35,10 +35,12 @@ def decode_image(data, compressed: bool) -> np.ndarray | None:
     import cv2
 
     if compressed:
-        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        # IMREAD_COLOR, as MMDetection's LoadImageFromFile: EXIF orientation applied, grayscale and
+        # alpha images turned into 3-channel 8-bit BGR
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         if img is None or img.size == 0:
             return None
-        rgb_order = False  # OpenCV decodes to BGR(A)
+        return img
     else:
         img = np.asarray(data)
         if img.size == 0:
