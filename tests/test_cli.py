@@ -28,7 +28,7 @@ def test_demo_builds_data_trains_and_prints_the_bbox_table(tmp_path):
               "--data-dir", str(tmp_path / "data"), "--work-dir", str(tmp_path / "work"),
               "--cfg-options", "model.test_cfg.score_thr=0")  # untrained: keep every box
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "bbox_mAP_50" in out.stdout and "wall time" in out.stdout
+    assert "bbox_mAP_50" in out.stdout and "wall time" in out.stdout and "COCO bbox, per class" in out.stdout
     assert any(p.name.startswith("shapes-v1-train") for p in (tmp_path / "data").iterdir())
     assert list((tmp_path / "work").glob("epoch_1.pth"))
 
@@ -82,7 +82,7 @@ def test_per_class_tables_for_coco_and_voc_metrics():
 
     import numpy as np
 
-    from lakedet.cli import _per_class_tables
+    from lakedet.report import per_class_tables as _per_class_tables
     from lakedet.evaluation import CocoSummary
 
     coco = SimpleNamespace(last_tables={"bbox": CocoSummary("bbox", np.zeros(12), [

@@ -39,16 +39,24 @@ def test_two_iterations_train_and_validate_with_coco_metrics(shapes, shapes_val,
     assert (dataset_hash(shapes[0]), dataset_hash(shapes_val[0])) == before  # nothing written
 
 
-def test_opened_views_and_mappings_override_the_config(shapes, shapes_val, tmp_path):
+def test_opened_views_and_mappings_override_the_config(shapes, tmp_path):
+    from lakedet.synthetic import make_shapes_dataset
+
+    val, _ = make_shapes_dataset(str(tmp_path / "val"), 4, size=64, seed=31)
+    val.add_column("other_boxes", deeplake.types.BoundingBox())  # two box columns: inference cannot choose
+    val.commit("a second box column")
     cfg = tiny_config("/does/not/exist", "/does/not/exist/either", tmp_path / "work")
     train_view = deeplake.open_read_only(shapes[0]).query("SELECT * WHERE ROW_NUMBER() < 10")
+    with pytest.raises(Exception, match="cannot infer 'gt_bboxes'"):
+        train_detector(build_detector(cfg.model), cfg, ds_train=train_view, ds_val=deeplake.open_read_only(str(tmp_path / "val")))
     runner = train_detector(build_detector(cfg.model), cfg, ds_train=train_view,
-                            ds_val=deeplake.open_read_only(shapes_val[0]),
+                            ds_val=deeplake.open_read_only(str(tmp_path / "val")),
                             ds_val_tensors={"img": "images", "gt_bboxes": "boxes", "gt_labels": "labels"},
                             validate=True)
     assert len(runner.train_dataloader.dataset) == 10
     assert runner.val_dataloader.dataset.tensor_map.gt_bboxes == "boxes"
     assert "coco/bbox_mAP" in last_metrics(runner)
+    assert "/does/not/exist" not in repr(runner.train_dataloader.dataset)  # the object, not the config path
 
 
 def test_validate_false_skips_validation(shapes, tmp_path):

@@ -152,7 +152,7 @@ def evaluate(args) -> int:
     import json
     from pathlib import Path
 
-    from .report import format_table
+    from .report import format_table, per_class_tables
     from .train import build_runner
 
     cfg = _load_config(args)
@@ -165,7 +165,7 @@ def evaluate(args) -> int:
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
     metrics = runner.test()
     for metric in runner.test_evaluator.metrics:
-        for title, headers, rows in _per_class_tables(metric):
+        for title, headers, rows in per_class_tables(metric):
             print(f"\n{title}")
             print(format_table(headers, rows))
     summary = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -208,18 +208,6 @@ def _select_test_rows(cfg, **selection) -> None:
         if "deeplake_commit_id" in chosen:
             dataset.pop("deeplake_commit", None)  # the other spelling of the same key
         dataset.update(chosen)
-
-
-def _per_class_tables(metric):
-    """(title, headers, rows) for each per-class table a lakedet metric kept from its last run."""
-    tables = getattr(metric, "last_tables", None) or {}
-    for key, table in tables.items():
-        if hasattr(table, "per_class"):  # COCO
-            rows = [(r["name"], r["AP"], r["AP50"], r["AP75"], r["AP_s"], r["AP_m"], r["AP_l"]) for r in table.per_class]
-            yield f"COCO {table.iou_type}, per class", ["class", "AP", "AP50", "AP75", "AP_s", "AP_m", "AP_l"], rows
-        else:  # Pascal VOC, one table per IoU threshold
-            rows = [(r["name"], r["gts"], r["dets"], r["AP"]) for r in table]
-            yield f"Pascal VOC, IoU {key}, per class", ["class", "gts", "dets", "AP"], rows
 
 
 def ingest(args) -> int:

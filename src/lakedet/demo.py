@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from .report import format_table
+from .report import format_table, per_class_tables
 
 __all__ = ["DEMO_CONFIG", "ensure_demo_datasets", "run_demo"]
 
@@ -85,6 +85,10 @@ def run_demo(work_dir: str = "work_dirs/demo", data_dir: str | None = None, epoc
     rows = [(name, values[name]) for name in ("bbox_mAP", "bbox_mAP_50", "bbox_mAP_75", "bbox_mAP_s",
                                               "bbox_mAP_m", "bbox_mAP_l") if name in values]
     print("\nlakedet demo: RetinaNet-R18 from scratch on synthetic shapes streamed from Deep Lake")
+    for metric in runner.val_evaluator.metrics:
+        for title, headers, table in per_class_tables(metric):
+            print(title)
+            print(format_table(headers, table))
     if rows:
         print(format_table(["metric (val)", "value"], rows))
     else:
