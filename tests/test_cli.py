@@ -94,3 +94,12 @@ def test_per_class_tables_for_coco_and_voc_metrics():
     (title, headers, rows), = _per_class_tables(voc)
     assert title == "Pascal VOC, IoU 0.5, per class" and rows == [("circle", 4, 9, 0.25)]
     assert list(_per_class_tables(SimpleNamespace())) == []
+
+
+def test_amp_without_a_gpu_is_a_clear_error(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():  # the CI machines have no GPU; on a GPU box --amp is simply accepted
+        return
+    out = run("train", str(CONFIG_DIR / "tiny_retinanet.py"), "--work-dir", str(tmp_path), "--amp")
+    assert out.returncode == 2 and "--amp (mixed precision) needs a CUDA GPU" in out.stderr

@@ -134,9 +134,13 @@ def train(args) -> int:
 
     cfg = _load_config(args)
     if args.amp:
-        if "optim_wrapper" not in cfg:
-            from .errors import ConfigError
+        import torch
 
+        from .errors import ConfigError
+
+        if not torch.cuda.is_available():
+            raise ConfigError("--amp (mixed precision) needs a CUDA GPU; this machine has none: drop --amp")
+        if "optim_wrapper" not in cfg:
             raise ConfigError("--amp needs an optim_wrapper (or a 2.x optimizer) in the config")
         cfg.optim_wrapper.type = "AmpOptimWrapper"
         cfg.optim_wrapper.setdefault("loss_scale", "dynamic")
