@@ -38,3 +38,17 @@ def test_predict_writes_a_branch_and_leaves_the_source_untouched(shapes, tmp_pat
     again = lakedet("predict", str(CONFIG_DIR / "tiny_retinanet.py"), str(tmp_path / "w" / "iter_2.pth"), target,
                     "--branch", "preds-v1")
     assert again.returncode == 2 and "branch 'preds-v1' already exists" in again.stderr
+    # only the rows of a query (or a saved view) get predictions
+    writable = deeplake.open(target)  # keep it: a view does not keep its dataset alive
+    writable.query("SELECT * WHERE ROW_NUMBER() >= 4").tag("last_two")
+    for flag, value, expected in (("--query", "SELECT * WHERE ROW_NUMBER() < 2", [0, 1]), ("--view", "last_two", [4, 5])):
+        out = lakedet("predict", str(CONFIG_DIR / "tiny_retinanet.py"), str(tmp_path / "w" / "iter_2.pth"), target,
+                      "--branch", f"preds{flag}", "--score-thr", "0", flag, value)
+        assert out.returncode == 0, out.stderr[-2000:]
+        opened = deeplake.open_read_only(target)
+        selected = opened.branches[f"preds{flag}"].open()
+        predicted = [row for row in range(6) if selected["pred_scores"][row] is not None
+                     and len(np.asarray(selected["pred_scores"][row])) > 0]
+        assert predicted == expected, (flag, predicted)
+        assert "rows of" in list(selected.history)[-1].message
+    assert dataset_hash(target) == before

@@ -78,6 +78,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     predict.add_argument("--score-thr", type=float, default=0.05)
     predict.add_argument("--batch-size", type=int, default=4)
     predict.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
+    predicted = predict.add_mutually_exclusive_group()
+    predicted.add_argument("--view", help="predict only the rows of this saved view")
+    predicted.add_argument("--query", help="predict only the rows this TQL query selects (SELECT * WHERE ...)")
 
     show = sub.add_parser("show", help="draw rows with ground truth (and predictions) into a PNG grid")
     show.add_argument("path")
@@ -238,7 +241,8 @@ def predict(args) -> int:
     from .predict import predict_to_branch
 
     report = predict_to_branch(args.config, args.checkpoint, args.path, args.branch, cfg_options=args.cfg_options,
-                               score_thr=args.score_thr, batch_size=args.batch_size, progress=print_progress)
+                               score_thr=args.score_thr, batch_size=args.batch_size, view=args.view,
+                               query=args.query, progress=print_progress)
     print(f"predicted {report.rows} rows ({report.boxes} boxes) of {report.path}@{report.source_commit}; "
           f"written to branch {report.branch!r} as commit {report.commit}")
     return 0

@@ -39,12 +39,19 @@ def _sha256(path: str) -> str:
 
 
 def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_options: dict | None = None,
-                      score_thr: float = 0.05, batch_size: int = 4, progress=None) -> PredictReport:
-    """Predict every row of ``path`` (its current branch) and commit the results on ``branch``.
+                      score_thr: float = 0.05, batch_size: int = 4, view: str | None = None,
+                      query: str | None = None, progress=None) -> PredictReport:
+    """Predict the rows of ``path`` (its current branch; all rows, or those a saved view or a TQL
+    query selects) and commit the results on ``branch``; unselected rows get no prediction.
+
+    With a view or query, the branch also gets ``lakedet_row`` (each row's index): Deep Lake views
+    do not tell which rows they hold, so the selection is run on the new branch and read back
+    through that column.
 
     Raises:
-        SourceError: ``path`` cannot be opened for writing, or ``branch`` already exists.
-        ConfigError: the config has no test/val pipeline.
+        SourceError: ``path`` cannot be opened for writing, ``branch`` already exists, or the view
+            is unknown.
+        ConfigError: the config has no test/val pipeline, or both view and query are given.
     """
     import deeplake
     import torch
@@ -74,10 +81,31 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
     if branch in list(writable.branches.names()):
         raise SourceError(f"branch {branch!r} already exists in {path!r}; choose a new --branch "
                           f"(branches: {list(writable.branches.names())})")
+    if view and query:
+        raise ConfigError("give --view or --query, not both")
+    if view:
+        if view not in list(writable.tags.names()):
+            raise SourceError(f"--view {view!r}: no saved view of that name in {path!r}; saved views: "
+                              f"{list(writable.tags.names()) or '(none)'}")
+        query = writable.tags[view].query
     source_branch, source_commit = writable.current_branch.name, str(writable.version)
-    dataset = DeepLakeDetDataset(deeplake_path=path, deeplake_commit_id=source_commit, test_mode=True,
-                                 pipeline=[s for s in pipeline if str(s.get("type", "")).split(".")[-1]
-                                           not in ("LoadAnnotations",)])
+    target = writable.branch(branch).open()
+    pipeline = [s for s in pipeline if str(s.get("type", "")).split(".")[-1] not in ("LoadAnnotations",)]
+    if query:
+        target.add_column("lakedet_row", types.Int64())
+        target["lakedet_row"][0:len(target)] = np.arange(len(target), dtype=np.int64)
+        try:
+            selected = target.query(query)
+            base_rows = [int(v) for v in np.asarray(selected["lakedet_row"][:]).reshape(-1)]
+        except Exception as exc:
+            writable.branches[branch].delete()
+            raise SourceError(f"query {query!r} on {path!r} failed (it must keep every column, e.g. "
+                              f"SELECT * WHERE ...): {exc}") from exc
+        dataset = DeepLakeDetDataset(deeplake_dataset=selected, test_mode=True, pipeline=pipeline)
+    else:
+        base_rows = None
+        dataset = DeepLakeDetDataset(deeplake_path=path, deeplake_commit_id=source_commit, test_mode=True,
+                                     pipeline=pipeline)
     model = build_detector(cfg.model)
     load_checkpoint(model, checkpoint, map_location="cpu", logger="silent")
     model.eval()
@@ -89,7 +117,8 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
                 pred = sample.pred_instances
                 keep = pred.scores >= score_thr
                 boxes = pred.bboxes[keep].cpu().numpy()
-                results[sample.img_id] = dict(
+                row = sample.img_id if base_rows is None else base_rows[sample.img_id]
+                results[row] = dict(
                     boxes=np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).astype(np.float32),
                     labels=pred.labels[keep].cpu().numpy().astype(np.uint32),
                     scores=pred.scores[keep].cpu().numpy().astype(np.float32),
@@ -97,7 +126,6 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
                            if "masks" in pred else None))
             if progress:
                 progress(min(start + batch_size, len(dataset)), len(dataset))
-    target = writable.branch(branch).open()
     target.add_column("pred_boxes", types.BoundingBox(dtype="float32", format="ltwh", bbox_type="pixel"))
     target.add_column("pred_labels", types.ClassLabel(types.Array("uint32", dimensions=1)))
     target.add_column("pred_scores", types.Array("float32", dimensions=1))
@@ -114,7 +142,8 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
             target["pred_masks"][row] = result["masks"]
     message = (f"lakedet predict: {len(results)} rows, {sum(len(r['labels']) for r in results.values())} boxes "
                f"(score >= {score_thr}); config {Path(config).name}; checkpoint {Path(checkpoint).name} "
-               f"sha256 {_sha256(checkpoint)[:16]}; source {source_branch}@{source_commit}")
+               f"sha256 {_sha256(checkpoint)[:16]}; source {source_branch}@{source_commit}"
+               + (f"; rows of view {view!r}" if view else f"; rows of query {query!r}" if query else ""))
     target.commit(message)
     return PredictReport(path, branch, len(results), sum(len(r["labels"]) for r in results.values()),
                          source_commit, str(target.version))
