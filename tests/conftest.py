@@ -14,6 +14,44 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 @pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 protocol server (moto) on a free 127.0.0.1 port, with one bucket; stopped at the end.
+
+    Yields the ``creds`` dict Deep Lake takes (``endpoint_url`` included).
+    """
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    creds = dict(aws_access_key_id="lakedet", aws_secret_access_key="lakedet-secret",
+                 endpoint_url=f"http://127.0.0.1:{port}", aws_region="us-east-1")
+    client = boto3.client("s3", endpoint_url=creds["endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id=creds["aws_access_key_id"],
+                          aws_secret_access_key=creds["aws_secret_access_key"])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket="lakedet")
+            break
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("the moto S3 server did not start")
+            time.sleep(0.1)
+    yield creds
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
 def shapes(tmp_path_factory):
     """24 JPEG rows of 64x64 shapes (every 6th row has no boxes): ``(path, rows)``."""
     path = str(tmp_path_factory.mktemp("shapes") / "ds")

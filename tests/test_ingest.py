@@ -163,3 +163,18 @@ def test_voc_round_trip_with_difficult(tmp_path):
     assert len(dataset[1]["data_samples"].ignored_instances) == 1  # difficult -> ignored
     with pytest.raises(Exception, match="no split file.*trainval"):
         ingest_voc(tmp_path / "VOC2007", str(tmp_path / "ds2"), split="test")
+
+
+@pytest.mark.remote
+def test_coco_ingest_to_s3_and_train_reading_it_back(coco_set, s3_server, tmp_path):
+    root, coco = coco_set
+    creds = [f"{k}={v}" for k, v in s3_server.items()]
+    out = subprocess.run([sys.executable, "-m", "lakedet", "ingest", "coco", str(root / "ann.json"), str(root / "img"),
+                          "s3://lakedet/coco-ingest", "--creds", *creds], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    dataset = DeepLakeDetDataset(deeplake_path="s3://lakedet/coco-ingest", deeplake_credentials={"creds": s3_server},
+                                 pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")])
+    assert len(dataset) == 6 and dataset.metainfo["classes"] == ("square", "triangle", "circle")
+    assert dataset._ds["images"].get_bytes(1) == (root / "img" / "im_1.jpg").read_bytes()
+    first = [a["bbox"] for a in coco["annotations"] if a["image_id"] == 50]
+    np.testing.assert_allclose(dataset[0]["gt_bboxes"].tensor.numpy()[:, :2], np.asarray(first)[:, :2])

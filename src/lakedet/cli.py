@@ -69,6 +69,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     for fmt in (coco, voc):
         fmt.add_argument("--skip-bad", action="store_true", help="skip and count malformed entries")
         fmt.add_argument("--overwrite", action="store_true", help="replace a dataset already at DEST")
+        fmt.add_argument("--creds", nargs="+", metavar="KEY=VALUE", default=None,
+                         help="credentials for a cloud DEST, e.g. aws_access_key_id=... endpoint_url=...")
 
     predict = sub.add_parser("predict", help="write a model's predictions to a new branch of the dataset")
     predict.add_argument("config")
@@ -218,14 +220,21 @@ def _select_test_rows(cfg, **selection) -> None:
 
 
 def ingest(args) -> int:
+    from .errors import ConfigError
     from .ingest import ingest_coco, ingest_voc, print_progress
 
+    creds = None
+    if args.creds:
+        bad = [item for item in args.creds if "=" not in item]
+        if bad:
+            raise ConfigError(f"--creds {bad[0]!r}: expected KEY=VALUE")
+        creds = dict(item.split("=", 1) for item in args.creds)
     if args.format == "coco":
         report = ingest_coco(args.annotations, args.images_dir, args.dest,
                              masks=None if args.masks == "none" else args.masks, skip_bad=args.skip_bad,
-                             overwrite=args.overwrite, progress=print_progress)
+                             creds=creds, overwrite=args.overwrite, progress=print_progress)
     else:
-        report = ingest_voc(args.root, args.dest, split=args.split, skip_bad=args.skip_bad,
+        report = ingest_voc(args.root, args.dest, split=args.split, skip_bad=args.skip_bad, creds=creds,
                             overwrite=args.overwrite, progress=print_progress)
     print(f"ingested {report.images} images, {report.instances} instances, {len(report.classes)} classes "
           f"into {report.dest} (commit {report.commit})")
