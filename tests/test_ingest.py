@@ -114,12 +114,22 @@ def test_an_interrupted_ingest_leaves_no_commit_and_a_rerun_finishes(coco_set, t
         ingest_coco(root / "ann.json", root / "img", dest)
     assert not deeplake.exists(dest)  # what was written is gone, nothing half-ingested to read
     monkeypatch.setattr(deeplake.Dataset, "append", real_append)
-    # a process killed outright leaves the in-progress schema commit: readers refuse it, a rerun restarts
-    ingest_module._start(dest, None, False).metadata["lakedet_ingest"] = "in-progress"
+    # data auto-committed while marked in-progress is refused by readers
+    marked = ingest_module._start(dest, None, False)
+    marked.add_column("images", deeplake.types.Image(sample_compression="jpeg"))
+    marked.metadata["lakedet_ingest"] = "in-progress"
+    marked.commit("what an auto commit of a failed ingest would hold")
+    del marked
     with pytest.raises(DataError, match="interrupted `lakedet ingest`"):
         DeepLakeDetDataset(deeplake_path=dest)
+    ingest_coco(root / "ann.json", root / "img", dest)  # and the next ingest starts it over
+    # a process killed outright leaves an empty dataset without columns: the next ingest starts over
+    deeplake.delete(dest)
+    deeplake.create(dest)
     ingest_coco(root / "ann.json", root / "img", dest)
-    assert len(deeplake.open_read_only(dest)) == 6
+    finished = deeplake.open_read_only(dest)
+    assert len(finished) == 6
+    assert [v.message for v in finished.history][1:] == [list(finished.history)[-1].message]  # one commit
     with pytest.raises(Exception, match="already holds a dataset.*--overwrite"):
         ingest_coco(root / "ann.json", root / "img", dest)
 

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -23,8 +24,11 @@ def test_predict_writes_a_branch_and_leaves_the_source_untouched(shapes, tmp_pat
     source, _ = make_shapes_dataset(target, 6, size=64, seed=30)
     before, source_commit = dataset_hash(target), source.version
     out = lakedet("predict", str(CONFIG_DIR / "tiny_retinanet.py"), str(tmp_path / "w" / "iter_2.pth"), target,
-                  "--branch", "preds-v1", "--score-thr", "0")
+                  "--branch", "preds-v1", "--score-thr", "0", "--work-dir", str(tmp_path / "p"))
     assert out.returncode == 0, out.stderr[-2000:]
+    lineage = json.loads((tmp_path / "p" / "lineage.json").read_text())["latest"]
+    assert lineage["command"] == "predict" and lineage["splits"]["predict"][0]["commit"] == source_commit
+    assert lineage["written"]["branch"] == "preds-v1" and lineage["written"]["rows"] == 6
     assert dataset_hash(target) == before  # the source branch is untouched
     ds = deeplake.open_read_only(target)
     assert sorted(ds.branches.names()) == ["main", "preds-v1"]
@@ -33,6 +37,11 @@ def test_predict_writes_a_branch_and_leaves_the_source_untouched(shapes, tmp_pat
     for row in range(6):
         boxes, labels, scores = (np.asarray(branch[c][row]) for c in ("pred_boxes", "pred_labels", "pred_scores"))
         assert len(boxes) == len(labels) == len(scores) > 0  # score-thr 0 keeps the untrained model's boxes
+    # the README's query runs on the result: confident predictions of class 0 the ground truth lacks
+    suspicious = branch.query("SELECT * WHERE ANY(pred_scores > 0.0 AND pred_labels == 0) AND ALL(labels != 0)")
+    expected = [r for r in range(6) if 0 not in np.asarray(branch["labels"][r]).tolist()
+                and 0 in np.asarray(branch["pred_labels"][r]).tolist()]
+    assert len(suspicious) == len(expected)
     message = list(branch.history)[-1].message
     assert "tiny_retinanet.py" in message and "iter_2.pth sha256 " in message and source_commit in message
     again = lakedet("predict", str(CONFIG_DIR / "tiny_retinanet.py"), str(tmp_path / "w" / "iter_2.pth"), target,
@@ -52,3 +61,18 @@ def test_predict_writes_a_branch_and_leaves_the_source_untouched(shapes, tmp_pat
         assert predicted == expected, (flag, predicted)
         assert "rows of" in list(selected.history)[-1].message
     assert dataset_hash(target) == before
+
+
+def test_predict_with_a_segmentation_model_writes_masks(tmp_path):
+    train = str(tmp_path / "train")
+    make_shapes_dataset(train, 4, size=64, seed=40, masks="binary")
+    paths = [f"train_dataloader.dataset.deeplake_path={train}", f"val_dataloader.dataset.deeplake_path={train}"]
+    out = lakedet("train", str(CONFIG_DIR / "tiny_mask_rcnn.py"), "--work-dir", str(tmp_path / "w"), "--cfg-options", *paths)
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = lakedet("predict", str(CONFIG_DIR / "tiny_mask_rcnn.py"), str(tmp_path / "w" / "iter_2.pth"), train,
+                  "--branch", "masks", "--score-thr", "0", "--work-dir", str(tmp_path / "p"))
+    assert out.returncode == 0, out.stderr[-2000:]
+    opened = deeplake.open_read_only(train)
+    branch = opened.branches["masks"].open()
+    masks, boxes = np.asarray(branch["pred_masks"][0]), np.asarray(branch["pred_boxes"][0])
+    assert masks.shape[:2] == (64, 64) and masks.shape[2] == len(boxes) > 0

@@ -77,6 +77,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     predict.add_argument("checkpoint")
     predict.add_argument("path")
     predict.add_argument("--branch", required=True, help="the new branch to write the predictions on")
+    predict.add_argument("--work-dir", default="work_dirs/predict", help="where lineage.json is written")
     predict.add_argument("--score-thr", type=float, default=0.05)
     predict.add_argument("--batch-size", type=int, default=4)
     predict.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
@@ -251,7 +252,7 @@ def predict(args) -> int:
 
     report = predict_to_branch(args.config, args.checkpoint, args.path, args.branch, cfg_options=args.cfg_options,
                                score_thr=args.score_thr, batch_size=args.batch_size, view=args.view,
-                               query=args.query, progress=print_progress)
+                               query=args.query, work_dir=args.work_dir, progress=print_progress)
     print(f"predicted {report.rows} rows ({report.boxes} boxes) of {report.path}@{report.source_commit}; "
           f"written to branch {report.branch!r} as commit {report.commit}")
     return 0

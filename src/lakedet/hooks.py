@@ -14,7 +14,8 @@ from mmengine.registry import HOOKS
 from .checkpoints import decode_buffers, encode_buffers
 from .errors import ConfigError
 
-__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "head_num_classes", "split_lineage"]
+__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "head_num_classes", "split_lineage",
+           "write_lineage"]
 
 
 @HOOKS.register_module(force=True)
@@ -101,27 +102,36 @@ class LineageHook(Hook):
 
     @staticmethod
     def _write(runner, command: str, splits: dict) -> None:
-        import json
-        import os
-
-        import deeplake
-        import mmdet
-        import mmengine
-
-        from . import __version__
-
         if runner.rank != 0:
             return
-        path = os.path.join(runner.work_dir, "lineage.json")
-        record = {}
-        if os.path.exists(path):
-            with open(path) as f:
-                record = json.load(f)
-        record.setdefault("runs", []).append(dict(
-            command=command, timestamp=runner.timestamp, checkpoint=runner.cfg.get("load_from"),
-            splits={name: split_lineage(dataset) for name, dataset in splits.items()},
-            versions=dict(lakedet=__version__, mmdet=mmdet.__version__, mmengine=mmengine.__version__,
-                          deeplake=deeplake.__version__)))
-        record["latest"] = record["runs"][-1]
-        with open(path, "w") as f:
-            json.dump(record, f, indent=2, default=str)
+        write_lineage(runner.work_dir, command, {name: split_lineage(d) for name, d in splits.items()},
+                      checkpoint=runner.cfg.get("load_from"), timestamp=runner.timestamp)
+
+
+def write_lineage(work_dir: str, command: str, splits: dict, checkpoint: str | None = None,
+                  timestamp: str | None = None, **extra) -> str:
+    """Append a run to ``work_dir/lineage.json`` (``latest`` is the newest run); return its path."""
+    import json
+    import os
+    import time
+
+    import deeplake
+    import mmdet
+    import mmengine
+
+    from . import __version__
+
+    os.makedirs(work_dir, exist_ok=True)
+    path = os.path.join(work_dir, "lineage.json")
+    record = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            record = json.load(f)
+    record.setdefault("runs", []).append(dict(
+        command=command, timestamp=timestamp or time.strftime("%Y%m%d_%H%M%S"), checkpoint=checkpoint,
+        splits=splits, versions=dict(lakedet=__version__, mmdet=mmdet.__version__, mmengine=mmengine.__version__,
+                                     deeplake=deeplake.__version__), **extra))
+    record["latest"] = record["runs"][-1]
+    with open(path, "w") as f:
+        json.dump(record, f, indent=2, default=str)
+    return path

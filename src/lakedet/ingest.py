@@ -6,10 +6,11 @@ pixel, with ``coords`` metadata), ``labels`` (ClassLabel with ``class_names`` in
 class order), ``iscrowd`` (per instance; VOC ``difficult`` goes here too), optional ``polygons``
 (Polygon) or ``masks`` (BinaryMask), and the original ``image_id`` / ``file_name``.
 
-Rows are written in one commit at the end, after a schema commit that marks the dataset
-``lakedet_ingest = "in-progress"``. An ingest stopped by an exception (Ctrl-C included) deletes
-what it wrote; one killed outright leaves the schema commit marked in-progress, which
-``DeepLakeDetDataset`` refuses to read and which the next ingest to that DEST starts over.
+Schema and rows are written in one commit at the end. An ingest stopped by an exception (Ctrl-C
+included) deletes what it wrote (Deep Lake would otherwise auto-commit the pending rows when the
+dataset object goes away; such data would carry ``lakedet_ingest = "in-progress"``, which
+``DeepLakeDetDataset`` refuses). One killed outright leaves an empty dataset without columns
+(uncommitted data is dropped), which the next ingest to that DEST starts over.
 
 Deep Lake 4's own ``deeplake.from_coco`` was measured first: on an instances-only COCO file it
 stops with ``KeyError: 'supercategory'`` and, with that added, ``KeyError: 'keypoints'`` (it wants
@@ -83,9 +84,12 @@ def _start(dest: str, creds: dict | None, overwrite: bool):
     if deeplake.exists(dest, **kwargs):
         existing = deeplake.open_read_only(dest, **kwargs)
         state = existing.metadata[_MARKER] if _MARKER in existing.metadata.keys() else None
-        if state != "in-progress" and not overwrite:
+        # an ingest killed before its commit leaves an empty dataset without columns: start it over
+        unfinished = state == "in-progress" or (len(existing) == 0 and not list(existing.schema.columns))
+        if not unfinished and not overwrite:
             raise SourceError(f"{dest!r} already holds a dataset ({len(existing)} rows"
                               f"{', ingested by lakedet' if state else ''}); choose another DEST or pass --overwrite")
+        del existing
         deeplake.delete(dest, **kwargs)
     return deeplake.create(dest, **kwargs)
 
@@ -109,8 +113,7 @@ def _write(dest: str, rows: list[_Row], classes: tuple[str, ...], masks: str | N
     ds.add_column("file_name", types.Text())
     ds["boxes"].metadata["coords"] = {"mode": "LTWH", "type": "pixel"}
     ds["labels"].metadata["class_names"] = list(classes)
-    ds.metadata[_MARKER] = "in-progress"
-    ds.commit("lakedet ingest: schema (in progress)")
+    ds.metadata[_MARKER] = "in-progress"  # only committed if Deep Lake auto-commits a failed ingest
 
     def stored(data: bytes) -> bytes:
         if all_jpeg or _is_png(data):
@@ -123,13 +126,16 @@ def _write(dest: str, rows: list[_Row], classes: tuple[str, ...], masks: str | N
         ds.metadata[_MARKER] = "complete"
         ds.commit(message)
         return str(ds.version)
-    except BaseException:
-        # Deep Lake commits pending rows when the dataset object goes away ("Auto commit"): let it,
-        # then delete the half-written dataset, so nothing half-ingested is left to read.
+    except BaseException as exc:
+        # Deep Lake commits pending rows when the dataset object goes away ("Auto commit"): let it
+        # happen now (the traceback's frames hold the object too), then delete the half-written
+        # dataset, so nothing half-ingested is left to read.
         import gc
+        import traceback
 
         import deeplake
 
+        traceback.clear_frames(exc.__traceback__)
         del ds
         gc.collect()
         deeplake.delete(dest, **(dict(creds=creds) if creds else {}))

@@ -40,7 +40,7 @@ def _sha256(path: str) -> str:
 
 def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_options: dict | None = None,
                       score_thr: float = 0.05, batch_size: int = 4, view: str | None = None,
-                      query: str | None = None, progress=None) -> PredictReport:
+                      query: str | None = None, work_dir: str | None = None, progress=None) -> PredictReport:
     """Predict the rows of ``path`` (its current branch; all rows, or those a saved view or a TQL
     query selects) and commit the results on ``branch``; unselected rows get no prediction.
 
@@ -145,5 +145,13 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
                f"sha256 {_sha256(checkpoint)[:16]}; source {source_branch}@{source_commit}"
                + (f"; rows of view {view!r}" if view else f"; rows of query {query!r}" if query else ""))
     target.commit(message)
-    return PredictReport(path, branch, len(results), sum(len(r["labels"]) for r in results.values()),
-                         source_commit, str(target.version))
+    report = PredictReport(path, branch, len(results), sum(len(r["labels"]) for r in results.values()),
+                           source_commit, str(target.version))
+    if work_dir:
+        from .hooks import write_lineage
+
+        source = dict(dataset.lineage(), url=path, branch=source_branch, commit=source_commit, view=view,
+                      query=query if not view else None)
+        write_lineage(work_dir, "predict", {"predict": [source]}, checkpoint=checkpoint,
+                      written=dict(branch=branch, commit=report.commit, rows=report.rows, boxes=report.boxes))
+    return report
