@@ -204,3 +204,10 @@ def test_settings_the_translation_would_lose_are_errors():
                                                    warmup_by_epoch=True)))
     with pytest.raises(ConfigError, match="scale_factor"):
         translate_pipeline([dict(type="MultiScaleFlipAug", scale_factor=1.0, transforms=[])], "p", {})
+
+
+def test_normalize_must_agree_across_pipelines():
+    cfg = seed_style()
+    cfg.data.val.pipeline[1]["transforms"][2]["mean"] = [0, 0, 0]
+    with pytest.raises(ConfigError, match=r"data.val.pipeline\[1\].*Normalize.*differs from data.train.pipeline\[4\]"):
+        translate_config(cfg)

@@ -155,3 +155,17 @@ def test_meta_cannot_replace_mmengines_own_checkpoint_keys(shapes, tmp_path):
     cfg = tiny_config(shapes[0], shapes[0], tmp_path)
     with pytest.raises(ConfigError, match=r"meta\['epoch'\]"):
         train_detector(build_detector(cfg.model), cfg, meta={"epoch": 3})
+
+
+def test_a_built_model_follows_the_2x_pipelines_normalize(shapes, shapes_val, tmp_path):
+    """The seed builds the model before train_detector translates Normalize into the preprocessor."""
+    from lakedet.train import build_runner
+
+    cfg = seed_style_config(shapes[0], shapes_val[0], tmp_path)
+    model = build_detector(cfg.model)  # the base config's mean/std
+    for step in cfg.data.train.pipeline + cfg.data.val.pipeline[1]["transforms"]:
+        if step["type"] == "Normalize":
+            step.update(mean=[1.0, 2.0, 3.0], std=[4.0, 5.0, 6.0])
+    build_runner(cfg, model=model)
+    assert model.data_preprocessor.mean.flatten().tolist() == [1.0, 2.0, 3.0]
+    assert model.data_preprocessor.std.flatten().tolist() == [4.0, 5.0, 6.0]

@@ -54,6 +54,7 @@ def is_2x_config(cfg: Mapping) -> bool:
 class _Changes:
     def __init__(self):
         self.rows: list[tuple[str, str]] = []
+        self.normalize: tuple | None = None  # (values, where) of the first Normalize translated
 
     def add(self, old: str, new: str) -> None:
         self.rows.append((old, new))
@@ -310,6 +311,12 @@ def translate_pipeline(pipeline: Sequence, where: str, model: dict, changes: _Ch
 
 
 def _move_normalize(step, model, here, changes):
+    values = (list(step.get("mean", [])), list(step.get("std", [])), bool(step.get("to_rgb", True)))
+    if changes.normalize and changes.normalize[0] != values:
+        raise ConfigError(f"{here}: Normalize{values} differs from {changes.normalize[1]}'s "
+                          f"Normalize{changes.normalize[0]}; MMDetection 3 normalizes once, in "
+                          "model.data_preprocessor, so every pipeline must use the same values")
+    changes.normalize = changes.normalize or (values, here)
     pre = model.setdefault("data_preprocessor", dict(type="DetDataPreprocessor"))
     if "mean" in step:
         pre["mean"] = list(step["mean"])

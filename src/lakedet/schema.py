@@ -65,10 +65,6 @@ class BoxFormat:
     mode: BoxMode = BoxMode.LTWH
     fractional: bool = False
 
-    @property
-    def needs_image_size(self) -> bool:
-        return self.fractional
-
 
 def boxes_to_xyxy(boxes: np.ndarray, fmt: BoxFormat, height: int | None = None,
                   width: int | None = None) -> np.ndarray:

@@ -134,13 +134,13 @@ def _sync_data_preprocessor(model, preprocessor_cfg) -> None:
     current = getattr(model, "data_preprocessor", None)
     same = (current is not None and type(current) is type(wanted)
             and all(getattr(current, k, None) == getattr(wanted, k, None) for k in ("pad_size_divisor", "_channel_conversion"))
-            and all(torch_equal(getattr(current, k, None), getattr(wanted, k, None)) for k in ("mean", "std")))
+            and all(_tensors_equal(getattr(current, k, None), getattr(wanted, k, None)) for k in ("mean", "std")))
     if not same:
         logger.info("lakedet: the model's data_preprocessor now follows the pipeline's Normalize/Pad")
         model.data_preprocessor = wanted
 
 
-def torch_equal(a, b) -> bool:
+def _tensors_equal(a, b) -> bool:
     import torch
 
     if a is None or b is None:

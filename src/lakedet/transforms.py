@@ -38,26 +38,21 @@ def decode_image(data, compressed: bool) -> np.ndarray | None:
         # IMREAD_COLOR, as MMDetection's LoadImageFromFile: EXIF orientation applied, grayscale and
         # alpha images turned into 3-channel 8-bit BGR
         img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        if img is None or img.size == 0:
-            return None
-        return img
-    else:
-        img = np.asarray(data)
-        if img.size == 0:
-            return None
-        rgb_order = True  # Deep Lake returns arrays as stored: RGB(A)
-    if img.dtype != np.uint8:
-        if img.dtype == np.uint16:
-            img = (img >> 8).astype(np.uint8)
-        else:
-            return None
+        return None if img is None or img.size == 0 else img
+    img = np.asarray(data)  # an uncompressed column: Deep Lake returns the array as stored, RGB(A)
+    if img.size == 0:
+        return None
+    if img.dtype == np.uint16:
+        img = (img >> 8).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        return None
     if img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 1):
         return cv2.cvtColor(img.reshape(img.shape[:2]), cv2.COLOR_GRAY2BGR)
     if img.ndim != 3 or img.shape[2] not in (3, 4):
         return None
     if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_RGBA2BGR if rgb_order else cv2.COLOR_BGRA2BGR)
-    return np.ascontiguousarray(img[:, :, ::-1]) if rgb_order else img
+        return cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)
+    return np.ascontiguousarray(img[:, :, ::-1])
 
 
 @TRANSFORMS.register_module()
