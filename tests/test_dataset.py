@@ -336,3 +336,18 @@ def test_dataloader_workers_read_every_row_once(shapes, context):
     assert sorted(seen) == list(range(24))
     np.testing.assert_allclose(
         next(iter(loader))["data_samples"][1].gt_instances.bboxes.numpy(), ltwh_to_xyxy(shapes[1][1].boxes))
+
+
+def test_a_bytes_column_of_encoded_images_can_be_the_image(tmp_path):
+    rows = render_rows(2, size=32, seed=6)
+    ds = deeplake.create(str(tmp_path / "b"))
+    ds.add_column("jpeg", deeplake.types.Bytes())
+    ds.add_column("boxes", deeplake.types.BoundingBox())
+    ds.add_column("labels", deeplake.types.ClassLabel(deeplake.types.Array("uint32", dimensions=1)))
+    ds.append({"jpeg": [encode_jpeg(r.image) for r in rows], "boxes": [r.boxes for r in rows],
+               "labels": [r.labels for r in rows]})
+    ds.commit()
+    sample = DeepLakeDetDataset(deeplake_path=str(tmp_path / "b"), deeplake_tensors={"img": "jpeg"},
+                                pipeline=ZOO_PIPELINE[:1])[1]
+    expected = cv2.imdecode(np.frombuffer(encode_jpeg(rows[1].image), np.uint8), cv2.IMREAD_COLOR)
+    np.testing.assert_array_equal(sample["img"], expected)

@@ -105,3 +105,10 @@ def test_class_names_from_metadata_or_generated_with_warning(caplog):
 def test_prediction_columns_are_not_taken_for_ground_truth():
     columns = dict(COLUMNS, pred_boxes="BoundingBox", pred_labels="ClassLabel", pred_masks="BinaryMask")
     assert resolve_tensor_map(columns).as_dict() == resolve_tensor_map(COLUMNS).as_dict()
+
+
+def test_an_explicitly_mapped_column_of_the_wrong_type_is_named():
+    with pytest.raises(SchemaError, match=r"\['img'\]: column 'name' has type Text; img needs Image or Generic"):
+        resolve_tensor_map(COLUMNS, {"img": "name"})
+    with pytest.raises(SchemaError, match=r"\['gt_labels'\]: column 'boxes' has type BoundingBox"):
+        resolve_tensor_map(COLUMNS, {"gt_labels": "boxes"})

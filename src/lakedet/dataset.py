@@ -216,7 +216,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         classes = class_names_from_metadata(column_metadata(self._ds, self.tensor_map.gt_labels),
                                             self.tensor_map.gt_labels, num_classes)
         image_type = self._ds.schema[self.tensor_map.img].dtype
-        self._image_compressed = str(image_type.sample_compression).lower() in _COMPRESSED
+        self._image_compressed = (image_type.kind.name == "Image"
+                                  and str(image_type.sample_compression).lower() in _COMPRESSED)
         metainfo = dict(kwargs.pop("metainfo", None) or {})
         metainfo.setdefault("classes", classes)
         self._check_labels(len(metainfo["classes"]), "metainfo['classes']" if metainfo["classes"] != classes
@@ -255,8 +256,9 @@ class DeepLakeDetDataset(BaseDetDataset):
         try:
             if self._image_compressed:
                 info["img_bytes"] = self._ds[self.tensor_map.img].get_bytes(row)
-            else:
-                info["img_array"] = self._ds[self.tensor_map.img][row]
+            else:  # an uncompressed Image column (an array), or a plain column of encoded bytes
+                value = self._ds[self.tensor_map.img][row]
+                info["img_bytes" if isinstance(value, (bytes, bytearray)) else "img_array"] = value
         except Exception as exc:
             raise DataError(f"row {row}, column {self.tensor_map.img!r}: cannot read the image "
                             f"from {self.source.description!r}: {exc}") from exc
@@ -286,7 +288,7 @@ class DeepLakeDetDataset(BaseDetDataset):
         value = self._ds[column][row]
         instances = info["instances"]
         info["deeplake_mask_column"] = column
-        if self._mask_kind == "BinaryMask":
+        if self._mask_kind in ("BinaryMask", "Generic"):
             masks = np.asarray(value)
             masks = masks.reshape(masks.shape[0], masks.shape[1], -1) if masks.ndim >= 2 else \
                 np.zeros((0, 0, 0), bool)

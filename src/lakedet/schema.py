@@ -162,6 +162,9 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
         if column not in columns:
             raise SchemaError(f"{where}[{key!r}]: no column {column!r} in the dataset"
                               f"{did_you_mean(column, columns)}; columns: {_describe(columns)}")
+        if columns[column] not in _ALLOWED_KINDS[key]:
+            raise SchemaError(f"{where}[{key!r}]: column {column!r} has type {columns[column]}; {key} needs "
+                              f"{' or '.join(_ALLOWED_KINDS[key])}")
         chosen[key] = column
     for key in TENSOR_KEYS:
         if key in chosen:
@@ -183,6 +186,16 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
                               f"Columns: {_describe(columns)}")
         chosen[key] = candidates[0] if candidates else None
     return TensorMap(**chosen)
+
+
+#: Column kinds an explicit mapping may name for each key ("Generic" = plain arrays / bytes).
+_ALLOWED_KINDS = {
+    "img": ("Image", "Generic"),
+    "gt_bboxes": ("BoundingBox", "Generic"),
+    "gt_labels": ("ClassLabel", "Generic"),
+    "gt_masks": ("BinaryMask", "Polygon", "Generic"),
+    "gt_ignore": ("Generic",),
+}
 
 
 def class_names_from_metadata(metadata: Mapping | None, column: str, num_classes: int) -> tuple[str, ...]:
