@@ -155,7 +155,17 @@ def train(args) -> int:
     elif args.resume:
         cfg.resume, cfg.load_from = True, args.resume
     build_runner(cfg).train()
+    _end_process_group()
     return 0
+
+
+def _end_process_group() -> None:
+    """Tear down a distributed run's process group (gloo aborts at exit when it is left up)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def evaluate(args) -> int:

@@ -109,6 +109,32 @@ def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
     return loader
 
 
+def _prepare_cpu_distributed(cfg) -> None:
+    """Let ``--launcher pytorch`` (torchrun) run on CPU-only torch.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model with
+    ``device_ids=[LOCAL_RANK]``; both fail without CUDA. lakedet starts the gloo process group
+    itself from torchrun's environment (mmengine then skips its own start) and wraps with
+    ``device_ids=None``.
+    """
+    import torch
+
+    if cfg.get("launcher", "none") != "pytorch" or torch.cuda.is_available():
+        return
+    missing = [v for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise ConfigError(f"--launcher pytorch, but the environment is missing {missing}; start it with "
+                          "`torchrun --nproc_per_node N -m lakedet train CONFIG --launcher pytorch`")
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo", init_method="env://")
+    wrapper = dict(cfg.get("model_wrapper_cfg") or dict(type="MMDistributedDataParallel"))
+    wrapper.setdefault("device_ids", None)
+    wrapper.setdefault("broadcast_buffers", False)
+    cfg.model_wrapper_cfg = wrapper
+
+
 def pretrained_weights(model_cfg, prefix: str = "model") -> list[tuple[str, str]]:
     """``(config key, checkpoint)`` of every ``init_cfg`` of type Pretrained (or ``pretrained=``)."""
     found = []
@@ -168,6 +194,7 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
             raise ConfigError(f"config has no {key!r}: lakedet needs an MMDetection 3 config "
                               "(or the seed's 2.x-style config with a 'data' section)")
     adapt_config(cfg)
+    _prepare_cpu_distributed(cfg)
     cfg.setdefault("work_dir", os.path.join("work_dirs", "lakedet"))
     train_cfg = dict(cfg.train_cfg)
     if not validate:
