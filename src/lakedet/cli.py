@@ -204,13 +204,14 @@ def _select_test_rows(cfg, **selection) -> None:
     chosen = {keys[k]: v for k, v in selection.items() if v}
     if not chosen:
         return
+    from .config import bare_type
     from .errors import ConfigError
 
     found = []
 
     def visit(node):
         if isinstance(node, dict):
-            if str(node.get("type", "")).split(".")[-1] == "DeepLakeDetDataset":
+            if bare_type(node) == "DeepLakeDetDataset":
                 found.append(node)
             for value in node.values():
                 visit(value)

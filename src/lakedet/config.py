@@ -18,7 +18,8 @@ from typing import Any
 
 from .errors import ConfigError, did_you_mean
 
-__all__ = ["is_2x_config", "translate_config", "translate_pipeline", "LOADER_TYPES", "METRIC_FORMATS",
+__all__ = ["is_2x_config", "translate_config", "translate_pipeline", "bare_type", "loader_type", "LOADER_TYPES",
+           "METRIC_FORMATS",
            "SPLIT_KEYS", "DATALOADER_KEYS"]
 
 logger = logging.getLogger("lakedet")
@@ -43,6 +44,11 @@ _PACK_META_TEST = ("img_id", "img_path", "ori_shape", "img_shape", "scale_factor
 _DROPPED = ("workflow", "dist_params", "gpu_ids", "opencv_num_threads", "mp_start_method", "device")
 #: Top-level 2.x keys lakedet cannot translate.
 _UNTRANSLATABLE = ("momentum_config", "fp16")
+
+
+def bare_type(step: Mapping) -> str:
+    """A registry ``type`` without its scope: ``'mmdet.Resize'`` -> ``'Resize'``."""
+    return str(step.get("type", "")).split(".")[-1]
 
 
 def is_2x_config(cfg: Mapping) -> bool:
@@ -85,22 +91,23 @@ def translate_config(cfg):
     out = {k: v for k, v in src.items() if k not in ("data", "evaluation")}
     changes = _Changes()
     _check_top_level(src)
-    loader_type = _loader_type(src.get("deeplake_dataloader_type"))
+    loader = loader_type(src.get("deeplake_dataloader_type"))
     metrics_format = _metrics_format(src.get("deeplake_metrics_format"))
     model = out.setdefault("model", {})
     data = dict(src["data"])
     unknown = set(data) - {"train", "val", "test", "samples_per_gpu", "workers_per_gpu"}
-    for key in sorted(unknown):
+    if unknown:
+        key = min(unknown)
         raise ConfigError(f"data.{key}: unknown key{did_you_mean(key, ['train', 'val', 'test', 'samples_per_gpu', 'workers_per_gpu'])}; "
                           "data holds train, val, test, samples_per_gpu, workers_per_gpu")
     for split in ("train", "val", "test"):
         if split not in data:
             continue
-        loader = _translate_split(split, data[split], data, src.get(f"{split}_dataloader") or {},
-                                  model, loader_type, changes)
-        out[f"{split}_dataloader"] = loader
-        changes.add(f"data.{split}", f"{split}_dataloader (DeepLakeDetDataset, batch_size={loader['batch_size']}, "
-                                     f"num_workers={loader['num_workers']})")
+        translated = _translate_split(split, data[split], data, src.get(f"{split}_dataloader") or {},
+                                      model, loader, changes)
+        out[f"{split}_dataloader"] = translated
+        changes.add(f"data.{split}", f"{split}_dataloader (DeepLakeDetDataset, batch_size={translated['batch_size']}, "
+                                     f"num_workers={translated['num_workers']})")
     if "val" in data and "test" not in data:
         out["test_dataloader"] = copy.deepcopy(out["val_dataloader"])
         changes.add("data.val", "test_dataloader (no data.test)")
@@ -136,7 +143,8 @@ def _check_top_level(src: Mapping) -> None:
                               "write its MMDetection 3 form (see MMDetection's migration guide)")
 
 
-def _loader_type(value) -> str:
+def loader_type(value) -> str:
+    """``deeplake_dataloader_type`` -> ``"cpp"``, ``"python"`` or ``"auto"`` (unset means auto)."""
     if value in (None, ""):
         return "auto"
     key = str(value).lower()
@@ -207,7 +215,7 @@ def _translate_dataset(spec, where: str, test_mode: bool, model: dict, loader_ty
             for i, s in enumerate(spec)])
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where} must be a dict, got {type(spec).__name__}")
-    kind = str(spec.get("type", "")).split(".")[-1]
+    kind = bare_type(spec)
     if kind in _WRAPPERS:
         return _translate_wrapper(kind, spec, where, test_mode, model, loader_type, changes)
     for key in spec:
@@ -271,7 +279,7 @@ def translate_pipeline(pipeline: Sequence, where: str, model: dict, changes: _Ch
         if not isinstance(step, Mapping) or "type" not in step:
             raise ConfigError(f"{where}[{i}]: a transform must be a dict with a 'type', got {step!r}")
         step = copy.deepcopy(dict(step))
-        kind = str(step["type"]).split(".")[-1]
+        kind = bare_type(step)
         here = f"{where}[{i}] ({kind})"
         if kind == "Normalize":
             _move_normalize(step, model, here, changes)
@@ -297,11 +305,10 @@ def translate_pipeline(pipeline: Sequence, where: str, model: dict, changes: _Ch
             out.extend(inner)
         else:
             out.append(_checked_3x_transform(step, here))
-    if loads and not any(str(s["type"]).split(".")[-1] in ("LoadImageFromFile", "LoadImageFromDeepLake")
-                         for s in out):
+    if loads and not any(bare_type(s) in ("LoadImageFromFile", "LoadImageFromDeepLake") for s in out):
         out.insert(0, dict(type="LoadImageFromFile"))
         changes.add(f"{where}", "LoadImageFromFile added in front (lakedet reads the row)")
-    if test_mode and loads and not any(str(s["type"]).split(".")[-1] == "LoadAnnotations" for s in out):
+    if test_mode and loads and not any(bare_type(s) == "LoadAnnotations" for s in out):
         # ground truth for VOC-style metrics, loaded after resizing so it stays in original pixels
         position = next((k for k, s in enumerate(out) if s["type"] == "PackDetInputs"), len(out))
         out.insert(position, dict(type="LoadAnnotations", with_bbox=True))

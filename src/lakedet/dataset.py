@@ -19,6 +19,7 @@ from mmengine.registry import DefaultScope, init_default_scope
 from mmdet.registry import DATASETS
 
 from . import transforms as _transforms  # noqa: F401  (registers the loading transforms)
+from .config import bare_type, loader_type
 from .errors import ConfigError, DataError, SchemaError, did_you_mean
 from .schema import (BoxFormat, TensorMap, box_format_from_metadata, boxes_to_xyxy,
                      class_names_from_metadata, resolve_tensor_map)
@@ -49,10 +50,6 @@ def column_metadata(ds, column: str) -> dict:
     return {key: metadata[key] for key in metadata.keys()}
 
 
-def _bare_type(step: Mapping) -> str:
-    return str(step.get("type", "")).split(".")[-1]
-
-
 def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_level: bool = True) -> list:
     """Put lakedet's loading transforms in place of MMDetection's file loaders.
 
@@ -69,7 +66,7 @@ def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_l
             placed.append(step)  # an already built transform: leave it alone
             continue
         step = dict(step)
-        kind = _bare_type(step)
+        kind = bare_type(step)
         if kind in _IMAGE_LOADERS:
             step = dict(type="LoadImageFromDeepLake", to_float32=step.get("to_float32", False),
                         skip_bad_images=step.get("skip_bad_images", skip_bad_images))
@@ -88,7 +85,7 @@ def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_l
                                 if inner and isinstance(inner[0], list)
                                 else place_loading_steps(inner, skip_bad_images, top_level=False))
         placed.append(step)
-    kinds = [_bare_type(s) for s in placed if isinstance(s, Mapping)]
+    kinds = [bare_type(s) for s in placed if isinstance(s, Mapping)]
     if top_level and pipeline and "LoadImageFromDeepLake" not in kinds:
         placed.insert(0, dict(type="LoadImageFromDeepLake", skip_bad_images=skip_bad_images))
     return placed
@@ -101,7 +98,7 @@ def polygon_area(points: np.ndarray) -> float:
 
 
 def _wants_masks(pipeline: Sequence) -> bool:
-    return any(isinstance(s, Mapping) and _bare_type(s) == "LoadDeepLakeAnnotations"
+    return any(isinstance(s, Mapping) and bare_type(s) == "LoadDeepLakeAnnotations"
                and s.get("with_mask", False) for s in pipeline)
 
 
@@ -195,7 +192,7 @@ class DeepLakeDetDataset(BaseDetDataset):
             raise ConfigError(f"DeepLakeDetDataset: unknown argument {unknown[0]!r}"
                               f"{did_you_mean(unknown[0], DATASET_KEYS)}; dataset arguments are "
                               f"{list(DATASET_KEYS)}")
-        self.loader_type = _loader_type(deeplake_dataloader_type)
+        self.loader_type = loader_type(deeplake_dataloader_type)
         if DefaultScope.get_current_instance() is None:
             init_default_scope("mmdet")  # the pipeline's transforms live in MMDetection's registry
         self.source = _source_spec(deeplake_path, deeplake_credentials, deeplake_commit_id,
@@ -354,15 +351,6 @@ def _refuse_unfinished_ingest(ds, description: str) -> None:
     if state == "in-progress":
         raise DataError(f"{description!r} is an interrupted `lakedet ingest` (marked in-progress); "
                         "run the ingest again to finish it")
-
-
-def _loader_type(value) -> str:
-    from .config import LOADER_TYPES
-
-    key = "auto" if value in (None, "") else str(value).lower()
-    if key not in LOADER_TYPES:
-        raise ConfigError(f"deeplake_dataloader_type={value!r}: expected one of {list(LOADER_TYPES)}")
-    return LOADER_TYPES[key]
 
 
 def _source_spec(path, credentials, commit_id, commit, view, query, dataset) -> SourceSpec:

@@ -60,7 +60,7 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
     from mmengine.dataset import pseudo_collate
     from mmengine.runner import load_checkpoint
 
-    from .config import is_2x_config, translate_config
+    from .config import bare_type, is_2x_config, translate_config
     from .dataset import DeepLakeDetDataset
     from .train import _registries, build_detector
 
@@ -90,7 +90,7 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
         query = writable.tags[view].query
     source_branch, source_commit = writable.current_branch.name, str(writable.version)
     target = writable.branch(branch).open()
-    pipeline = [s for s in pipeline if str(s.get("type", "")).split(".")[-1] not in ("LoadAnnotations",)]
+    pipeline = [s for s in pipeline if bare_type(s) != "LoadAnnotations"]
     if query:
         target.add_column("lakedet_row", types.Int64())
         target["lakedet_row"][0:len(target)] = np.arange(len(target), dtype=np.int64)

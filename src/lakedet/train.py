@@ -14,6 +14,7 @@ from typing import Any
 
 import logging
 
+from .config import bare_type
 from .errors import ConfigError
 
 logger = logging.getLogger("lakedet")
@@ -51,7 +52,7 @@ def build_detector(cfg_model: Mapping):
 def _is_deeplake_dataset_cfg(cfg: Any) -> bool:
     if not isinstance(cfg, Mapping):
         return False
-    if str(cfg.get("type", "")).split(".")[-1] == "DeepLakeDetDataset":
+    if bare_type(cfg) == "DeepLakeDetDataset":
         return True
     inner = cfg.get("dataset") or cfg.get("datasets")
     if isinstance(inner, (list, tuple)):
@@ -80,7 +81,7 @@ def adapt_config(cfg) -> None:
             continue
         metrics = evaluator if isinstance(evaluator, list) else [evaluator]
         for metric in metrics:
-            kind = str(metric.get("type", "")).split(".")[-1] if isinstance(metric, Mapping) else ""
+            kind = bare_type(metric) if isinstance(metric, Mapping) else ""
             if kind in ("CocoMetric", "VOCMetric"):
                 metric["type"] = "DeepLake" + kind
                 metric.pop("ann_file", None)
@@ -94,7 +95,7 @@ def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
     if ds is None and tensors is None:
         return loader
     target = loader["dataset"]
-    while str(target.get("type", "")).split(".")[-1] != "DeepLakeDetDataset":
+    while bare_type(target) != "DeepLakeDetDataset":
         if "dataset" not in target:
             raise ConfigError("ds_train/ds_val given, but the dataloader's dataset is not a "
                               f"DeepLakeDetDataset (type={target.get('type')!r})")
@@ -109,6 +110,13 @@ def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
     return loader
 
 
+def require_launcher_env(what: str, how: str) -> None:
+    """Raise a ConfigError unless torchrun's environment (RANK, WORLD_SIZE, ...) is set."""
+    missing = [v for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
+    if missing:
+        raise ConfigError(f"{what}, but the launcher environment is missing {missing}; start it with: {how}")
+
+
 def _prepare_cpu_distributed(cfg) -> None:
     """Let ``--launcher pytorch`` (torchrun) run on CPU-only torch.
 
@@ -121,10 +129,7 @@ def _prepare_cpu_distributed(cfg) -> None:
 
     if cfg.get("launcher", "none") != "pytorch" or torch.cuda.is_available():
         return
-    missing = [v for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
-    if missing:
-        raise ConfigError(f"--launcher pytorch, but the environment is missing {missing}; start it with "
-                          "`torchrun --nproc_per_node N -m lakedet train CONFIG --launcher pytorch`")
+    require_launcher_env("--launcher pytorch", "torchrun --nproc_per_node N -m lakedet train CONFIG --launcher pytorch")
     import torch.distributed as dist
 
     if not dist.is_initialized():
@@ -294,11 +299,7 @@ def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None
         raise ConfigError(f"meta[{reserved[0]!r}]: mmengine stores its own {reserved} in checkpoints "
                           "(resume reads them); use other key names")
     if distributed:
-        missing = [v for v in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if v not in os.environ]
-        if missing:
-            raise ConfigError(f"distributed=True, but the launcher environment is missing {missing}; "
-                              "start the script with `torchrun --nproc_per_node N script.py` "
-                              "(or use distributed=False)")
+        require_launcher_env("distributed=True", "torchrun --nproc_per_node N script.py (or use distributed=False)")
         cfg.launcher = "pytorch"
     else:
         cfg.launcher = "none"
