@@ -8,8 +8,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["LakedetError", "ConfigError", "SchemaError", "SourceError", "SourceTimeout", "DataError",
-           "did_you_mean"]
+__all__ = ["LakedetError", "ConfigError", "SchemaError", "SourceError", "SourceTimeout", "ReadTimeout",
+           "DataError", "did_you_mean"]
 
 
 class LakedetError(Exception):
@@ -26,6 +26,10 @@ class SourceError(LakedetError):
 
 class SourceTimeout(SourceError):
     """A remote open did not finish in time; Deep Lake may still hold native threads on it."""
+
+
+class ReadTimeout(SourceTimeout):
+    """Reading a row did not finish in time (the storage went away mid-run); names the URL and the row."""
 
 
 class SchemaError(LakedetError, ValueError):

@@ -1,0 +1,388 @@
+"""Loader benchmark: MMDetection's native files vs lakedet's Deep Lake loaders vs the in-memory limit.
+
+One command (``python benchmarks/loader.py``) prints tables and writes ``benchmarks/results/loader.json``.
+
+The same N JPEG images (640x480, 1-10 boxes each) exist twice: as files + a COCO JSON, and as a Deep
+Lake dataset holding the identical JPEG bytes (written by ``lakedet ingest coco``). Every loader runs
+through the same mmengine DataLoader (batch 8, ``DefaultSampler(shuffle=True)``, ``pseudo_collate``):
+
+* ``native``: MMDetection's ``CocoDataset`` reading the files;
+* ``python``: ``DeepLakeDetDataset(deeplake_dataloader_type="python")``, one row at a time;
+* ``cpp``: ``DeepLakeDetDataset(deeplake_dataloader_type="c++")``, batched native reads;
+* ``limit``: the ``cpp`` loader with the JPEG bytes already in memory: everything but storage.
+
+Throughput is the median over ``--epochs`` passes (persistent workers) of images / second.
+Also measured: seconds to the first batch and peak RSS for 1k and 100k-row datasets (separate
+processes), and the share of iteration time spent waiting for data in the demo's training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+BATCH = 8
+PIPELINES = {
+    "minimal": [
+        dict(type="LoadImageFromFile"),
+        dict(type="LoadAnnotations", with_bbox=True),
+        dict(type="PackDetInputs"),
+    ],
+    # the seed's train pipeline, in MMDetection 3 terms (Normalize/Pad live in the model's data_preprocessor)
+    "seed": [
+        dict(type="LoadImageFromFile"),
+        dict(type="LoadAnnotations", with_bbox=True),
+        dict(type="Resize", scale=(416, 416), keep_ratio=True),
+        dict(type="RandomFlip", prob=0.5),
+        dict(type="PhotoMetricDistortion"),
+        dict(type="PackDetInputs"),
+    ],
+}
+LOADERS = ("native", "python", "cpp", "limit")
+CLASSES = ("box", "disc", "bar")
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def render_jpegs(n: int, width: int, height: int, seed: int, max_boxes: int = 10):
+    """``n`` JPEGs (textured background, 1..max_boxes filled rectangles) with LTWH boxes and labels."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        coarse = rng.integers(30, 220, (6, 8, 3), dtype=np.uint8)
+        img = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+        img = np.clip(img + rng.integers(-20, 21, img.shape, dtype=np.int16), 0, 255).astype(np.uint8)
+        boxes, labels = [], []
+        for _ in range(int(rng.integers(1, max_boxes + 1))):
+            w = int(rng.integers(max(2, width // 16), max(3, width // 3)))
+            h = int(rng.integers(max(2, height // 16), max(3, height // 3)))
+            x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+            cv2.rectangle(img, (x, y), (x + w - 1, y + h - 1), tuple(int(c) for c in rng.integers(0, 256, 3)), -1)
+            boxes.append([x, y, w, h])
+            labels.append(int(rng.integers(0, len(CLASSES))))
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        yield buf.tobytes(), boxes, labels
+
+
+def make_data(root: Path, n: int, width: int = 640, height: int = 480, seed: int = 0) -> dict:
+    """Files + COCO JSON and a Deep Lake copy of the same bytes under ``root``; reused when present."""
+    from lakedet.ingest import ingest_coco
+
+    root.mkdir(parents=True, exist_ok=True)
+    ann, images, lake = root / "annotations.json", root / "images", root / "lake"
+    done = root / "complete"
+    if not done.exists():
+        images.mkdir(exist_ok=True)
+        coco = dict(images=[], annotations=[], categories=[dict(id=i + 1, name=c) for i, c in enumerate(CLASSES)])
+        for i, (data, boxes, labels) in enumerate(render_jpegs(n, width, height, seed)):
+            name = f"{i:06d}.jpg"
+            (images / name).write_bytes(data)
+            coco["images"].append(dict(id=i + 1, file_name=name, width=width, height=height))
+            for box, label in zip(boxes, labels):
+                coco["annotations"].append(dict(id=len(coco["annotations"]) + 1, image_id=i + 1, bbox=box,
+                                                area=box[2] * box[3], category_id=label + 1, iscrowd=0))
+        ann.write_text(json.dumps(coco))
+        ingest_coco(ann, images, str(lake), masks=None, overwrite=True)
+        done.write_text("ok")
+    return dict(ann=str(ann), images=str(images) + "/", lake=str(lake))
+
+
+# --- loaders ------------------------------------------------------------------------------------
+
+def dataset_cfg(loader: str, pipeline: list, data: dict) -> dict:
+    if loader == "native":
+        return dict(type="CocoDataset", ann_file=data["ann"], data_prefix=dict(img=data["images"]),
+                    metainfo=dict(classes=CLASSES), filter_cfg=None, pipeline=pipeline)
+    cfg = dict(type="DeepLakeDetDataset", deeplake_path=data["lake"], pipeline=pipeline,
+               deeplake_dataloader_type="python" if loader == "python" else "c++")
+    if loader == "limit":
+        cfg["type"] = "InMemoryDetDataset"
+    return cfg
+
+
+def register_limit() -> None:
+    """``InMemoryDetDataset``: lakedet's c++ loader reading the stored JPEG bytes from memory."""
+    from mmdet.registry import DATASETS
+
+    from lakedet.dataset import DeepLakeDetDataset
+
+    if "InMemoryDetDataset" in DATASETS.module_dict:
+        return
+
+    class MemoryReader:
+        def __init__(self, stored: list):
+            self.stored = stored
+
+        def read(self, row):
+            return self.stored[row]
+
+        def start(self, rows):
+            return {row: Stored(self.stored[row]) for row in rows}
+
+    class Stored:
+        def __init__(self, value):
+            self.value = value
+
+        def result(self):
+            return self.value
+
+    @DATASETS.register_module()
+    class InMemoryDetDataset(DeepLakeDetDataset):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self._reader = MemoryReader(self._ds[self.tensor_map.img].get_bytes(list(range(len(self._ds)))))
+
+
+def build_loader(loader: str, pipeline: str, data: dict, workers: int, seed: int = 0):
+    from mmengine.runner import Runner
+
+    cfg = dict(batch_size=BATCH, num_workers=workers, persistent_workers=workers > 0,
+               sampler=dict(type="DefaultSampler", shuffle=True, seed=seed),
+               collate_fn=dict(type="pseudo_collate"),
+               dataset=dataset_cfg(loader, PIPELINES[pipeline], data))
+    return Runner.build_dataloader(cfg, seed=seed)
+
+
+def throughput(loader, epochs: int) -> float:
+    """Median images/s over ``epochs`` full passes."""
+    rates = []
+    for epoch in range(epochs):
+        loader.sampler.set_epoch(epoch)
+        count, started = 0, time.perf_counter()
+        for batch in loader:
+            count += len(batch["inputs"])
+        rates.append(count / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+# --- start-up -----------------------------------------------------------------------------------
+
+def startup_probe(path: str) -> dict:
+    """Run in a fresh process: seconds from opening to the first batch (c++ loader, 2 workers), peak RSS."""
+    import lakedet  # noqa: F401  (imports are not part of the start-up being measured)
+    from mmengine.runner import Runner
+
+    started = time.perf_counter()
+    loader = Runner.build_dataloader(dict(
+        batch_size=BATCH, num_workers=2, sampler=dict(type="DefaultSampler", shuffle=True, seed=0),
+        collate_fn=dict(type="pseudo_collate"),
+        dataset=dict(type="DeepLakeDetDataset", deeplake_path=path, deeplake_dataloader_type="c++",
+                     pipeline=PIPELINES["minimal"])), seed=0)
+    next(iter(loader))
+    first = time.perf_counter() - started
+    return dict(first_batch_s=first, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def make_tiny_lake(path: Path, n: int) -> str:
+    """``n`` rows of 32x32 JPEGs with 1-10 boxes (written in chunks); reused when present."""
+    import deeplake
+    from deeplake import types
+
+    done = path.with_suffix(".complete")
+    if done.exists():
+        return str(path)
+    ds = deeplake.create(str(path))
+    ds.add_column("images", types.Image(dtype="uint8", sample_compression="jpeg"))
+    ds.add_column("boxes", types.BoundingBox(dtype="float32", format="ltwh", bbox_type="pixel"))
+    ds.add_column("labels", types.ClassLabel(types.Array("uint32", dimensions=1)))
+    ds["boxes"].metadata["coords"] = {"mode": "LTWH", "type": "pixel"}
+    ds["labels"].metadata["class_names"] = list(CLASSES)
+    samples = list(render_jpegs(64, 32, 32, seed=1))  # 64 distinct images, repeated
+    for start in range(0, n, 5000):
+        chunk = [samples[i % len(samples)] for i in range(start, min(n, start + 5000))]
+        ds.append(dict(images=[c[0] for c in chunk],
+                       boxes=[np.asarray(c[1], np.float32) for c in chunk],
+                       labels=[np.asarray(c[2], np.uint32) for c in chunk]))
+    ds.commit(f"{n} tiny rows for the start-up benchmark")
+    done.write_text("ok")
+    return str(path)
+
+
+def startup(root: Path) -> dict:
+    out = {}
+    for n in (1000, 100_000):
+        path = make_tiny_lake(root / f"tiny-{n}", n)
+        probe = subprocess.run([sys.executable, __file__, "--startup-probe", path], capture_output=True,
+                               text=True, check=False)
+        if probe.returncode:
+            raise RuntimeError(f"start-up probe on {path} failed:\n{probe.stderr[-3000:]}")
+        out[n] = json.loads(probe.stdout.strip().splitlines()[-1])
+    return out
+
+
+# --- the demo's data wait ------------------------------------------------------------------------
+
+def demo_data_wait(root: Path, loader: str, iterations: int) -> float:
+    """``data_time / time`` over the demo's training iterations (after 5 warm-up ones) with ``loader``."""
+    from mmengine.config import Config
+    from mmengine.hooks import Hook
+
+    from lakedet.demo import DEMO_CONFIG, ensure_demo_datasets
+    from lakedet.train import build_runner
+
+    train_path, _ = ensure_demo_datasets(root / "demo")
+    cfg = Config.fromfile(str(DEMO_CONFIG))
+    if loader == "native":
+        files = export_files(train_path, root / "demo-files")
+        cfg.train_dataloader.dataset = dict(type="CocoDataset", ann_file=files["ann"],
+                                            data_prefix=dict(img=files["images"]),
+                                            metainfo=dict(classes=("circle", "square", "triangle")),
+                                            filter_cfg=dict(filter_empty_gt=True),
+                                            pipeline=cfg.train_pipeline)
+    else:
+        cfg.train_dataloader.dataset.deeplake_path = train_path
+        cfg.train_dataloader.dataset.deeplake_dataloader_type = "python" if loader == "python" else "c++"
+    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iterations, val_interval=10 ** 9)
+    cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
+    cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10 ** 9)
+    cfg.default_hooks.logger = dict(type="LoggerHook", interval=10 ** 9)
+    cfg.work_dir = str(root / f"demo-work-{loader}")
+    cfg.log_level = "WARNING"
+    waits = []
+
+    class DataWait(Hook):
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            hub = runner.message_hub
+            if batch_idx >= 5:
+                waits.append((hub.get_scalar("train/data_time").current(), hub.get_scalar("train/time").current()))
+
+    runner = build_runner(cfg, validate=False)
+    runner.register_hook(DataWait(), priority="LOWEST")
+    runner.train()
+    return sum(w for w, _ in waits) / sum(t for _, t in waits)
+
+
+def export_files(lake_path: str, root: Path) -> dict:
+    """The demo's Deep Lake split as files + COCO JSON (the same JPEG bytes)."""
+    import deeplake
+
+    ann, images = root / "annotations.json", root / "images"
+    if not ann.exists():
+        images.mkdir(parents=True, exist_ok=True)
+        ds = deeplake.open_read_only(lake_path)
+        coco = dict(images=[], annotations=[],
+                    categories=[dict(id=i + 1, name=c) for i, c in enumerate(("circle", "square", "triangle"))])
+        for row in range(len(ds)):
+            data = ds["images"].get_bytes(row)
+            (images / f"{row:06d}.jpg").write_bytes(data)
+            coco["images"].append(dict(id=row + 1, file_name=f"{row:06d}.jpg", width=128, height=128))
+            for box, label in zip(np.asarray(ds["boxes"][row]).reshape(-1, 4), np.asarray(ds["labels"][row]).reshape(-1)):
+                coco["annotations"].append(dict(id=len(coco["annotations"]) + 1, image_id=row + 1,
+                                                bbox=[float(v) for v in box], area=float(box[2] * box[3]),
+                                                category_id=int(label) + 1, iscrowd=0))
+        ann.write_text(json.dumps(coco))
+    return dict(ann=str(ann), images=str(images) + "/")
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def table(headers, rows) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
+    line = lambda r: "| " + " | ".join(str(v).ljust(w) for v, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="images (default 1000)")
+    parser.add_argument("--epochs", type=int, default=3, help="passes per measurement; the median counts")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--loaders", nargs="+", default=list(LOADERS), choices=LOADERS)
+    parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=list(PIPELINES))
+    parser.add_argument("--data", default=str(HERE / ".data"), help="where the benchmark data is built and kept")
+    parser.add_argument("--out", default=str(HERE / "results" / "loader.json"))
+    parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--demo-iters", type=int, default=60, help="demo training iterations per loader (0: skip)")
+    parser.add_argument("--startup-probe", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.startup_probe:
+        print(json.dumps(startup_probe(args.startup_probe)))
+        return 0
+
+    import lakedet  # noqa: F401  (registers DeepLakeDetDataset and the transforms)
+    from mmengine.registry import init_default_scope
+    from mmengine.utils.dl_utils import set_multi_processing
+
+    init_default_scope("mmdet")
+    set_multi_processing(mp_start_method="fork", opencv_num_threads=0)  # what mmengine's Runner does
+    register_limit()
+    root = Path(args.data)
+    print(f"machine: {machine()}")
+    print(f"building / reusing {args.n} JPEG images (640x480) under {root} ...", flush=True)
+    data = make_data(root / f"coco-{args.n}", args.n)
+    rows = []
+    for pipeline in args.pipelines:
+        for workers in args.workers:
+            for name in args.loaders:
+                loader = build_loader(name, pipeline, data, workers)
+                rate = throughput(loader, args.epochs)
+                del loader
+                rows.append(dict(pipeline=pipeline, loader=name, workers=workers, img_per_s=round(rate, 1)))
+                print(f"  {pipeline:8s} {name:7s} workers={workers}: {rate:7.1f} img/s", flush=True)
+    result = dict(machine=machine(), images=args.n, batch_size=BATCH, rows=rows)
+
+    def rate(pipeline, loader, workers=2):
+        found = [r["img_per_s"] for r in rows if (r["pipeline"], r["loader"], r["workers"]) == (pipeline, loader, workers)]
+        return found[0] if found else None
+
+    for pipeline in PIPELINES:
+        for other in ("native", "limit"):
+            a, b = rate(pipeline, "cpp"), rate(pipeline, other)
+            if a and b:
+                result[f"{pipeline}_cpp_vs_{other}_w2"] = round(a / b, 3)
+    if not args.skip_startup:
+        print("start-up on 1k and 100k rows ...", flush=True)
+        probes = startup(root)
+        result["startup"] = {str(k): v for k, v in probes.items()}
+        result["first_batch_s_100k"] = round(probes[100_000]["first_batch_s"], 3)
+        result["rss_ratio_100k_vs_1k"] = round(probes[100_000]["peak_rss_mb"] / probes[1000]["peak_rss_mb"], 3)
+    if args.demo_iters:
+        result["demo_data_wait"] = {}
+        for name in ("native", "python", "cpp"):
+            result["demo_data_wait"][name] = round(demo_data_wait(root, name, args.demo_iters), 4)
+            print(f"  demo training, {name}: data_time/time = {result['demo_data_wait'][name]:.3f}", flush=True)
+
+    print()
+    print(table(["pipeline", "loader", "workers", "img/s"],
+                [(r["pipeline"], r["loader"], r["workers"], r["img_per_s"]) for r in rows]))
+    targets = [("minimal_cpp_vs_native_w2", ">=", 1.3), ("minimal_cpp_vs_limit_w2", ">=", 0.85),
+               ("seed_cpp_vs_native_w2", ">=", 1.05), ("seed_cpp_vs_limit_w2", ">=", 0.9),
+               ("first_batch_s_100k", "<=", 3), ("rss_ratio_100k_vs_1k", "<=", 1.2)]
+    print()
+    print(table(["measure", "value", "target", "met"],
+                [(k, result.get(k, "-"), f"{op} {t}",
+                  "-" if k not in result else ("yes" if (result[k] >= t if op == ">=" else result[k] <= t) else "NO"))
+                 for k, op, t in targets]))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
