@@ -1,0 +1,164 @@
+"""The two loaders (``c++`` and ``python``): identical samples, seeded shuffle, lazy start, hand-over."""
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+
+from lakedet import DeepLakeDetDataset
+from lakedet.errors import DataError
+from lakedet.handover import share_batch
+from lakedet.reader import read_timeout
+from lakedet.synthetic import make_shapes_dataset
+from lakedet.transforms import decode_image
+
+pytestmark = pytest.mark.timeout(180)
+
+RANDOM_PIPELINE = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadAnnotations", with_bbox=True),
+    dict(type="RandomResize", scale=(48, 48), ratio_range=(0.5, 1.5), keep_ratio=True),
+    dict(type="RandomFlip", prob=0.5),
+    dict(type="PhotoMetricDistortion"),
+    dict(type="PackDetInputs"),
+]
+PLAIN_PIPELINE = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True),
+                  dict(type="PackDetInputs")]
+
+
+def loader(path, kind, workers, pipeline, seed=7, batch_size=4, shuffle=True):
+    init_default_scope("mmdet")
+    return Runner.build_dataloader(dict(
+        batch_size=batch_size, num_workers=workers, persistent_workers=False,
+        sampler=dict(type="DefaultSampler", shuffle=shuffle, seed=seed),
+        collate_fn=dict(type="pseudo_collate"),
+        dataset=dict(type="DeepLakeDetDataset", deeplake_path=path, deeplake_dataloader_type=kind,
+                     pipeline=pipeline)), seed=seed)
+
+
+def epochs(dl, count=2):
+    """Per epoch: a list of (img_id, pixels, boxes, labels) in the order delivered."""
+    out = []
+    for epoch in range(count):
+        dl.sampler.set_epoch(epoch)
+        samples = []
+        for batch in dl:
+            for inputs, sample in zip(batch["inputs"], batch["data_samples"]):
+                samples.append((sample.img_id, inputs.clone(), sample.gt_instances.bboxes.tensor.clone(),
+                                sample.gt_instances.labels.clone()))
+        out.append(samples)
+    return out
+
+
+def assert_same(a, b):
+    assert [s[0] for s in a] == [s[0] for s in b]
+    for x, y in zip(a, b):
+        assert torch.equal(x[1], y[1]) and torch.equal(x[2], y[2]) and torch.equal(x[3], y[3])
+
+
+def test_python_and_cpp_loaders_deliver_identical_samples_for_the_same_seed(shapes):
+    path, rows = shapes
+    cpp = epochs(loader(path, "c++", 2, RANDOM_PIPELINE))
+    python = epochs(loader(path, "python", 2, RANDOM_PIPELINE))
+    for a, b in zip(cpp, python):
+        assert_same(a, b)  # same rows, same order, same boxes and labels, same (augmented) pixels
+    assert sorted(s[0] for s in cpp[0]) == list(range(len(rows)))  # every row once per epoch
+    assert [s[0] for s in cpp[0]] != [s[0] for s in cpp[1]]  # reshuffled each epoch
+
+
+def test_worker_hand_over_delivers_what_the_main_process_would_build(shapes):
+    path, _ = shapes
+    for batch in loader(path, "c++", 2, PLAIN_PIPELINE):  # one shared buffer per batch crossed over
+        tensors = batch["inputs"] + [s.gt_instances.bboxes.tensor for s in batch["data_samples"]
+                                     if len(s.gt_instances)]
+        assert len({t.untyped_storage().data_ptr() for t in tensors}) == 1
+    in_workers = epochs(loader(path, "c++", 2, PLAIN_PIPELINE), 1)[0]
+    in_main = epochs(loader(path, "python", 0, PLAIN_PIPELINE), 1)[0]
+    assert_same(in_workers, in_main)
+
+
+def test_shuffle_is_seeded_and_reproducible(shapes):
+    path, rows = shapes
+
+    def order(seed, epoch):
+        dl = loader(path, "c++", 0, PLAIN_PIPELINE[:1] + [dict(type="PackDetInputs")], seed=seed)
+        dl.sampler.set_epoch(epoch)
+        return [s.img_id for batch in dl for s in batch["data_samples"]]
+
+    first = order(3, 0)
+    assert first == order(3, 0) and sorted(first) == list(range(len(rows)))
+    assert first != order(4, 0) and first != order(3, 1)
+
+
+class CountingReader:
+    """Wraps the dataset's ImageReader and counts the rows whose image is requested."""
+
+    def __init__(self, reader):
+        self.reader, self.rows = reader, []
+
+    def start(self, rows):
+        rows = list(rows)
+        self.rows += rows
+        return self.reader.start(rows)
+
+    def read(self, row):
+        self.rows.append(row)
+        return self.reader.read(row)
+
+
+def test_start_up_reads_annotations_column_wise_and_only_the_first_batch_images(tmp_path):
+    path = str(tmp_path / "ds")
+    make_shapes_dataset(path, 300, size=32, seed=1, min_side=6, max_side=12)
+    dl = loader(path, "c++", 0, PLAIN_PIPELINE, batch_size=4)
+    counting = CountingReader(dl.dataset._reader)
+    dl.dataset._reader = counting
+    first = next(iter(dl))
+    assert len(first["inputs"]) == 4
+    assert sorted(counting.rows) == sorted(s.img_id for s in first["data_samples"])
+
+
+def test_share_batch_puts_every_tensor_of_a_batch_in_one_shared_buffer(shapes):
+    ds = DeepLakeDetDataset(deeplake_path=shapes[0], pipeline=PLAIN_PIPELINE)
+    samples = [ds[i] for i in range(3)]
+    before = [(s["inputs"].clone(), s["data_samples"].gt_instances.bboxes.tensor.clone(),
+               s["data_samples"].gt_instances.labels.clone()) for s in samples]
+    share_batch(samples)
+    tensors = []
+    for s, (inputs, boxes, labels) in zip(samples, before):
+        instances = s["data_samples"].gt_instances
+        assert torch.equal(s["inputs"], inputs) and torch.equal(instances.bboxes.tensor, boxes)
+        assert torch.equal(instances.labels, labels) and instances.labels.dtype == labels.dtype
+        tensors += [s["inputs"], instances.bboxes.tensor, instances.labels]
+    assert all(t.is_shared() for t in tensors)
+    assert len({t.untyped_storage().data_ptr() for t in tensors}) == 1
+
+
+def test_jpeg_decoding_matches_opencv_and_applies_exif_orientation():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 255, (30, 50, 3), dtype=np.uint8)
+    plain = cv2.imencode(".jpg", img)[1].tobytes()
+    np.testing.assert_array_equal(decode_image(plain, True), cv2.imdecode(np.frombuffer(plain, np.uint8),
+                                                                           cv2.IMREAD_COLOR))
+    pil = Image.fromarray(img[:, :, ::-1])
+    exif = pil.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    buffer = io.BytesIO()
+    pil.save(buffer, "JPEG", exif=exif.tobytes())
+    rotated = decode_image(buffer.getvalue(), True)
+    assert rotated.shape == (50, 30, 3)
+    np.testing.assert_array_equal(rotated, cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8),
+                                                        cv2.IMREAD_COLOR))
+
+
+def test_read_timeout_setting_is_checked(monkeypatch):
+    monkeypatch.setenv("LAKEDET_READ_TIMEOUT", "soon")
+    with pytest.raises(DataError, match="LAKEDET_READ_TIMEOUT='soon'"):
+        read_timeout()
+    monkeypatch.setenv("LAKEDET_READ_TIMEOUT", "2.5")
+    assert read_timeout() == 2.5
