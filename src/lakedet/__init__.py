@@ -1,7 +1,7 @@
 """lakedet: train MMDetection 3 detectors while streaming Deep Lake datasets.
 
 Importing ``lakedet`` registers ``DeepLakeDetDataset``, its loading transforms and
-``DeepLakeCocoMetric`` in MMDetection's registries, so a config can reach them with
+``DeepLakeCocoMetric`` in MMDetection's registries (and ``ShardedRowSampler`` in mmengine's), so a config can reach them with
 ``custom_imports = dict(imports=['lakedet'])``.
 """
 
@@ -10,6 +10,7 @@ import logging as _logging
 from .dataset import DeepLakeDetDataset
 from .errors import ConfigError, DataError, LakedetError, SchemaError, SourceError
 from .evaluation import DeepLakeCocoMetric
+from .sampler import ShardedRowSampler, shard_rows
 from .schema import BoxFormat, BoxMode, TensorMap
 from .source import SourceSpec, open_source
 from .train import build_detector, train_detector
@@ -28,5 +29,6 @@ if not _logger.handlers:  # show lakedet's notes next to mmengine's log unless t
 __all__ = [
     "BoxFormat", "BoxMode", "ConfigError", "DataError", "DeepLakeCocoMetric", "DeepLakeDetDataset",
     "LakedetError", "LoadDeepLakeAnnotations", "LoadImageFromDeepLake", "SchemaError", "SourceError",
-    "SourceSpec", "TensorMap", "build_detector", "open_source", "train_detector",
+    "ShardedRowSampler", "SourceSpec", "TensorMap", "build_detector", "open_source", "shard_rows",
+    "train_detector",
 ]

@@ -55,6 +55,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--view", help="evaluate on this saved view (deeplake_view_id)")
     evaluate.add_argument("--query", help="evaluate on the rows this TQL query selects (deeplake_query)")
     evaluate.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    evaluate.add_argument("--local_rank", "--local-rank", type=int, default=0)
     ingest = sub.add_parser("ingest", help="write COCO or Pascal VOC data into a Deep Lake dataset")
     formats = ingest.add_subparsers(dest="format", required=True)
     coco = formats.add_parser("coco", help="COCO JSON + image folder")
@@ -161,18 +162,12 @@ def train(args) -> int:
 
 def _end_process_group() -> None:
     """Tear down a distributed run's process group (gloo aborts at exit when it is left up)."""
-    import torch.distributed as dist
+    from .train import end_process_group
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    end_process_group()
 
 
 def evaluate(args) -> int:
-    import json
-    from pathlib import Path
-
-    from .report import format_table, per_class_tables
     from .train import build_runner
 
     cfg = _load_config(args)
@@ -183,7 +178,21 @@ def evaluate(args) -> int:
         from mmdet.evaluation.metrics import DumpDetResults
 
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=args.out))
-    metrics = runner.test()
+    metrics = runner.test()  # every rank gets the metrics, computed once on rank 0 from all ranks' results
+    from mmengine.dist import is_main_process
+
+    if is_main_process():
+        _report_metrics(runner, metrics, cfg.work_dir, args)
+    _end_process_group()
+    return 0
+
+
+def _report_metrics(runner, metrics, work_dir, args) -> None:
+    import json
+    from pathlib import Path
+
+    from .report import format_table, per_class_tables
+
     for metric in runner.test_evaluator.metrics:
         for title, headers, rows in per_class_tables(metric):
             print(f"\n{title}")
@@ -191,11 +200,10 @@ def evaluate(args) -> int:
     summary = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
     print("\nsummary")
     print(format_table(["metric", "value"], sorted(summary.items())))
-    out = Path(cfg.work_dir) / "metrics.json"
+    out = Path(work_dir) / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(dict(config=args.config, checkpoint=args.checkpoint, metrics=summary), indent=2))
     print(f"metrics written to {out}" + (f"; raw predictions to {args.out}" if args.out else ""))
-    return 0
 
 
 def _select_test_rows(cfg, **selection) -> None:

@@ -159,18 +159,6 @@ def _per_class(evaluator: COCOeval, coco_gt: COCO) -> list[dict]:
     return rows
 
 
-class _ImageIds:
-    """Unique image ids for evaluation: ``img_id`` is a row number, so two concatenated datasets
-    share ids; ``img_path`` (``<dataset>[row]``) tells them apart."""
-
-    def __init__(self):
-        self.ids: dict[str, int] = {}
-
-    def __call__(self, sample) -> int:
-        key = str(sample.get("img_path", sample["img_id"]))
-        return self.ids.setdefault(key, len(self.ids))
-
-
 @METRICS.register_module()
 class DeepLakeCocoMetric(CocoMetric):
     """``CocoMetric`` with in-memory ground truth from the evaluated Deep Lake rows.
@@ -186,16 +174,20 @@ class DeepLakeCocoMetric(CocoMetric):
                              "use CocoMetric for an annotation file")
         super().__init__(*args, **kwargs)
         self.last_tables: dict[str, CocoSummary] = {}
-        self._image_ids = _ImageIds()
 
     def process(self, data_batch: dict, data_samples) -> None:
-        """CocoMetric's ``process``, with image ids unique across concatenated datasets."""
+        """CocoMetric's ``process``; each result also keeps its ``img_path`` (``<dataset>[row]``)."""
         first = len(self.results)
         super().process(data_batch, data_samples)
         for (gt, pred), sample in zip(self.results[first:], data_samples):
-            gt["img_id"] = pred["img_id"] = self._image_ids(sample)
+            gt["img_key"] = pred["img_key"] = str(sample.get("img_path", sample["img_id"]))
 
     def compute_metrics(self, results: list) -> dict[str, float]:
+        # Image ids are given here, after every rank's results are gathered: ``img_id`` is a row
+        # number, so two concatenated datasets share ids, and ids numbered per rank would collide.
+        ids: dict[str, int] = {}
+        for gt, pred in results:
+            gt["img_id"] = pred["img_id"] = ids.setdefault(gt["img_key"], len(ids))
         gts = [gt for gt, _ in results]
         preds = [pred for _, pred in results]
         if "segm" in self.metrics and not any("mask" in ann for gt in gts for ann in gt["anns"]):

@@ -20,13 +20,13 @@ from .errors import ConfigError
 logger = logging.getLogger("lakedet")
 
 __all__ = ["build_detector", "train_detector", "build_runner", "adapt_config", "last_metrics",
-           "pretrained_weights"]
+           "pretrained_weights", "end_process_group", "slurm_to_torch_env"]
 
 
 def _registries() -> None:
     from mmdet.utils import register_all_modules
 
-    from . import dataset, evaluation, hooks, transforms  # noqa: F401  (register lakedet's modules)
+    from . import dataset, evaluation, hooks, sampler, transforms  # noqa: F401  (register lakedet's modules)
     from .checkpoints import allow_mmengine_checkpoints
 
     register_all_modules(init_default_scope=True)
@@ -65,7 +65,8 @@ def adapt_config(cfg) -> None:
 
     ``CocoMetric(ann_file=...)`` / ``VOCMetric`` over a ``DeepLakeDetDataset`` become
     ``DeepLakeCocoMetric`` / ``DeepLakeVOCMetric`` (same options, ground truth from the rows,
-    per-class tables); ``AspectRatioBatchSampler`` is dropped.
+    per-class tables); ``AspectRatioBatchSampler`` is dropped; a ``DefaultSampler`` becomes
+    ``ShardedRowSampler`` (same options; see ``lakedet.sampler`` for which rows each rank reads).
     """
     train_loader = cfg.get("train_dataloader")
     if (train_loader and _is_deeplake_dataset_cfg(train_loader.get("dataset"))
@@ -74,6 +75,8 @@ def adapt_config(cfg) -> None:
         logger.info("lakedet: batching without AspectRatioBatchSampler (image sizes are only known "
                     "after decoding each row)")
         train_loader["batch_sampler"] = None
+    for split in ("train", "val", "test"):
+        _shard_rows_of(split, cfg.get(f"{split}_dataloader"))
     for split in ("val", "test"):
         loader = cfg.get(f"{split}_dataloader")
         evaluator = cfg.get(f"{split}_evaluator")
@@ -86,6 +89,18 @@ def adapt_config(cfg) -> None:
                 metric["type"] = "DeepLake" + kind
                 metric.pop("ann_file", None)
                 metric.pop("backend_args", None)
+
+
+def _shard_rows_of(split: str, loader) -> None:
+    """Swap a Deep Lake split's ``DefaultSampler`` (any scope) for ``ShardedRowSampler``."""
+    if not loader or not _is_deeplake_dataset_cfg(loader.get("dataset")):
+        return
+    sampler = loader.get("sampler")
+    if isinstance(sampler, Mapping) and bare_type(sampler) == "DefaultSampler":
+        sampler["type"] = "ShardedRowSampler"
+        kept = {k: v for k, v in sampler.items() if k != "type"}
+        logger.info(f"lakedet: {split}_dataloader samples with ShardedRowSampler instead of DefaultSampler "
+                    f"(a seeded permutation per epoch, one disjoint shard per rank; options kept: {kept})")
 
 
 def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
@@ -117,18 +132,55 @@ def require_launcher_env(what: str, how: str) -> None:
         raise ConfigError(f"{what}, but the launcher environment is missing {missing}; start it with: {how}")
 
 
-def _prepare_cpu_distributed(cfg) -> None:
-    """Let ``--launcher pytorch`` (torchrun) run on CPU-only torch.
+def slurm_to_torch_env() -> None:
+    """Set torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT) from srun's.
 
-    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model with
+    As mmengine's slurm launcher does: ``SLURM_PROCID`` -> RANK, ``SLURM_NTASKS`` -> WORLD_SIZE,
+    ``SLURM_LOCALID`` -> LOCAL_RANK (0 when unset), MASTER_PORT kept or 29500, MASTER_ADDR kept or
+    the first host of ``SLURM_NODELIST`` (``scontrol show hostname``; a single plain host name is
+    used as it is when ``scontrol`` is missing).
+
+    Raises:
+        ConfigError: a SLURM_* variable is missing, or the master host cannot be found.
+    """
+    import shutil
+    import subprocess
+
+    missing = [v for v in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST") if v not in os.environ]
+    if missing:
+        raise ConfigError(f"--launcher slurm, but the environment is missing {missing}; start it with: "
+                          "srun -n N python -m lakedet train CONFIG --launcher slurm")
+    nodes = os.environ["SLURM_NODELIST"]
+    if "MASTER_ADDR" not in os.environ:
+        if shutil.which("scontrol"):
+            hosts = subprocess.run(["scontrol", "show", "hostname", nodes], capture_output=True, text=True).stdout
+            os.environ["MASTER_ADDR"] = hosts.split()[0] if hosts.split() else ""
+        elif not any(c in nodes for c in "[],"):
+            os.environ["MASTER_ADDR"] = nodes
+        if not os.environ.get("MASTER_ADDR"):
+            raise ConfigError(f"--launcher slurm: cannot tell the master host from SLURM_NODELIST={nodes!r} "
+                              "(no scontrol here); set MASTER_ADDR to the first node's address")
+    os.environ.setdefault("MASTER_PORT", "29500")
+    os.environ["WORLD_SIZE"] = os.environ["SLURM_NTASKS"]
+    os.environ["RANK"] = os.environ["SLURM_PROCID"]
+    os.environ["LOCAL_RANK"] = os.environ.get("SLURM_LOCALID", "0")
+
+
+def _prepare_cpu_distributed(cfg) -> None:
+    """Let ``--launcher pytorch`` (torchrun) and ``--launcher slurm`` (srun) run on CPU-only torch.
+
+    mmengine's launchers call ``torch.cuda.set_device`` and wrap the model with
     ``device_ids=[LOCAL_RANK]``; both fail without CUDA. lakedet starts the gloo process group
-    itself from torchrun's environment (mmengine then skips its own start) and wraps with
+    itself from the launcher's environment (mmengine then skips its own start) and wraps with
     ``device_ids=None``.
     """
     import torch
 
-    if cfg.get("launcher", "none") != "pytorch" or torch.cuda.is_available():
+    launcher = cfg.get("launcher", "none")
+    if launcher not in ("pytorch", "slurm") or torch.cuda.is_available():
         return
+    if launcher == "slurm":
+        slurm_to_torch_env()
     require_launcher_env("--launcher pytorch", "torchrun --nproc_per_node N -m lakedet train CONFIG --launcher pytorch")
     import torch.distributed as dist
 
@@ -138,6 +190,15 @@ def _prepare_cpu_distributed(cfg) -> None:
     wrapper.setdefault("device_ids", None)
     wrapper.setdefault("broadcast_buffers", False)
     cfg.model_wrapper_cfg = wrapper
+
+
+def end_process_group() -> None:
+    """Tear down the process group, if one is up (gloo aborts at interpreter exit when it is left up)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def pretrained_weights(model_cfg, prefix: str = "model") -> list[tuple[str, str]]:
@@ -278,7 +339,8 @@ def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None
         cfg: an mmengine ``Config`` (MMDetection 3 style, or the seed's 2.x style).
         ds_train / ds_val: an opened Deep Lake dataset or view; overrides ``deeplake_path``.
         ds_train_tensors / ds_val_tensors: column mappings; override ``deeplake_tensors``.
-        distributed: train with the launcher's environment (``torchrun`` sets it).
+        distributed: train with the launcher's environment (``torchrun`` sets it); a process group
+            started here is torn down after training, one the caller started is left up.
         timestamp: names the log directory and log files.
         meta: stored in every checkpoint under ``meta``.
         validate: run validation every ``train_cfg.val_interval`` epochs.
@@ -303,8 +365,13 @@ def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None
         cfg.launcher = "pytorch"
     else:
         cfg.launcher = "none"
+    import torch.distributed as dist
+
+    ours = distributed and not dist.is_initialized()  # the group lakedet starts, it also ends
     runner = build_runner(cfg, model=model, ds_train=ds_train, ds_train_tensors=ds_train_tensors,
                           ds_val=ds_val, ds_val_tensors=ds_val_tensors, validate=validate,
                           timestamp=timestamp, meta=meta)
     runner.train()
+    if ours:
+        end_process_group()
     return runner

@@ -1,0 +1,164 @@
+"""The row assignment of distributed ranks (``lakedet.sampler``), tested over a grid without processes."""
+
+from itertools import chain, zip_longest
+
+import numpy as np
+import pytest
+
+from lakedet.sampler import ShardedRowSampler, shard_rows, shard_size
+
+pytestmark = pytest.mark.timeout(60)
+
+EPOCHS = (0, 1, 5)
+SEEDS = (0, 1, 2**31 - 1)
+
+
+def shards(num_rows, world_size, epoch, seed, **kwargs):
+    return [shard_rows(num_rows, world_size, rank, epoch, seed, **kwargs) for rank in range(world_size)]
+
+
+def gathered(parts, size):
+    """What mmengine's ``collect_results_cpu`` makes of per-rank results: interleave, cut at ``size``."""
+    return [x for x in chain.from_iterable(zip_longest(*[list(p) for p in parts])) if x is not None][:size]
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4, 8])
+@pytest.mark.parametrize("num_rows", [0, 1, 2, 3, 5, 7, 8, 16, 31])
+def test_shards_are_disjoint_complete_and_equal(num_rows, world_size):
+    pad = (-num_rows) % world_size if num_rows else 0
+    for epoch in EPOCHS:
+        for seed in SEEDS:
+            parts = shards(num_rows, world_size, epoch, seed)
+            everything = np.concatenate(parts)
+            assert {len(p) for p in parts} == {-(-num_rows // world_size)}  # equal: same number of batches
+            assert all(len(set(p.tolist())) == len(p) for p in parts)  # no rank reads a row twice
+            assert set(everything.tolist()) == set(range(num_rows))  # complete
+            assert len(everything) == num_rows + pad and pad < world_size  # padding bounded
+            values, counts = np.unique(everything, return_counts=True)
+            assert (counts - 1).sum() == pad  # disjoint but for the padded extra reads
+            if pad <= num_rows:
+                assert counts.max(initial=1) <= 2 and (counts == 2).sum() == pad
+            assert sorted(gathered(parts, num_rows)) == list(range(num_rows))  # gathering drops the padding
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 8])
+@pytest.mark.parametrize("num_rows", [1, 5, 8, 31])
+def test_without_padding_shards_partition_the_rows(num_rows, world_size):
+    parts = shards(num_rows, world_size, 2, 7, pad=False)
+    assert sorted(np.concatenate(parts).tolist()) == list(range(num_rows))  # each row exactly once
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    assert [len(p) for p in parts] == [shard_size(num_rows, world_size, False, r) for r in range(world_size)]
+
+
+def test_padding_repeats_the_first_rows_of_the_permutation():
+    parts = shards(7, 3, epoch=1, seed=4)
+    permutation = gathered(parts, 9)  # 7 rows + 2 padded
+    assert permutation[7:] == permutation[:2]
+    parts = shards(2, 4, epoch=0, seed=0)  # fewer rows than ranks: the permutation repeats
+    assert [len(p) for p in parts] == [1, 1, 1, 1] and sorted(np.concatenate(parts).tolist()) == [0, 0, 1, 1]
+
+
+def test_without_shuffle_rows_stay_in_order():
+    assert [p.tolist() for p in shards(7, 2, 3, 9, shuffle=False)] == [[0, 2, 4, 6], [1, 3, 5, 0]]
+
+
+@pytest.mark.parametrize("num_rows,world_size", [(8, 2), (31, 4), (100, 3)])
+def test_assignment_changes_per_epoch_and_seed_and_is_reproducible(num_rows, world_size):
+    for seed in SEEDS:
+        by_epoch = [[p.tolist() for p in shards(num_rows, world_size, e, seed)] for e in range(4)]
+        assert all(by_epoch[a] != by_epoch[b] for a in range(4) for b in range(a))  # a new order every epoch
+        assert by_epoch[0] == [p.tolist() for p in shards(num_rows, world_size, 0, seed)]  # pure
+        assert set(by_epoch[0][0]) != set(by_epoch[1][0])  # rank 0 reads other rows, not just another order
+    assert shard_rows(num_rows, world_size, 0, 1, 0).tolist() != shard_rows(num_rows, world_size, 0, 1, 1).tolist()
+    # seed and epoch are not summed (DefaultSampler's seed + epoch makes (0, 1) and (1, 0) equal)
+    assert shard_rows(num_rows, world_size, 0, 1, 0).tolist() != shard_rows(num_rows, world_size, 0, 0, 1).tolist()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(rank=2), r"rank=2: must be in \[0, world_size=2\)"),
+    (dict(rank=-1), r"rank=-1: must be in \[0, world_size=2\)"),
+    (dict(world_size=0, rank=0), r"world_size=0: must be >= 1"),
+    (dict(num_rows=-3), r"num_rows=-3: must be >= 0"),
+    (dict(epoch=-1), r"epoch=-1: must be >= 0"),
+    (dict(seed=-5), r"seed=-5: must be >= 0"),
+    (dict(num_rows=4.0), r"num_rows=4.0: expected an int"),
+    (dict(rank=True), r"rank=True: expected an int"),
+])
+def test_bad_arguments_are_named(kwargs, message):
+    args = dict(num_rows=10, world_size=2, rank=0, epoch=0, seed=0) | kwargs
+    with pytest.raises(ValueError, match=message):
+        shard_rows(**args)
+
+
+def test_sampler_yields_its_ranks_shard_and_follows_set_epoch():
+    dataset = list(range(11))
+    samplers = [ShardedRowSampler(dataset, shuffle=True, seed=3, world_size=2, rank=r) for r in range(2)]
+    assert [len(s) for s in samplers] == [6, 6]
+    assert [list(s) for s in samplers] == [shard_rows(11, 2, r, 0, 3).tolist() for r in range(2)]
+    first = list(samplers[0])
+    for sampler in samplers:
+        sampler.set_epoch(1)
+    assert list(samplers[0]) == shard_rows(11, 2, 0, 1, 3).tolist() != first
+    unpadded = ShardedRowSampler(dataset, seed=3, round_up=False, world_size=2, rank=1)
+    assert len(unpadded) == len(list(unpadded)) == 5
+    with pytest.raises(ValueError, match=r"rank=2: must be in \[0, world_size=2\)"):
+        ShardedRowSampler(dataset, world_size=2, rank=2)
+
+
+def test_sampler_is_registered_and_reads_the_process_world():
+    from mmdet.registry import DATA_SAMPLERS as MMDET_SAMPLERS
+    from mmengine.registry import DATA_SAMPLERS, DefaultScope
+
+    with DefaultScope.overwrite_default_scope("mmdet"):  # how the runner builds it
+        sampler = MMDET_SAMPLERS.build(dict(type="ShardedRowSampler", shuffle=False), default_args=dict(dataset=[0] * 5))
+    assert isinstance(sampler, ShardedRowSampler) and (sampler.rank, sampler.world_size) == (0, 1)
+    assert list(sampler) == [0, 1, 2, 3, 4]
+    seeded = DATA_SAMPLERS.build(dict(type="ShardedRowSampler", dataset=[0] * 5))  # seed=None: a drawn seed
+    assert isinstance(seeded.seed, int) and sorted(seeded) == [0, 1, 2, 3, 4]
+
+
+class _Rows:
+    def __len__(self):
+        return 13
+
+    def __getitem__(self, index):
+        import torch.utils.data
+
+        return index, torch.utils.data.get_worker_info().id
+
+
+def test_dataloader_workers_of_a_rank_never_read_a_row_twice():
+    from torch.utils.data import DataLoader
+
+    for rank in range(2):
+        sampler = ShardedRowSampler(_Rows(), seed=5, world_size=2, rank=rank)
+        sampler.set_epoch(2)
+        loader = DataLoader(_Rows(), batch_size=2, sampler=sampler, num_workers=2, collate_fn=list)
+        read = [item for batch in loader for item in batch]
+        rows = [row for row, _ in read]
+        assert rows == list(sampler)  # in the sampler's order, each once
+        assert {worker for _, worker in read} == {0, 1}  # both workers took part
+        by_worker = [{row for row, w in read if w == worker} for worker in (0, 1)]
+        assert not by_worker[0] & by_worker[1]
+
+
+def test_adapt_config_swaps_default_sampler_of_deeplake_splits_only(caplog):
+    from mmengine.config import Config
+
+    from lakedet.train import adapt_config
+
+    deeplake = dict(type="DeepLakeDetDataset", deeplake_path="/data/x")
+    cfg = Config(dict(
+        train_dataloader=dict(sampler=dict(type="mmengine.DefaultSampler", shuffle=True, seed=3), dataset=deeplake),
+        val_dataloader=dict(sampler=dict(type="DefaultSampler", shuffle=False),
+                            dataset=dict(type="ConcatDataset", datasets=[deeplake, deeplake])),
+        test_dataloader=dict(sampler=dict(type="DefaultSampler", shuffle=False), dataset=dict(type="CocoDataset"))))
+    with caplog.at_level("INFO", logger="lakedet"):
+        adapt_config(cfg)
+    assert cfg.train_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=True, seed=3)
+    assert cfg.val_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=False)
+    assert cfg.test_dataloader.sampler.type == "DefaultSampler"  # not a Deep Lake split
+    assert "train_dataloader samples with ShardedRowSampler" in caplog.text and "test_dataloader" not in caplog.text
+    infinite = Config(dict(train_dataloader=dict(sampler=dict(type="InfiniteSampler"), dataset=deeplake)))
+    adapt_config(infinite)
+    assert infinite.train_dataloader.sampler.type == "InfiniteSampler"
