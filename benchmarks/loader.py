@@ -167,6 +167,29 @@ def throughput(loader, epochs: int) -> float:
     return statistics.median(rates)
 
 
+def measure(pipeline: str, name: str, workers: int, data_root: Path, n: int, epochs: int) -> float:
+    """One loader's throughput, in this (fresh) process."""
+    import lakedet  # noqa: F401  (registers DeepLakeDetDataset and the transforms)
+    from mmengine.registry import init_default_scope
+    from mmengine.utils.dl_utils import set_multi_processing
+
+    init_default_scope("mmdet")
+    set_multi_processing(mp_start_method="fork", opencv_num_threads=0)  # what mmengine's Runner does
+    register_limit()
+    return throughput(build_loader(name, pipeline, make_data(data_root, n), workers), epochs)
+
+
+def measure_in_subprocess(pipeline: str, name: str, workers: int, data_root: Path, n: int, epochs: int) -> float:
+    """``measure`` in a fresh process: loaders must not share a process (Deep Lake's native thread
+    pool, once started, slows torch's multi-threaded copies in the same process)."""
+    out = subprocess.run([sys.executable, __file__, "--measure", pipeline, name, str(workers), "--data",
+                          str(data_root), "--n", str(n), "--epochs", str(epochs)],
+                         capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(f"measuring {pipeline}/{name}/workers={workers} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])["img_per_s"]
+
+
 # --- start-up -----------------------------------------------------------------------------------
 
 def startup_probe(path: str) -> dict:
@@ -318,29 +341,29 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--demo-iters", type=int, default=60, help="demo training iterations per loader (0: skip)")
     parser.add_argument("--startup-probe", help=argparse.SUPPRESS)
+    parser.add_argument("--demo-probe", nargs=2, metavar=("LOADER", "ITERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=3, metavar=("PIPELINE", "LOADER", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.startup_probe:
         print(json.dumps(startup_probe(args.startup_probe)))
         return 0
+    if args.demo_probe:
+        print(json.dumps(dict(wait=demo_data_wait(Path(args.data), args.demo_probe[0], int(args.demo_probe[1])))))
+        return 0
+    if args.measure:
+        pipeline, name, workers = args.measure
+        print(json.dumps(dict(img_per_s=measure(pipeline, name, int(workers), Path(args.data), args.n, args.epochs))))
+        return 0
 
-    import lakedet  # noqa: F401  (registers DeepLakeDetDataset and the transforms)
-    from mmengine.registry import init_default_scope
-    from mmengine.utils.dl_utils import set_multi_processing
-
-    init_default_scope("mmdet")
-    set_multi_processing(mp_start_method="fork", opencv_num_threads=0)  # what mmengine's Runner does
-    register_limit()
     root = Path(args.data)
     print(f"machine: {machine()}")
     print(f"building / reusing {args.n} JPEG images (640x480) under {root} ...", flush=True)
-    data = make_data(root / f"coco-{args.n}", args.n)
+    make_data(root / f"coco-{args.n}", args.n)
     rows = []
     for pipeline in args.pipelines:
         for workers in args.workers:
             for name in args.loaders:
-                loader = build_loader(name, pipeline, data, workers)
-                rate = throughput(loader, args.epochs)
-                del loader
+                rate = measure_in_subprocess(pipeline, name, workers, root / f"coco-{args.n}", args.n, args.epochs)
                 rows.append(dict(pipeline=pipeline, loader=name, workers=workers, img_per_s=round(rate, 1)))
                 print(f"  {pipeline:8s} {name:7s} workers={workers}: {rate:7.1f} img/s", flush=True)
     result = dict(machine=machine(), images=args.n, batch_size=BATCH, rows=rows)
@@ -363,7 +386,11 @@ def main(argv=None) -> int:
     if args.demo_iters:
         result["demo_data_wait"] = {}
         for name in ("native", "python", "cpp"):
-            result["demo_data_wait"][name] = round(demo_data_wait(root, name, args.demo_iters), 4)
+            out = subprocess.run([sys.executable, __file__, "--demo-probe", name, str(args.demo_iters),
+                                  "--data", str(root)], capture_output=True, text=True, check=False)
+            if out.returncode:
+                raise RuntimeError(f"the demo training run with {name} failed:\n{out.stderr[-3000:]}")
+            result["demo_data_wait"][name] = round(json.loads(out.stdout.strip().splitlines()[-1])["wait"], 4)
             print(f"  demo training, {name}: data_time/time = {result['demo_data_wait'][name]:.3f}", flush=True)
 
     print()
