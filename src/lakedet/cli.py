@@ -329,6 +329,15 @@ def inspect(args) -> int:
     return 1 if args.strict and report.problems else 0
 
 
+def _original_message(exc: Exception) -> str:
+    """The error's own message; for one re-raised from a DataLoader worker, without the worker's traceback."""
+    text = str(exc)
+    marker = f"{type(exc).__name__}: "
+    if "Original Traceback" in text and marker in text:
+        return text.rsplit(marker, 1)[1].strip()
+    return text
+
+
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
     from .errors import LakedetError, SourceTimeout
@@ -337,10 +346,15 @@ def main(argv=None) -> int:
         return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect,
                 "ingest": ingest, "predict": predict, "show": show}[args.command](args)
     except LakedetError as exc:
-        print(f"lakedet {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"lakedet {args.command}: {type(exc).__name__}: {_original_message(exc)}", file=sys.stderr)
         if isinstance(exc, SourceTimeout):
             # Deep Lake's native threads may still wait on the dead server and would hold the
-            # interpreter's exit for minutes: leave now.
+            # interpreter's exit for minutes: leave now, and take the DataLoader workers along
+            # (they would otherwise go on waiting on their own reads as orphans).
+            import multiprocessing
+
+            for child in multiprocessing.active_children():
+                child.kill()
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(2)

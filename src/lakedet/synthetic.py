@@ -99,7 +99,8 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 def write_dataset(path: str, rows: list[SyntheticRow], classes=SHAPE_CLASSES, masks: str | None = None,
                   image_column: str = "images", boxes_column: str = "boxes",
                   labels_column: str = "labels", coords: dict | None = None,
-                  jpeg: bool = True, crowd: bool = False, message: str = "synthetic shapes"):
+                  jpeg: bool = True, crowd: bool = False, message: str = "synthetic shapes",
+                  creds: dict | None = None):
     """Create a Deep Lake dataset at ``path`` holding ``rows``; return it (writable, committed).
 
     Args:
@@ -107,11 +108,12 @@ def write_dataset(path: str, rows: list[SyntheticRow], classes=SHAPE_CLASSES, ma
         coords: the boxes column's ``coords`` metadata; default LTWH pixel. ``{}`` writes none.
         jpeg: store JPEG bytes (as they are); False stores raw RGB arrays (PNG column).
         crowd: add an ``iscrowd`` column (per-instance bool) from ``SyntheticRow.iscrowd``.
+        creds: storage credentials for a remote ``path`` (``s3://`` ...), as Deep Lake takes them.
     """
     import deeplake
     from deeplake import types
 
-    ds = deeplake.create(path)
+    ds = deeplake.create(path, creds=creds) if creds else deeplake.create(path)
     ds.add_column(image_column, types.Image(dtype="uint8", sample_compression="jpeg" if jpeg else "png"))
     ds.add_column(boxes_column, types.BoundingBox(dtype="float32", format="ltwh", bbox_type="pixel"))
     ds.add_column(labels_column, types.ClassLabel(types.Array("uint32", dimensions=1)))

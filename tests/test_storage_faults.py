@@ -1,0 +1,80 @@
+"""Storage that goes away in the middle of training: a bounded, clear failure, no partial checkpoint."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import CONFIG_DIR
+from lakedet.synthetic import make_shapes_dataset
+
+pytestmark = [pytest.mark.remote, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def start_s3_server():
+    """A moto S3 server of our own (this test kills it) with a bucket; returns (process, creds)."""
+    import boto3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    creds = dict(aws_access_key_id="lakedet", aws_secret_access_key="lakedet-secret",
+                 endpoint_url=f"http://127.0.0.1:{port}", aws_region="us-east-1")
+    client = boto3.client("s3", endpoint_url=creds["endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id="lakedet", aws_secret_access_key="lakedet-secret")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client.create_bucket(Bucket="lakedet")
+            return server, creds
+        except Exception:
+            if time.monotonic() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("the moto S3 server did not start")
+            time.sleep(0.1)
+
+
+def test_s3_server_stopped_mid_training_fails_clearly_within_30_s(tmp_path):
+    server, creds = start_s3_server()
+    try:
+        url = "s3://lakedet/stops"
+        make_shapes_dataset(url, 8, size=64, seed=5, min_side=12, max_side=30, creds=creds)
+        work, mark = tmp_path / "work", tmp_path / "stopped"
+        config = tmp_path / "s3_config.py"
+        config.write_text(
+            f"_base_ = {str(CONFIG_DIR / 'tiny_retinanet_storage_stops.py')!r}\n"
+            f"train_dataloader = dict(dataset=dict(deeplake_path={url!r}, "
+            f"deeplake_credentials=dict(creds={creds!r})))\n"
+            "val_dataloader = val_cfg = val_evaluator = None\n"
+            "test_dataloader = test_cfg = test_evaluator = None\n")
+        env = dict(os.environ, PYTHONPATH=str(CONFIG_DIR), LAKEDET_STOP_PID=str(server.pid),
+                   LAKEDET_STOP_MARK=str(mark))
+        env.pop("LAKEDET_READ_TIMEOUT", None)  # the default bound is what is tested
+        out = subprocess.run(
+            [sys.executable, "-m", "lakedet", "train", str(config), "--work-dir", str(work)],
+            capture_output=True, text=True, timeout=200, env=env)
+        ended = time.time()
+    finally:
+        server.kill()
+        server.wait()
+    log = out.stdout + out.stderr
+    assert mark.exists(), log[-3000:]  # the server was stopped by the hook, at the start of epoch 2
+    assert ended - float(mark.read_text()) < 30, log[-3000:]
+    assert out.returncode != 0
+    last = out.stderr.strip().splitlines()[-1]  # a message naming the URL and the row, not a dump
+    assert last.startswith("lakedet train: ReadTimeout: row "), log[-3000:]
+    assert "'s3://lakedet/stops'" in last and "LAKEDET_READ_TIMEOUT" in last
+    # the first epoch's checkpoint is complete and is what "latest" points at; nothing of epoch 2
+    assert (work / "last_checkpoint").read_text().strip().endswith("epoch_1.pth")
+    assert not (work / "epoch_2.pth").exists()
+    import torch
+
+    from lakedet.checkpoints import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()
+    assert "state_dict" in torch.load(work / "epoch_1.pth", map_location="cpu")
