@@ -195,8 +195,10 @@ def measure_in_subprocess(pipeline: str, name: str, workers: int, data_root: Pat
 def startup_probe(path: str) -> dict:
     """Run in a fresh process: seconds from opening to the first batch (c++ loader, 2 workers), peak RSS."""
     import lakedet  # noqa: F401  (imports are not part of the start-up being measured)
+    from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
+    init_default_scope("mmdet")
     started = time.perf_counter()
     loader = Runner.build_dataloader(dict(
         batch_size=BATCH, num_workers=2, sampler=dict(type="DefaultSampler", shuffle=True, seed=0),

@@ -250,6 +250,7 @@ def test_multi_image_mix_dataset_with_mosaic_mixup_and_copypaste(masked):
         type="MultiImageMixDataset", dataset=_deeplake(path, pipeline=with_masks),
         pipeline=[dict(type="CopyPaste", max_num_pasted=5, paste_by_box=False), dict(type="PackDetInputs")]))
     counts = []
+    np.random.seed(0)  # CopyPaste draws with NumPy's global generator
     for i in range(4):
         instances = paste[i]["data_samples"].gt_instances
         assert len(instances.bboxes) == len(instances.labels) == len(instances.masks)
@@ -351,3 +352,20 @@ def test_a_bytes_column_of_encoded_images_can_be_the_image(tmp_path):
                                 pipeline=ZOO_PIPELINE[:1])[1]
     expected = cv2.imdecode(np.frombuffer(encode_jpeg(rows[1].image), np.uint8), cv2.IMREAD_COLOR)
     np.testing.assert_array_equal(sample["img"], expected)
+
+
+def test_indices_filter_and_subsets_select_rows(shapes):
+    path, rows = shapes
+    plain = [dict(type="LoadImageFromFile")]
+    assert [DeepLakeDetDataset(deeplake_path=path, pipeline=plain, indices=3)[i]["img_id"] for i in range(3)] == [0, 1, 2]
+    picked = DeepLakeDetDataset(deeplake_path=path, pipeline=plain, indices=[5, 1])
+    assert len(picked) == 2 and [picked[0]["img_id"], picked[1]["img_id"]] == [5, 1]
+    filtered = DeepLakeDetDataset(deeplake_path=path, pipeline=plain, filter_cfg=dict(filter_empty_gt=True))
+    kept = [filtered.get_data_info(i)["img_id"] for i in range(len(filtered))]
+    assert kept == [i for i, r in enumerate(rows) if len(r.boxes)] and len(kept) < len(rows)
+    subset = filtered.get_subset([0, -1])
+    assert [subset[0]["img_id"], subset[1]["img_id"]] == [kept[0], kept[-1]] and len(filtered) == len(kept)
+    filtered.get_subset_(-2)
+    assert [filtered.get_data_info(i)["img_id"] for i in range(2)] == kept[-2:]
+    with pytest.raises(ConfigError, match="indices='all'"):
+        DeepLakeDetDataset(deeplake_path=path, pipeline=plain, indices="all")

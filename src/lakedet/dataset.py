@@ -10,6 +10,7 @@ so MMDetection zoo configs work as written.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -125,37 +126,55 @@ class _Annotations:
         return int(self.offsets[row + 1] - self.offsets[row])
 
 
+#: Rows whose annotation columns are read at once: bounds the memory of reading 100k+ rows.
+ANNOTATION_CHUNK = 8192
+
+
 def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annotations:
-    """Read the box and label columns of every row, column-wise, and check them row by row.
+    """Read the box, label (and ignore) columns of every row, column-wise in chunks of rows, and
+    check them row by row.
 
     Raises:
-        DataError: a row's boxes are not ``(N, 4)``, or its box and label counts differ.
+        DataError: a row's boxes are not ``(N, 4)``, or its box, label and flag counts differ.
     """
-    box_rows = ds[tensor_map.gt_bboxes][:] if len(ds) else []
-    label_rows = ds[tensor_map.gt_labels][:] if len(ds) else []
-    ignore_rows = ds[tensor_map.gt_ignore][:] if tensor_map.gt_ignore and len(ds) else [None] * len(box_rows)
-    counts = np.zeros(len(box_rows), dtype=np.int64)
+    counts = np.zeros(len(ds), dtype=np.int64)
     flat_boxes, flat_labels, flat_ignore = [], [], []
-    for row, (boxes, labels, ignore) in enumerate(zip(box_rows, label_rows, ignore_rows)):
-        boxes = np.asarray(boxes)
-        labels = np.asarray(labels).reshape(-1)
-        if boxes.size == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise DataError(f"row {row}, column {tensor_map.gt_bboxes!r}: boxes must have shape (N, 4), "
-                            f"got {boxes.shape}")
-        if len(boxes) != len(labels):
-            raise DataError(f"row {row}: column {tensor_map.gt_bboxes!r} has {len(boxes)} boxes but "
-                            f"column {tensor_map.gt_labels!r} has {len(labels)} labels; each box needs "
-                            "exactly one label")
-        ignore = np.zeros(len(boxes), bool) if ignore is None else np.asarray(ignore).reshape(-1).astype(bool)
-        if len(ignore) != len(boxes):
-            raise DataError(f"row {row}: column {tensor_map.gt_ignore!r} has {len(ignore)} flags but "
-                            f"column {tensor_map.gt_bboxes!r} has {len(boxes)} boxes; each box needs one flag")
-        counts[row] = len(boxes)
-        flat_boxes.append(boxes_to_xyxy(boxes, BoxFormat(box_format.mode, False)))
-        flat_labels.append(labels.astype(np.int64))
-        flat_ignore.append(ignore)
+    for start in range(0, len(ds), ANNOTATION_CHUNK):
+        stop = min(len(ds), start + ANNOTATION_CHUNK)
+        box_rows = ds[tensor_map.gt_bboxes][start:stop]
+        label_rows = ds[tensor_map.gt_labels][start:stop]
+        ignore_rows = ds[tensor_map.gt_ignore][start:stop] if tensor_map.gt_ignore else None
+        boxes_chunk, labels_chunk, ignore_chunk = [], [], []
+        for offset, (boxes, labels) in enumerate(zip(box_rows, label_rows)):
+            row = start + offset
+            boxes = np.asarray(boxes)
+            labels = np.asarray(labels).reshape(-1)
+            if boxes.size == 0:
+                boxes = boxes.reshape(0, 4)
+            if boxes.ndim != 2 or boxes.shape[1] != 4:
+                raise DataError(f"row {row}, column {tensor_map.gt_bboxes!r}: boxes must have shape (N, 4), "
+                                f"got {boxes.shape}")
+            if len(boxes) != len(labels):
+                raise DataError(f"row {row}: column {tensor_map.gt_bboxes!r} has {len(boxes)} boxes but "
+                                f"column {tensor_map.gt_labels!r} has {len(labels)} labels; each box needs "
+                                "exactly one label")
+            if ignore_rows is not None:
+                ignore = np.asarray(ignore_rows[offset]).reshape(-1).astype(bool)
+                if len(ignore) != len(boxes):
+                    raise DataError(f"row {row}: column {tensor_map.gt_ignore!r} has {len(ignore)} flags but "
+                                    f"column {tensor_map.gt_bboxes!r} has {len(boxes)} boxes; each box needs "
+                                    "one flag")
+                ignore_chunk.append(ignore)
+            counts[row] = len(boxes)
+            boxes_chunk.append(boxes)
+            labels_chunk.append(labels)
+        del box_rows, label_rows, ignore_rows
+        if boxes_chunk:
+            flat_boxes.append(boxes_to_xyxy(np.concatenate(boxes_chunk),
+                                            BoxFormat(box_format.mode, False)))
+            flat_labels.append(np.concatenate(labels_chunk).astype(np.int64))
+            flat_ignore.append(np.concatenate(ignore_chunk) if ignore_chunk
+                               else np.zeros(len(flat_boxes[-1]), bool))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     boxes = np.concatenate(flat_boxes) if flat_boxes else np.zeros((0, 4), np.float32)
     labels = np.concatenate(flat_labels) if flat_labels else np.zeros((0,), np.int64)
@@ -243,23 +262,55 @@ class DeepLakeDetDataset(BaseDetDataset):
 
     # --- what BaseDataset asks of a subclass -------------------------------------------------
 
-    def load_data_list(self) -> list[dict]:
-        prefix = self.source.description
-        return [{"img_id": row, "img_path": f"{prefix}[{row}]"} for row in range(len(self._annotations))]
+    def full_init(self) -> None:
+        """Select the rows this dataset serves, as one index array (no per-row dicts: 100k rows
+        cost 0.8 MB): ``filter_cfg.filter_empty_gt`` (training only, as MMDetection's
+        CocoDataset), then ``indices``."""
+        if self._fully_initialized:
+            return
+        rows = np.arange(len(self._annotations), dtype=np.int64)
+        if not self.test_mode and self.filter_cfg:
+            if self.filter_cfg.get("min_size"):
+                logger.info("filter_cfg.min_size is not applied: image sizes are only known after decoding")
+            if self.filter_cfg.get("filter_empty_gt", False):
+                rows = rows[np.diff(self._annotations.offsets) > 0]
+        if self._indices is not None:
+            rows = _select(rows, self._indices)
+        self._rows = rows
+        self.data_list = []
+        self._fully_initialized = True
 
-    def filter_data(self) -> list[dict]:
-        """Apply ``filter_cfg.filter_empty_gt`` (training only), as MMDetection's CocoDataset does."""
-        if self.test_mode or not self.filter_cfg:
-            return self.data_list
-        if self.filter_cfg.get("min_size"):
-            logger.info("filter_cfg.min_size is not applied: image sizes are only known after decoding")
-        if not self.filter_cfg.get("filter_empty_gt", False):
-            return self.data_list
-        return [info for info in self.data_list if self._annotations.count(info["img_id"]) > 0]
+    def __len__(self) -> int:
+        if not self._fully_initialized:
+            self.full_init()
+        return len(self._rows)
+
+    def get_subset_(self, indices) -> None:
+        """Keep only the samples at ``indices`` (an int keeps the first/last ones), in place."""
+        if not self._fully_initialized:
+            self.full_init()
+        self._rows = _select(self._rows, indices)
+
+    def get_subset(self, indices) -> "DeepLakeDetDataset":
+        """A dataset over the samples at ``indices``, sharing this one's opened source."""
+        if not self._fully_initialized:
+            self.full_init()
+        subset = copy.copy(self)
+        subset._rows, subset._pending = _select(self._rows, indices), {}
+        return subset
+
+    def _sample(self, idx: int) -> dict:
+        """``img_id`` (the row), ``img_path`` (``<dataset>[row]``) and ``sample_idx`` of sample ``idx``."""
+        if not self._fully_initialized:
+            self.full_init()
+        if idx < 0:
+            idx += len(self._rows)
+        row = int(self._rows[idx])
+        return {"img_id": row, "img_path": f"{self.source.description}[{row}]", "sample_idx": idx}
 
     def get_data_info(self, idx: int) -> dict:
         """The row's stored image bytes and its ground truth, ready for the loading transforms."""
-        info = super().get_data_info(idx)
+        info = self._sample(idx)
         row = info["img_id"]
         pending = self._pending.pop(row, None) if self._pending else None
         value = pending.result() if pending is not None else self._reader.read(row)
@@ -287,9 +338,7 @@ class DeepLakeDetDataset(BaseDetDataset):
         """
         if self.loader_type == "python":
             return [self[idx] for idx in indices]
-        if not self._fully_initialized:
-            self.full_init()
-        rows = [BaseDetDataset.get_data_info(self, idx)["img_id"] for idx in indices]
+        rows = [self._sample(idx)["img_id"] for idx in indices]
         with single_threaded():
             self._pending = self._reader.start(dict.fromkeys(rows))
             try:
@@ -302,7 +351,7 @@ class DeepLakeDetDataset(BaseDetDataset):
 
     def get_cat_ids(self, idx: int) -> list[int]:
         """Labels of one sample, without reading its image (used by ClassBalancedDataset)."""
-        row = super().get_data_info(idx)["img_id"]
+        row = self._sample(idx)["img_id"]
         return self._annotations.row(row)[1].tolist()
 
     # --- helpers -----------------------------------------------------------------------------
@@ -371,6 +420,16 @@ class DeepLakeDetDataset(BaseDetDataset):
         return (f"DeepLakeDetDataset({self.source.description!r}, rows={len(self._annotations)}, "
                 f"tensors={self.tensor_map.as_dict()}, boxes={self.box_format.mode.value}"
                 f"{' fractional' if self.box_format.fractional else ' pixel'})")
+
+
+def _select(rows: np.ndarray, indices) -> np.ndarray:
+    """``rows`` at ``indices``, as mmengine's ``indices`` argument means it (an int: the first n,
+    or the last -n)."""
+    if isinstance(indices, (int, np.integer)):
+        return rows[:indices] if indices >= 0 else rows[indices:]
+    if isinstance(indices, (Sequence, np.ndarray)) and not isinstance(indices, str):
+        return rows[np.asarray(indices, dtype=np.int64)] if len(indices) else rows[:0]
+    raise ConfigError(f"indices={indices!r}: expected an int (the first n samples) or a list of sample indices")
 
 
 _threads_limited_in: int | None = None
