@@ -4,14 +4,20 @@ mmengine 0.10.7 stores its message hub in every checkpoint: ``HistoryBuffer`` ob
 holds the functions ``HistoryBuffer.min/max/...``, pickled as ``getattr(HistoryBuffer, 'min')``.
 Allowing ``getattr`` would let any checkpoint run code, so instead lakedet writes each buffer as
 plain arrays and turns them back into buffers after loading (``hooks.CheckpointCodecHook``); the
-few numpy types those arrays need are added to torch's allow-list.
+few numpy types those arrays need are added to torch's allow-list. The random states a resume
+restores are stored as plain ints, lists and tensors for the same reason. Secrets in the config
+text a checkpoint carries (``deeplake_credentials``) are blanked (``redact_secrets``).
 """
 
 from __future__ import annotations
 
-__all__ = ["allow_mmengine_checkpoints", "encode_buffers", "decode_buffers"]
+__all__ = ["allow_mmengine_checkpoints", "encode_buffers", "decode_buffers", "get_rng_states", "set_rng_states",
+           "redact_secrets"]
 
 _BUFFER_TAG = "__lakedet_history_buffer__"
+#: Credential keys whose values never leave the process (Deep Lake token, cloud secrets).
+SECRET_KEYS = ("token", "aws_secret_access_key", "aws_session_token", "account_key", "sas_token",
+               "connection_string", "password", "private_key", "client_secret")
 _done = False
 
 
@@ -50,3 +56,50 @@ def decode_buffers(log_scalars: dict) -> dict:
             value = buf
         decoded[name] = value
     return decoded
+
+
+def get_rng_states() -> dict:
+    """The Python, NumPy and torch (CPU, and CUDA when present) random states, as types that
+    ``torch.load(weights_only=True)`` accepts."""
+    import random
+
+    import numpy as np
+    import torch
+
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    states = {"python": random.getstate(),
+              "numpy": {"kind": kind, "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                        "has_gauss": int(has_gauss), "gauss": float(gauss)},
+              "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict) -> None:
+    """Restore what ``get_rng_states`` returned (keys it lacks are left as they are)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    if "python" in states:
+        version, internal, gauss = states["python"]
+        random.setstate((version, tuple(internal), gauss))
+    if "numpy" in states:
+        n = states["numpy"]
+        np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    if "torch" in states:
+        torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def redact_secrets(config_text: str) -> str:
+    """``config_text`` (a config's ``pretty_text``) with the value of every ``SECRET_KEYS`` key
+    replaced by ``'<redacted>'``, in both ``key='value'`` and ``'key': 'value'`` forms."""
+    import re
+
+    keys = "|".join(SECRET_KEYS)
+    pattern = re.compile(r"""(\b(?:%s)\s*=\s*|['"](?:%s)['"]\s*:\s*)(['"])(?:\\.|(?!\2).)*\2""" % (keys, keys))
+    return pattern.sub(lambda m: f"{m.group(1)}'<redacted>'", config_text)

@@ -1,6 +1,8 @@
 """mmengine hooks lakedet adds to every run it builds.
 
-* ``CheckpointCodecHook``: checkpoints torch can load with ``weights_only=True``, plus user ``meta``.
+* ``CheckpointCodecHook``: checkpoints torch can load with ``weights_only=True``, plus user ``meta``
+  and the random states, so that ``--resume`` replays the same augmentations; secrets in the stored
+  config text are blanked.
 * ``ClassCountCheckHook``: the model's ``num_classes`` must match the dataset's class list.
 * ``LineageHook``: ``lineage.json`` in the work dir: which data (URL, branch, commit, view or
   query, rows, columns) each split read, and the versions of lakedet, MMDetection and Deep Lake.
@@ -11,7 +13,7 @@ from __future__ import annotations
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from .checkpoints import decode_buffers, encode_buffers
+from .checkpoints import decode_buffers, encode_buffers, get_rng_states, redact_secrets, set_rng_states
 from .errors import ConfigError
 
 __all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "head_num_classes", "split_lineage",
@@ -20,7 +22,15 @@ __all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "head_nu
 
 @HOOKS.register_module(force=True)
 class CheckpointCodecHook(Hook):
-    """Write checkpoints torch can load with ``weights_only=True``; add ``meta`` to them.
+    """Write checkpoints torch can load with ``weights_only=True``; add ``meta`` and random states;
+    blank secrets (``deeplake_credentials``) in the config text stored in ``meta['cfg']``.
+
+    Every checkpoint also holds the Python, NumPy and torch random states at the moment it was
+    saved (``checkpoint['rng_states']``). Resuming a single-process run restores them, so an
+    epoch-based run continues with the random augmentations an uninterrupted run would have drawn
+    (mmengine itself only re-seeds, which replays epoch 1's draws). Loading a checkpoint without
+    resuming (``load_from``, ``lakedet eval``) leaves the random states alone, and so does a
+    distributed run (each rank has its own states; only rank 0's are saved).
 
     Args:
         meta: stored under ``checkpoint['meta']`` (the seed's ``train_detector(meta=...)``).
@@ -33,14 +43,20 @@ class CheckpointCodecHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         checkpoint.setdefault("meta", {}).update(self.meta)
+        if isinstance(checkpoint["meta"].get("cfg"), str):  # the run's config, credentials included
+            checkpoint["meta"]["cfg"] = redact_secrets(checkpoint["meta"]["cfg"])
         hub = checkpoint.get("message_hub")
         if isinstance(hub, dict) and "log_scalars" in hub:
             hub["log_scalars"] = encode_buffers(hub["log_scalars"])
+        checkpoint["rng_states"] = dict(get_rng_states(), world_size=runner.world_size)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         hub = checkpoint.get("message_hub")
         if isinstance(hub, dict) and "log_scalars" in hub:
             hub["log_scalars"] = decode_buffers(hub["log_scalars"])
+        states = checkpoint.get("rng_states")
+        if states and getattr(runner, "_resume", False) and runner.world_size == 1 == states.get("world_size"):
+            set_rng_states(states)
 
 
 def head_num_classes(model) -> tuple[str, int] | None:

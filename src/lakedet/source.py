@@ -7,6 +7,7 @@ This is the only module that calls ``deeplake.open*``. A ``SourceSpec`` says wha
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +15,13 @@ from typing import Any
 
 from .errors import ConfigError, SourceError, SourceTimeout
 
-__all__ = ["SourceSpec", "Origin", "open_source", "open_source_with_origin", "origin_of", "is_deeplake_dataset", "is_remote", "check_credentials", "OPEN_TIMEOUT_S"]
+__all__ = ["SourceSpec", "Origin", "open_source", "open_source_with_origin", "origin_of", "is_deeplake_dataset",
+           "is_remote", "check_credentials", "explain_open_failure", "OPEN_TIMEOUT_S"]
 
 _TOKEN_SCHEMES = ("hub://", "al://")
 _CLOUD_SCHEMES = ("s3://", "gs://", "gcs://", "az://", "azure://")
 #: Seconds a remote open may take before lakedet gives up (Deep Lake itself can wait minutes).
-OPEN_TIMEOUT_S = float(os.environ.get("LAKEDET_OPEN_TIMEOUT", "30"))
+OPEN_TIMEOUT_S = float(os.environ.get("LAKEDET_OPEN_TIMEOUT", "25"))  # the error comes within 30 s
 
 
 @dataclass(frozen=True)
@@ -161,10 +163,10 @@ def _open_path(deeplake, spec: SourceSpec):
         except Exception as exc:
             raise SourceError(f"cannot open Deep Lake dataset at deeplake_path={spec.path!r}: {exc}") from exc
     check_credentials(spec)
-    return _open_with_timeout(deeplake.open_read_only_async(spec.path, **kwargs), spec.path)
+    return _open_with_timeout(deeplake.open_read_only_async(spec.path, **kwargs), spec)
 
 
-def _open_with_timeout(future, path: str, timeout: float | None = None):
+def _open_with_timeout(future, spec: SourceSpec, timeout: float | None = None):
     """Wait for a Deep Lake ``Future`` from ``open_read_only_async``; cancel it after ``timeout`` s."""
     import time
 
@@ -173,14 +175,84 @@ def _open_with_timeout(future, path: str, timeout: float | None = None):
     while not future.is_completed():
         if time.monotonic() >= deadline:
             future.cancel()
-            raise SourceTimeout(f"opening deeplake_path={path!r} did not finish within {timeout:.0f} s "
-                              "(server unreachable or too slow); check the URL, endpoint_url and "
-                              "network, or raise LAKEDET_OPEN_TIMEOUT")
+            raise SourceTimeout(f"opening deeplake_path={spec.path!r} did not finish within {timeout:.0f} s "
+                                f"(server unreachable or too slow{_endpoint_note(spec)}); check the URL, "
+                                "endpoint_url, network and proxy settings, or raise LAKEDET_OPEN_TIMEOUT")
         time.sleep(0.02)
     try:
         return future.result()
     except Exception as exc:
-        raise SourceError(f"cannot open Deep Lake dataset at deeplake_path={path!r}: {exc}") from exc
+        raise SourceError(explain_open_failure(spec, exc)) from exc
+
+
+# What storage and the Deep Lake API answer when they refuse credentials or cannot be reached.
+_AUTH_REFUSED = re.compile(
+    r"unauthori[sz]ed|forbidden|access.?denied|signature.?does.?not.?match|invalid.?access.?key|"
+    r"invalid.?(api.?)?token|expired.?token|token.{0,30}(invalid|expired|not valid)|authenticat|"
+    r"status[=: ]+40[13]\b|\b40[13]\b.{0,12}(unauthori|forbidden|error)|"
+    r"auth(entication|orization)?.?(error|failed|exception)", re.IGNORECASE)
+_UNREACHABLE = re.compile(
+    r"could not resolve|resolve host|failed to connect|could ?n[o']t connect|connection refused|"
+    r"network (connection error|is unreachable)|no route to host|timeout was reached|timed out",
+    re.IGNORECASE)
+_MISSING = re.compile(r"does not exist|no ?such ?(bucket|key)|not found", re.IGNORECASE)
+_S3_REASONS = {
+    "InvalidAccessKeyId": "the server knows no access key id {key}",
+    "SignatureDoesNotMatch": "aws_secret_access_key is not the secret of access key id {key}",
+    "AccessDenied": "access key id {key} may not read this dataset",
+    "ExpiredToken": "the session token of access key id {key} has expired",
+}
+_CLOUD_KEYS = {
+    "s3://": "aws_access_key_id and aws_secret_access_key must be a pair this server accepts (plus "
+             "aws_session_token for temporary keys), endpoint_url the server that holds the bucket",
+    "gs://": "a Google service account with read access to the bucket",
+    "gcs://": "a Google service account with read access to the bucket",
+    "az://": "account_name with account_key or sas_token (or a connection string) of the storage account",
+    "azure://": "account_name with account_key or sas_token (or a connection string) of the storage account",
+}
+
+
+def explain_open_failure(spec: SourceSpec, exc: BaseException) -> str:
+    """The message of the ``SourceError`` for a remote open that failed: path, cause and fix.
+
+    Refused credentials, unreachable servers and missing datasets get their own wording (Deep
+    Lake's messages name neither the dataset nor the setting to change); Deep Lake's own text
+    follows in parentheses. Secrets never appear in it.
+    """
+    detail = " ".join(str(exc).split())
+    detail = detail[:400] + (" ..." if len(detail) > 400 else "")
+    path, token_path = spec.path, spec.path.startswith(_TOKEN_SCHEMES)
+    if _AUTH_REFUSED.search(detail):
+        if token_path:
+            return (f"deeplake_path={path!r}: the Deep Lake API token was refused; set "
+                    "deeplake_credentials['token'] (or ACTIVELOOP_TOKEN) to a valid token of an account "
+                    f"that may read this dataset (Deep Lake: {detail})")
+        key = (spec.creds or {}).get("aws_access_key_id")
+        code = re.search(r"code=(\w+)", detail)
+        reason = _S3_REASONS.get(code.group(1) if code and path.startswith("s3://") else "",
+                                 "the server refused the credentials")
+        keys = next((text for scheme, text in _CLOUD_KEYS.items() if path.startswith(scheme)), "")
+        return (f"deeplake_path={path!r}: {reason.format(key=repr(key) if key else '(from the environment)')}"
+                f"{_endpoint_note(spec)}; check deeplake_credentials['creds'] ({keys}) (Deep Lake: {detail})")
+    if _UNREACHABLE.search(detail):
+        if token_path:
+            where = "the Deep Lake API (app.activeloop.ai)"
+            fix = "the network connection and proxy settings (HTTPS_PROXY)"
+        else:
+            where = "the storage server" + _endpoint_note(spec)
+            fix = ("the network connection, proxy settings (HTTPS_PROXY) and, for an S3-compatible server, "
+                   "deeplake_credentials['creds']['endpoint_url']")
+        return f"deeplake_path={path!r}: cannot reach {where}; check {fix} (Deep Lake: {detail})"
+    if _MISSING.search(detail):
+        names = "organization and dataset names" if token_path else "bucket and folder names"
+        return (f"deeplake_path={path!r}: no Deep Lake dataset there{_endpoint_note(spec)}; check the {names} "
+                f"(Deep Lake: {detail})")
+    return f"cannot open Deep Lake dataset at deeplake_path={path!r}: {detail}"
+
+
+def _endpoint_note(spec: SourceSpec) -> str:
+    endpoint = (spec.creds or {}).get("endpoint_url")
+    return f" at endpoint_url={endpoint!r}" if endpoint else ""
 
 
 def _checkout(ds, spec: SourceSpec):

@@ -318,8 +318,26 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
         default_scope=cfg.get("default_scope", "mmdet"),
         randomness=cfg.get("randomness", dict(seed=None)),
         experiment_name=cfg.get("experiment_name"),
-        cfg=cfg,
+        cfg=_redacted(cfg),  # what the runner dumps to the work dir, logs and stores in checkpoints
     )
+
+
+def _redacted(cfg):
+    """A copy of ``cfg`` with every credential value (``checkpoints.SECRET_KEYS``) replaced by
+    ``'<redacted>'``: the datasets are built from the loader dicts given to the runner, so only
+    the copy the runner writes out and logs loses the secrets."""
+    from mmengine.config import Config
+
+    from .checkpoints import SECRET_KEYS
+
+    def walk(node):
+        if isinstance(node, Mapping):
+            return {k: "<redacted>" if k in SECRET_KEYS and isinstance(v, str) else walk(v) for k, v in node.items()}
+        if isinstance(node, (list, tuple)):
+            return type(node)(walk(v) for v in node)
+        return node
+
+    return Config(walk(cfg.to_dict()), filename=cfg.filename)
 
 
 def last_metrics(runner, split: str = "val") -> dict[str, float]:

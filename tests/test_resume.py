@@ -1,0 +1,107 @@
+"""Kill -9 during training, then ``--resume``: the run continues as if it had never stopped."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import CONFIG_DIR
+
+pytestmark = pytest.mark.timeout(180)
+
+ITERS_PER_EPOCH = 4  # tiny_resume.py: 8 rows (query), batch size 2
+
+
+def train_command(train_path: str, work_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "lakedet", "train", str(CONFIG_DIR / "tiny_resume.py"), "--work-dir", str(work_dir),
+            "--cfg-options", f"train_dataloader.dataset.deeplake_path={train_path}", *extra]
+
+
+def logged_losses(work_dir: Path) -> list[dict[int, float]]:
+    """``{step: loss}`` of every run in ``work_dir``, oldest run first (one log folder per run)."""
+    runs = []
+    for scalars in sorted(work_dir.glob("2*/vis_data/scalars.json")):
+        lines = scalars.read_text().split("\n")[:-1]  # complete lines only: the run may be writing one
+        records = [json.loads(line) for line in lines if line.strip()]
+        runs.append({r["step"]: r["loss"] for r in records if "loss" in r})
+    return runs
+
+
+@pytest.fixture
+def processes():
+    """Start processes with ``processes(cmd, log_path, env)``; those still running at the end are killed."""
+    started = []
+
+    def start(cmd, log: Path, env):
+        with open(log, "w") as out:
+            started.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
+        return started[-1]
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(shapes, tmp_path, processes):
+    from lakedet.checkpoints import allow_mmengine_checkpoints
+
+    # one thread each: the two runs below share the machine, and results must not depend on it
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    whole = processes(train_command(shapes[0], tmp_path / "whole"), tmp_path / "whole.log", env)
+    killed_dir = tmp_path / "killed"
+    killed = processes(train_command(shapes[0], killed_dir), tmp_path / "killed.log", env)
+    # kill it in the middle of epoch 2: epoch 1's checkpoint is written, epoch 2 has logged losses
+    deadline = time.monotonic() + 120
+    while not (len(logged_losses(killed_dir)) == 1 and max(logged_losses(killed_dir)[0], default=0) >= 6):
+        assert killed.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no loss of epoch 2 logged within 120 s"
+        time.sleep(0.01)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (killed_dir / "epoch_3.pth").exists(), "killed too late: training had finished"
+
+    # last_checkpoint names a whole checkpoint (torch's safe loader reads it)
+    latest = Path((killed_dir / "last_checkpoint").read_text().strip())
+    allow_mmengine_checkpoints()
+    resumed_epoch = torch.load(latest, map_location="cpu", weights_only=True)["meta"]["epoch"]
+    assert latest.name == f"epoch_{resumed_epoch}.pth" and resumed_epoch in (1, 2)
+
+    out = subprocess.run(train_command(shapes[0], killed_dir, "--resume"), env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert whole.wait(timeout=120) == 0, (tmp_path / "whole.log").read_text()[-3000:]
+    assert (killed_dir / "epoch_3.pth").exists()
+
+    uninterrupted, = logged_losses(tmp_path / "whole")
+    before_kill, after_resume = logged_losses(killed_dir)
+    assert sorted(uninterrupted) == list(range(1, 3 * ITERS_PER_EPOCH + 1))
+    # the resumed run starts after the checkpoint (not from scratch) and runs to the end
+    assert sorted(after_resume) == list(range(resumed_epoch * ITERS_PER_EPOCH + 1, 3 * ITERS_PER_EPOCH + 1))
+    for step, loss in after_resume.items():
+        assert loss == pytest.approx(uninterrupted[step], abs=1e-6), (step, after_resume, uninterrupted)
+    for step, loss in before_kill.items():
+        assert loss == pytest.approx(uninterrupted[step], abs=1e-6), (step, before_kill, uninterrupted)
+
+
+def test_random_states_survive_a_weights_only_checkpoint(tmp_path):
+    """What a checkpoint stores of the random states loads under weights_only and replays the draws."""
+    import random
+
+    import numpy as np
+
+    from lakedet.checkpoints import get_rng_states, set_rng_states
+
+    np.random.randn()  # leaves a cached Gaussian in NumPy's state: it must be saved too
+    torch.save({"rng_states": get_rng_states()}, tmp_path / "c.pth")
+    draws = random.random(), np.random.rand(3).tolist(), np.random.randn(), torch.rand(3).tolist()
+    set_rng_states(torch.load(tmp_path / "c.pth", weights_only=True)["rng_states"])
+    assert (random.random(), np.random.rand(3).tolist(), np.random.randn(), torch.rand(3).tolist()) == draws
