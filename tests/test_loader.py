@@ -162,3 +162,21 @@ def test_read_timeout_setting_is_checked(monkeypatch):
         read_timeout()
     monkeypatch.setenv("LAKEDET_READ_TIMEOUT", "2.5")
     assert read_timeout() == 2.5
+
+
+def test_reads_are_bounded_wherever_storage_can_stall(shapes):
+    import deeplake
+
+    from lakedet.reader import ImageReader
+
+    ds = deeplake.open_read_only(shapes[0])
+    assert not ImageReader(ds, "images", True, shapes[0]).remote  # a local folder: one batched read
+    assert not ImageReader(ds, "images", True, "mem://x").remote
+    for url in ("s3://bucket/ds", "hub://org/ds", "<opened Dataset>"):
+        assert ImageReader(ds, "images", True, url).remote  # futures with a deadline
+    local, bounded = ImageReader(ds, "images", True, shapes[0]), ImageReader(ds, "images", True, "s3://x")
+    rows = [5, 2, 9]
+    expected = [ds["images"].get_bytes(r) for r in rows]
+    assert [local.start(rows)[r].result() for r in rows] == expected == [bounded.start(rows)[r].result() for r in rows]
+    with pytest.raises(DataError, match=r"row 999, column 'images'"):
+        local.read(999)
