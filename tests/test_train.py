@@ -169,3 +169,28 @@ def test_a_built_model_follows_the_2x_pipelines_normalize(shapes, shapes_val, tm
     build_runner(cfg, model=model)
     assert model.data_preprocessor.mean.flatten().tolist() == [1.0, 2.0, 3.0]
     assert model.data_preprocessor.std.flatten().tolist() == [4.0, 5.0, 6.0]
+
+
+def test_evaluated_deeplake_datasets_run_in_test_mode(shapes, shapes_val, tmp_path):
+    """A val split written without test_mode=True still evaluates (its samples carry the ground truth)."""
+    from mmengine.config import Config
+
+    from lakedet.train import adapt_config
+
+    cfg = Config(dict(
+        val_dataloader=dict(dataset=dict(type="ConcatDataset", datasets=[
+            dict(type="DeepLakeDetDataset", deeplake_path="a"), dict(type="DeepLakeDetDataset", deeplake_path="b")])),
+        val_evaluator=dict(type="CocoMetric"), test_dataloader=dict(dataset=dict(type="DeepLakeDetDataset")),
+        test_evaluator=dict(type="CocoMetric")))
+    adapt_config(cfg)
+    assert all(d["test_mode"] for d in cfg.val_dataloader.dataset.datasets) and cfg.test_dataloader.dataset.test_mode
+    e2e = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
+    e2e.train_dataloader.dataset.deeplake_path = shapes[0]
+    e2e.val_dataloader.dataset.deeplake_path = shapes_val[0]
+    e2e.val_dataloader.dataset.test_mode = False
+    e2e.work_dir = str(tmp_path)
+    from lakedet import build_detector, train_detector
+    from lakedet.train import last_metrics
+
+    runner = train_detector(build_detector(e2e.model), e2e, validate=True)
+    assert 0 <= last_metrics(runner)["coco/bbox_mAP"] <= 1

@@ -82,6 +82,7 @@ def adapt_config(cfg) -> None:
         evaluator = cfg.get(f"{split}_evaluator")
         if not loader or not evaluator or not _is_deeplake_dataset_cfg(loader.get("dataset")):
             continue
+        _evaluation_mode(split, loader.get("dataset"))
         metrics = evaluator if isinstance(evaluator, list) else [evaluator]
         for metric in metrics:
             kind = bare_type(metric) if isinstance(metric, Mapping) else ""
@@ -89,6 +90,21 @@ def adapt_config(cfg) -> None:
                 metric["type"] = "DeepLake" + kind
                 metric.pop("ann_file", None)
                 metric.pop("backend_args", None)
+
+
+def _evaluation_mode(split: str, dataset) -> None:
+    """Evaluated Deep Lake datasets run with ``test_mode=True``: no ``filter_empty_gt``, and each
+    sample carries its row's ground truth for the metric."""
+    if not isinstance(dataset, Mapping):
+        return
+    if bare_type(dataset) == "DeepLakeDetDataset":
+        if not dataset.get("test_mode", False):
+            logger.info(f"lakedet: {split}_dataloader's DeepLakeDetDataset is evaluated: test_mode=True")
+            dataset["test_mode"] = True
+        return
+    inner = dataset.get("dataset") or dataset.get("datasets")
+    for child in inner if isinstance(inner, (list, tuple)) else [inner]:
+        _evaluation_mode(split, child)
 
 
 def _shard_rows_of(split: str, loader) -> None:
@@ -337,7 +353,8 @@ def _redacted(cfg):
             return type(node)(walk(v) for v in node)
         return node
 
-    return Config(walk(cfg.to_dict()), filename=cfg.filename)
+    redacted = Config(walk(cfg.to_dict()))  # no filename: the file itself may be gone, and holds the secrets
+    return Config(redacted.to_dict(), cfg_text=redacted.pretty_text)
 
 
 def last_metrics(runner, split: str = "val") -> dict[str, float]:
