@@ -18,9 +18,10 @@ pytestmark = pytest.mark.timeout(180)
 ITERS_PER_EPOCH = 4  # tiny_resume.py: 8 rows (query), batch size 2
 
 
-def train_command(train_path: str, work_dir: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "lakedet", "train", str(CONFIG_DIR / "tiny_resume.py"), "--work-dir", str(work_dir),
-            "--cfg-options", f"train_dataloader.dataset.deeplake_path={train_path}", *extra]
+def train_command(config: str, train_path: str, work_dir: Path, *extra: str, options=()) -> list[str]:
+    return [sys.executable, "-m", "lakedet", "train", str(CONFIG_DIR / config), "--work-dir", str(work_dir),
+            *extra, "--cfg-options", f"train_dataloader.dataset.deeplake_path={train_path}",
+            *([f"val_dataloader.dataset.deeplake_path={train_path}"] if "unseeded" in config else []), *options]
 
 
 def logged_losses(work_dir: Path) -> list[dict[int, float]]:
@@ -51,14 +52,19 @@ def processes():
 
 
 @pytest.mark.slow
-def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(shapes, tmp_path, processes):
+@pytest.mark.parametrize("config", ["tiny_resume.py", "tiny_resume_unseeded.py"], ids=["seeded", "unseeded-with-val"])
+def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(config, shapes, tmp_path, processes):
     from lakedet.checkpoints import allow_mmengine_checkpoints
 
+    allow_mmengine_checkpoints()
     # one thread each: the two runs below share the machine, and results must not depend on it
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    whole = processes(train_command(shapes[0], tmp_path / "whole"), tmp_path / "whole.log", env)
+    seeded = config == "tiny_resume.py"
+    if seeded:
+        whole = processes(train_command(config, shapes[0], tmp_path / "whole"), tmp_path / "whole.log", env)
     killed_dir = tmp_path / "killed"
-    killed = processes(train_command(shapes[0], killed_dir), tmp_path / "killed.log", env)
+    killed = processes(train_command(config, shapes[0], killed_dir), tmp_path / "killed.log", env)
+
     # kill it in the middle of epoch 2: epoch 1's checkpoint is written, epoch 2 has logged losses
     deadline = time.monotonic() + 120
     while not (len(logged_losses(killed_dir)) == 1 and max(logged_losses(killed_dir)[0], default=0) >= 6):
@@ -68,14 +74,17 @@ def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(shapes,
     killed.send_signal(signal.SIGKILL)
     killed.wait()
     assert not (killed_dir / "epoch_3.pth").exists(), "killed too late: training had finished"
+    if not seeded:  # the uninterrupted run to compare with is one with the seed the killed run drew
+        seed = torch.load(killed_dir / "epoch_1.pth", map_location="cpu", weights_only=True)["meta"]["seed"]
+        whole = processes(train_command(config, shapes[0], tmp_path / "whole", options=[f"randomness.seed={seed}"]),
+                          tmp_path / "whole.log", env)
 
     # last_checkpoint names a whole checkpoint (torch's safe loader reads it)
     latest = Path((killed_dir / "last_checkpoint").read_text().strip())
-    allow_mmengine_checkpoints()
     resumed_epoch = torch.load(latest, map_location="cpu", weights_only=True)["meta"]["epoch"]
     assert latest.name == f"epoch_{resumed_epoch}.pth" and resumed_epoch in (1, 2)
 
-    out = subprocess.run(train_command(shapes[0], killed_dir, "--resume"), env=env, capture_output=True,
+    out = subprocess.run(train_command(config, shapes[0], killed_dir, "--resume"), env=env, capture_output=True,
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert whole.wait(timeout=120) == 0, (tmp_path / "whole.log").read_text()[-3000:]

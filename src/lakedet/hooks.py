@@ -56,6 +56,22 @@ class CheckpointCodecHook(Hook):
             hub["log_scalars"] = decode_buffers(hub["log_scalars"])
         states = checkpoint.get("rng_states")
         if states and getattr(runner, "_resume", False) and runner.world_size == 1 == states.get("world_size"):
+            # applied in before_train: mmengine may still re-seed after loading (Runner.resume)
+            self._resume_states = states
+
+    def before_train(self, runner) -> None:
+        states, self._resume_states = getattr(self, "_resume_states", None), None
+        if states:
+            set_rng_states(states)
+
+    # Validation inside training must not move the random streams training draws from: the
+    # checkpoint is written before it, so a resumed run never replays it.
+    def before_val(self, runner) -> None:
+        self._before_val_states = get_rng_states()
+
+    def after_val(self, runner) -> None:
+        states, self._before_val_states = getattr(self, "_before_val_states", None), None
+        if states:
             set_rng_states(states)
 
 

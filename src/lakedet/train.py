@@ -278,6 +278,7 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
     adapt_config(cfg)
     _prepare_cpu_distributed(cfg)
     cfg.setdefault("work_dir", os.path.join("work_dirs", "lakedet"))
+    _seed_of_resumed_run(cfg)
     train_cfg = dict(cfg.train_cfg)
     if not validate:
         train_cfg.pop("val_interval", None)
@@ -336,6 +337,30 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
         experiment_name=cfg.get("experiment_name"),
         cfg=_redacted(cfg),  # what the runner dumps to the work dir, logs and stores in checkpoints
     )
+
+
+def _seed_of_resumed_run(cfg) -> None:
+    """Resuming a run whose config sets no seed: use the seed the run drew (stored in its
+    checkpoint), so the sampler and the DataLoader workers continue with the same data order and
+    augmentations (mmengine re-seeds only after building them)."""
+    if not cfg.get("resume") or (cfg.get("randomness") or {}).get("seed") is not None:
+        return
+    path = cfg.get("load_from")
+    latest = os.path.join(cfg["work_dir"], "last_checkpoint")
+    if not path and os.path.exists(latest):
+        with open(latest) as handle:
+            path = handle.read().strip()
+    if not path or not os.path.exists(path):
+        return  # nothing to resume: mmengine starts from scratch and says so
+    import torch
+
+    from .checkpoints import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()
+    seed = (torch.load(path, map_location="cpu", weights_only=True).get("meta") or {}).get("seed")
+    if seed is not None:
+        cfg.randomness = dict(cfg.get("randomness") or {}, seed=seed)
+        logger.info(f"lakedet: resuming {path} with the seed it was trained with ({seed})")
 
 
 def _redacted(cfg):
