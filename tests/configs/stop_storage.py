@@ -1,8 +1,9 @@
-"""Test plug-in, not a config: stops the storage server at the start of a training epoch.
+"""Test plug-in, not a config: stops the storage server in the middle of a training epoch.
 
-``StopStorageHook(epoch=1)`` sends SIGKILL to the process ``$LAKEDET_STOP_PID`` (a local S3 server
-started by the test) before that epoch's DataLoader workers start, then waits until it is gone:
-the storage disappears in the middle of training, deterministically.
+``StopStorageHook(epoch=1, after_iter=2)`` sends SIGKILL to the process ``$LAKEDET_STOP_PID`` (a
+local S3 server started by the test) after that epoch's ``after_iter``-th iteration, while the
+DataLoader workers are reading the next batches, then waits until it is gone and writes the time
+to ``$LAKEDET_STOP_MARK``.
 Reach it with ``custom_imports = dict(imports=['stop_storage'])`` and ``tests/configs`` on PYTHONPATH.
 """
 
@@ -16,11 +17,11 @@ from mmdet.registry import HOOKS
 
 @HOOKS.register_module(force=True)
 class StopStorageHook(Hook):
-    def __init__(self, epoch: int = 1):
-        self.epoch = epoch
+    def __init__(self, epoch: int = 1, after_iter: int = 2):
+        self.epoch, self.after_iter = epoch, after_iter
 
-    def before_train_epoch(self, runner):
-        if runner.epoch != self.epoch:
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if runner.epoch != self.epoch or batch_idx + 1 != self.after_iter:
             return
         pid = int(os.environ["LAKEDET_STOP_PID"])
         os.kill(pid, signal.SIGKILL)
