@@ -30,14 +30,14 @@ PLAIN_PIPELINE = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", w
                   dict(type="PackDetInputs")]
 
 
-def loader(path, kind, workers, pipeline, seed=7, batch_size=4, shuffle=True):
+def loader(path, kind, workers, pipeline, seed=7, batch_size=4, shuffle=True, tensors=None):
     init_default_scope("mmdet")
     return Runner.build_dataloader(dict(
         batch_size=batch_size, num_workers=workers, persistent_workers=False,
         sampler=dict(type="DefaultSampler", shuffle=shuffle, seed=seed),
         collate_fn=dict(type="pseudo_collate"),
         dataset=dict(type="DeepLakeDetDataset", deeplake_path=path, deeplake_dataloader_type=kind,
-                     pipeline=pipeline)), seed=seed)
+                     pipeline=pipeline, deeplake_tensors=tensors)), seed=seed)
 
 
 def epochs(dl, count=2):
@@ -180,3 +180,31 @@ def test_reads_are_bounded_wherever_storage_can_stall(shapes):
     assert [local.start(rows)[r].result() for r in rows] == expected == [bounded.start(rows)[r].result() for r in rows]
     with pytest.raises(DataError, match=r"row 999, column 'images'"):
         local.read(999)
+
+
+@pytest.mark.parametrize("stored", ["array", "bytes"])
+def test_uncompressed_and_plain_bytes_image_columns_through_workers(stored, tmp_path):
+    """Images stored as raw arrays (per-row futures) or as a plain Bytes column of encoded images."""
+    import deeplake
+    from deeplake import types
+
+    from lakedet.synthetic import encode_jpeg, render_rows
+
+    rows = render_rows(6, size=32, seed=2, min_side=6, max_side=14)
+    path = str(tmp_path / stored)
+    ds = deeplake.create(path)
+    ds.add_column("images", types.Array("uint8", dimensions=3) if stored == "array" else types.Bytes())
+    ds.add_column("boxes", types.BoundingBox(dtype="float32", format="ltwh", bbox_type="pixel"))
+    ds.add_column("labels", types.ClassLabel(types.Array("uint32", dimensions=1)))
+    ds["boxes"].metadata["coords"] = {"mode": "LTWH", "type": "pixel"}
+    ds.append({"images": [r.image if stored == "array" else encode_jpeg(r.image) for r in rows],
+               "boxes": [r.boxes for r in rows], "labels": [r.labels for r in rows]})
+    ds.commit()
+    tensors = dict(img="images")
+    in_workers = epochs(loader(path, "c++", 2, PLAIN_PIPELINE, batch_size=2, tensors=tensors), 1)[0]
+    in_main = epochs(loader(path, "python", 0, PLAIN_PIPELINE, batch_size=2, tensors=tensors), 1)[0]
+    assert_same(in_workers, in_main)
+    if stored == "array":  # stored RGB, delivered BGR, exactly
+        by_row = {s[0]: s[1] for s in in_workers}
+        for i, r in enumerate(rows):
+            assert torch.equal(by_row[i], torch.from_numpy(r.image[:, :, ::-1].copy()).permute(2, 0, 1))
