@@ -196,8 +196,10 @@ class DeepLakeDetDataset(BaseDetDataset):
             keys not given are inferred from column types.
         deeplake_dataset: an already opened Deep Lake dataset or view (overrides the path).
         deeplake_dataloader_type: ``"c++"``/``"cpp"`` (or ``"auto"``, the default): a DataLoader batch's
-            images are requested at once from Deep Lake's native multi-threaded reader, fetching
-            overlaps decoding, and workers run single-threaded; ``"python"``: one row at a time.
+            images are read together (``ImageReader``: one call for local data; for remote data,
+            Deep Lake's native multi-threaded reader, fetching overlapping decoding, every wait
+            bounded), samples are prepared single-threaded and a worker hands the batch over in
+            one shared buffer; ``"python"``: one row at a time.
             Both deliver identical samples (same rows, order, boxes and pixels) for the same seed.
         skip_bad_images: skip rows whose image cannot be decoded, with a warning, instead of raising.
         **kwargs: MMDetection ``BaseDetDataset`` arguments (``pipeline``, ``test_mode``,

@@ -1,7 +1,8 @@
 """Evaluation with ground truth taken from the Deep Lake rows, in memory.
 
 ``DeepLakeCocoMetric`` is MMDetection's ``CocoMetric`` whose ground truth comes from the
-``instances`` every ``DeepLakeDetDataset`` sample carries, turned into a pycocotools ``COCO`` index
+``instances`` every test-mode ``DeepLakeDetDataset`` sample carries (lakedet evaluates Deep Lake
+splits with ``test_mode=True``), turned into a pycocotools ``COCO`` index
 in memory: no annotation or result file is read or written. It reports pycocotools' numbers at
 full precision (MMDetection rounds to 3 decimals), reports 0 instead of nothing when the model
 predicted no box, and keeps per-class tables (``last_tables``) for ``lakedet eval``.
