@@ -117,11 +117,13 @@ def test_train_and_evaluate_never_write_to_the_source(storage, shapes, shapes_va
     assert {url: (remote_hash(url, creds), stored_objects(url, creds)) for url in before} == before
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def s3_checking_keys(shapes_val):
     """A moto S3 server that checks credentials (unlike ``s3_server``), holding one dataset.
 
-    Yields ``(url, creds)``: the creds of an IAM user allowed everything.
+    Yields ``(url, creds)``: the creds of an IAM user allowed everything. It lives as long as the
+    test session: Deep Lake joins its I/O threads before every fork, and a thread still talking
+    to a stopped server would hang the next DataLoader worker start in this process.
     """
     import boto3
 

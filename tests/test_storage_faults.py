@@ -1,5 +1,6 @@
 """Storage that goes away in the middle of training: a bounded, clear failure, no partial checkpoint."""
 
+import json
 import os
 import socket
 import subprocess
@@ -9,7 +10,6 @@ import time
 import pytest
 
 from conftest import CONFIG_DIR
-from lakedet.synthetic import make_shapes_dataset
 
 pytestmark = [pytest.mark.remote, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -43,7 +43,11 @@ def test_s3_server_stopped_mid_epoch_fails_clearly_within_30_s(tmp_path):
     server, creds = start_s3_server()
     try:
         url = "s3://lakedet/stops"
-        make_shapes_dataset(url, 24, size=256, seed=5, min_side=12, max_side=30, creds=creds)
+        # written by another process: Deep Lake joins its I/O threads before every fork, and one
+        # left talking to the server this test kills would hang later DataLoader starts here
+        subprocess.run([sys.executable, "-c", "import sys, json; from lakedet.synthetic import make_shapes_dataset; "
+                        "make_shapes_dataset(sys.argv[1], 24, size=256, seed=5, min_side=12, max_side=30, "
+                        "creds=json.loads(sys.argv[2]))", url, json.dumps(creds)], check=True, timeout=120)
         work, mark = tmp_path / "work", tmp_path / "stopped"
         config = tmp_path / "s3_config.py"
         config.write_text(
