@@ -77,3 +77,14 @@ def dataset_hash(path: str) -> str:
             value = ds[column.name].get_bytes(row) if column.dtype.kind.name == "Image" else ds[column.name][row]
             digest.update(value if isinstance(value, bytes) else np.ascontiguousarray(value).tobytes())
     return digest.hexdigest()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Run the tests that use S3 in this process last.
+
+    Deep Lake wraps ``os.fork`` and prepares its native I/O threads (the AWS SDK's event loop
+    among them) before every fork. After the in-process S3 tests of ``test_remote.py``, a later
+    fork in the same pytest process (a DataLoader worker start) was seen to hang in that
+    preparation in one run and to crash in it in the next; no fork follows them here.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("remote") is not None)
