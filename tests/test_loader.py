@@ -208,3 +208,31 @@ def test_uncompressed_and_plain_bytes_image_columns_through_workers(stored, tmp_
         by_row = {s[0]: s[1] for s in in_workers}
         for i, r in enumerate(rows):
             assert torch.equal(by_row[i], torch.from_numpy(r.image[:, :, ::-1].copy()).permute(2, 0, 1))
+
+
+def test_wrapped_deeplake_datasets_still_get_whole_batches(shapes, shapes_val):
+    """Repeat/Concat/ClassBalanced wrappers around Deep Lake splits become batch-passing ones."""
+    from mmengine.config import Config
+
+    from lakedet.train import adapt_config
+
+    inner = lambda path: dict(type="DeepLakeDetDataset", deeplake_path=path, pipeline=PLAIN_PIPELINE)  # noqa: E731
+    cfg = Config(dict(train_dataloader=dict(
+        batch_size=4, num_workers=2, persistent_workers=False, collate_fn=dict(type="pseudo_collate"),
+        sampler=dict(type="DefaultSampler", shuffle=True, seed=3),
+        dataset=dict(type="ConcatDataset", datasets=[
+            dict(type="RepeatDataset", times=2, dataset=inner(shapes[0])),
+            dict(type="ClassBalancedDataset", oversample_thr=0.5, dataset=inner(shapes_val[0]))]))))
+    adapt_config(cfg)
+    dataset = cfg.train_dataloader.dataset
+    assert dataset.type == "BatchedConcatDataset"
+    assert [d.type for d in dataset.datasets] == ["BatchedRepeatDataset", "BatchedClassBalancedDataset"]
+    init_default_scope("mmdet")
+    dl = Runner.build_dataloader(cfg.train_dataloader, seed=3)
+    seen = []
+    for batch in dl:  # each batch crossed from its worker in one shared buffer: Deep Lake's c++ path
+        assert len({t.untyped_storage().data_ptr() for t in batch["inputs"]}) <= 2  # one per wrapped dataset
+        seen += [s.img_path for s in batch["data_samples"]]
+    assert len(seen) == len(dl.dataset) and seen.count(f"{shapes[0]}[0]") == 2  # repeated twice
+    plain = [dl.dataset[i]["data_samples"].img_path for i in dl.sampler]
+    assert sorted(seen) == sorted(plain)

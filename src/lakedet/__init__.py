@@ -15,6 +15,7 @@ from .schema import BoxFormat, BoxMode, TensorMap
 from .source import SourceSpec, open_source
 from .train import build_detector, train_detector
 from .transforms import LoadDeepLakeAnnotations, LoadImageFromDeepLake
+from . import wrappers as _wrappers  # noqa: F401  (registers the batched dataset wrappers)
 
 __version__ = "0.1.0"
 

@@ -26,7 +26,7 @@ __all__ = ["build_detector", "train_detector", "build_runner", "adapt_config", "
 def _registries() -> None:
     from mmdet.utils import register_all_modules
 
-    from . import dataset, evaluation, hooks, sampler, transforms  # noqa: F401  (register lakedet's modules)
+    from . import dataset, evaluation, hooks, sampler, transforms, wrappers  # noqa: F401  (register lakedet's modules)
     from .checkpoints import allow_mmengine_checkpoints
 
     register_all_modules(init_default_scope=True)
@@ -77,6 +77,9 @@ def adapt_config(cfg) -> None:
         train_loader["batch_sampler"] = None
     for split in ("train", "val", "test"):
         _shard_rows_of(split, cfg.get(f"{split}_dataloader"))
+        loader = cfg.get(f"{split}_dataloader")
+        if loader:
+            _batched_wrappers(split, loader.get("dataset"))
     for split in ("val", "test"):
         loader = cfg.get(f"{split}_dataloader")
         evaluator = cfg.get(f"{split}_evaluator")
@@ -90,6 +93,21 @@ def adapt_config(cfg) -> None:
                 metric["type"] = "DeepLake" + kind
                 metric.pop("ann_file", None)
                 metric.pop("backend_args", None)
+
+
+def _batched_wrappers(split: str, dataset) -> None:
+    """Wrappers (Concat/Repeat/ClassBalanced) around Deep Lake datasets pass whole batches on."""
+    from .wrappers import BATCHED_WRAPPERS
+
+    if not isinstance(dataset, Mapping) or not _is_deeplake_dataset_cfg(dataset):
+        return
+    kind = bare_type(dataset)
+    if kind in BATCHED_WRAPPERS:
+        dataset["type"] = BATCHED_WRAPPERS[kind]
+        logger.info(f"lakedet: {split}_dataloader's {kind} passes whole batches to Deep Lake ({dataset['type']})")
+    inner = dataset.get("dataset") or dataset.get("datasets")
+    for child in inner if isinstance(inner, (list, tuple)) else [inner]:
+        _batched_wrappers(split, child)
 
 
 def _evaluation_mode(split: str, dataset) -> None:
