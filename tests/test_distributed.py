@@ -51,10 +51,12 @@ cfg = Config.fromfile(sys.argv[1])
 cfg.train_dataloader.dataset.deeplake_path = sys.argv[2]
 cfg.work_dir = sys.argv[3]
 runner = lakedet.train_detector(lakedet.build_detector(cfg.model), cfg, distributed=True, validate=False)
-print("RESULT " + json.dumps(dict(rank=runner.rank, world=runner.world_size, iters=runner.iter,
-                                  wrapper=type(runner.model).__name__,
-                                  sampler=type(runner.train_dataloader.sampler).__name__,
-                                  group_up=dist.is_initialized())))
+# one file per rank: the ranks share stdout, where their lines can run into each other
+with open(f"{sys.argv[3]}/result-{runner.rank}.json", "w") as out:
+    out.write(json.dumps(dict(rank=runner.rank, world=runner.world_size, iters=runner.iter,
+                              wrapper=type(runner.model).__name__,
+                              sampler=type(runner.train_dataloader.sampler).__name__,
+                              group_up=dist.is_initialized())))
 """
 
 
@@ -87,7 +89,7 @@ def test_train_detector_under_torchrun_reads_disjoint_shards_per_rank_and_worker
                          env=_env(PYTHONPATH=str(CONFIG_DIR), LAKEDET_RECORD_ROWS_DIR=str(tmp_path / "rows")))
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]  # a process group left up makes gloo abort at exit
-    results = sorted((json.loads(line[7:]) for line in out.stdout.splitlines() if line.startswith("RESULT ")),
+    results = sorted((json.loads(f.read_text()) for f in (tmp_path / "work").glob("result-*.json")),
                      key=lambda r: r["rank"])
     assert results == [dict(rank=r, world=2, iters=6, wrapper="MMDistributedDataParallel",
                             sampler="ShardedRowSampler", group_up=False) for r in (0, 1)]
