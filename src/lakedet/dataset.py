@@ -331,10 +331,11 @@ class DeepLakeDetDataset(BaseDetDataset):
     def __getitems__(self, indices: Sequence[int]) -> list:
         """A batch of samples (PyTorch's DataLoader asks for a whole batch at once when this exists).
 
-        With the ``c++`` loader, every row's image is requested from Deep Lake's native reader at
-        once and each sample then goes through ``__getitem__`` (so MMDetection's re-draw of a
-        failed training sample still applies) while the other rows are being fetched; OpenCV and
-        torch run single-threaded meanwhile; inside DataLoader workers, the batch's tensors are
+        With the ``c++`` loader, the batch's images are read together (``ImageReader``: one call
+        for a local dataset; for remote storage every row is requested at once and waited for,
+        bounded, when its sample is prepared), then each sample goes through ``__getitem__`` (so
+        MMDetection's re-draw of a failed training sample still applies); OpenCV and torch run
+        single-threaded meanwhile; inside DataLoader workers, the batch's tensors are
         handed to the main process in one shared-memory buffer (``share_batch``). The ``python``
         loader reads one row at a time and leaves the hand-over to PyTorch.
         """
