@@ -13,11 +13,10 @@ from lakedet.synthetic import make_shapes_dataset
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
-@pytest.fixture(scope="session")
-def s3_server():
-    """A real S3 protocol server (moto) on a free 127.0.0.1 port, with one bucket; stopped at the end.
+def start_s3_server():
+    """Start a real S3 protocol server (moto) on a free 127.0.0.1 port, with a bucket ``lakedet``.
 
-    Yields the ``creds`` dict Deep Lake takes (``endpoint_url`` included).
+    Returns ``(process, creds)``: ``creds`` is the dict Deep Lake takes (``endpoint_url`` included).
     """
     import socket
     import subprocess
@@ -40,12 +39,18 @@ def s3_server():
     while True:
         try:
             client.create_bucket(Bucket="lakedet")
-            break
+            return server, creds
         except Exception:
             if time.monotonic() > deadline or server.poll() is not None:
                 server.kill()
                 raise RuntimeError("the moto S3 server did not start")
             time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A moto S3 server for the whole session (``start_s3_server``); yields its creds, stops it at the end."""
+    server, creds = start_s3_server()
     yield creds
     server.terminate()
     server.wait(timeout=10)
@@ -66,11 +71,11 @@ def shapes_val(tmp_path_factory):
     return path, rows
 
 
-def dataset_hash(path: str) -> str:
+def dataset_hash(path: str, creds: dict | None = None) -> str:
     """A hash of every column of every row (and the version), to prove nothing was written."""
     import deeplake
 
-    ds = deeplake.open_read_only(path)
+    ds = deeplake.open_read_only(path, creds=creds) if creds else deeplake.open_read_only(path)
     digest = hashlib.sha256(str(ds.version).encode())
     for column in ds.schema.columns:
         for row in range(len(ds)):

@@ -11,10 +11,9 @@ import time
 from pathlib import Path
 
 import deeplake
-import numpy as np
 import pytest
 
-from conftest import CONFIG_DIR
+from conftest import CONFIG_DIR, dataset_hash
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -27,17 +26,6 @@ def upload(local_path: str, url: str, creds: dict | None) -> str:
 
 def open_read_only(url: str, creds: dict | None):
     return deeplake.open_read_only(url, creds=creds) if creds else deeplake.open_read_only(url)
-
-
-def remote_hash(url: str, creds: dict | None) -> str:
-    """Like conftest's ``dataset_hash``, for a dataset that may need credentials."""
-    ds = open_read_only(url, creds)
-    digest = hashlib.sha256(str(ds.version).encode())
-    for column in ds.schema.columns:
-        for row in range(len(ds)):
-            value = ds[column.name].get_bytes(row) if column.dtype.kind.name == "Image" else ds[column.name][row]
-            digest.update(value if isinstance(value, bytes) else np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()
 
 
 def stored_objects(url: str, creds: dict | None) -> dict[str, tuple]:
@@ -78,7 +66,7 @@ def test_train_and_evaluate_never_write_to_the_source(storage, shapes, shapes_va
     root, creds = storage
     train_url = upload(shapes[0], f"{root}/train", creds)
     val_url = upload(shapes_val[0], f"{root}/val", creds)
-    before = {url: (remote_hash(url, creds), stored_objects(url, creds)) for url in (train_url, val_url)}
+    before = {url: (dataset_hash(url, creds), stored_objects(url, creds)) for url in (train_url, val_url)}
     assert all(objects for _, objects in before.values())
     credentials = f"deeplake_credentials=dict(creds={dict(creds)!r})" if creds else "deeplake_credentials=None"
     config = tmp_path / "config.py"
@@ -114,7 +102,7 @@ def test_train_and_evaluate_never_write_to_the_source(storage, shapes, shapes_va
     for key in ("coco/bbox_mAP", "coco/bbox_mAP_50"):
         assert 0 <= metrics[key] <= 1, metrics
     # neither training nor evaluation wrote a byte: same rows, same version, same stored objects
-    assert {url: (remote_hash(url, creds), stored_objects(url, creds)) for url in before} == before
+    assert {url: (dataset_hash(url, creds), stored_objects(url, creds)) for url in before} == before
 
 
 @pytest.fixture(scope="session")

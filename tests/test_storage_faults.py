@@ -2,41 +2,15 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import CONFIG_DIR
+from conftest import CONFIG_DIR, start_s3_server
 
 pytestmark = [pytest.mark.remote, pytest.mark.slow, pytest.mark.timeout(240)]
-
-
-def start_s3_server():
-    """A moto S3 server of our own (this test kills it) with a bucket; returns (process, creds)."""
-    import boto3
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    creds = dict(aws_access_key_id="lakedet", aws_secret_access_key="lakedet-secret",
-                 endpoint_url=f"http://127.0.0.1:{port}", aws_region="us-east-1")
-    client = boto3.client("s3", endpoint_url=creds["endpoint_url"], region_name="us-east-1",
-                          aws_access_key_id="lakedet", aws_secret_access_key="lakedet-secret")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            client.create_bucket(Bucket="lakedet")
-            return server, creds
-        except Exception:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("the moto S3 server did not start")
-            time.sleep(0.1)
 
 
 def test_s3_server_stopped_mid_epoch_fails_clearly_within_30_s(tmp_path):
