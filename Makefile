@@ -17,12 +17,13 @@ $(VENV)/bin/python:
 # Order matters: torch (the CPU wheel on disk) first, then the pinned stack, then mmcv built
 # from source against that torch: --no-build-isolation so the build sees torch, setuptools<70
 # because mmcv's setup.py needs pkg_resources (torch declares setuptools>=77: pip warns, both
-# work), --no-deps so mmengine/mmcv do not pull opencv-python next to opencv-python-headless.
+# work), --no-deps so mmengine/mmcv/imagecorruptions do not pull opencv-python next to
+# opencv-python-headless.
 # pip keeps the built mmcv wheel in its cache, so a new .venv on this machine skips the build.
 $(STAMP): $(VENV)/bin/python requirements.txt pyproject.toml Makefile
 	$(PIP) install -q "pip>=24,<26" wheel
 	$(PIP) install -q torch==2.13.0 -r requirements.txt
-	$(PIP) install -q --no-deps mmengine==0.10.7
+	$(PIP) install -q --no-deps mmengine==0.10.7 imagecorruptions==1.1.2
 	$(PIP) install -q "setuptools<70"
 	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PIP) install --no-deps --no-build-isolation mmcv==2.1.0
 	$(PIP) install -q --no-deps --no-build-isolation -e .

@@ -103,3 +103,27 @@ def test_amp_without_a_gpu_is_a_clear_error(tmp_path):
         return
     out = run("train", str(CONFIG_DIR / "tiny_retinanet.py"), "--work-dir", str(tmp_path), "--amp")
     assert out.returncode == 2 and "--amp (mixed precision) needs a CUDA GPU" in out.stderr
+
+
+def test_help_and_argument_errors_do_not_import_mmdetection():
+    # the command registers lakedet's modules only when a command needs them (lakedet/__init__.py)
+    for args in (["--help"], ["train"]):
+        out = subprocess.run([sys.executable, "-X", "importtime", "-m", "lakedet", *args], capture_output=True, text=True)
+        assert out.returncode in (0, 2)
+        imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+        assert "lakedet.cli" in imported
+        assert not {"mmdet", "mmengine", "torch", "deeplake"} & imported, sorted(imported)[:20]
+
+
+def test_custom_imports_register_everything_in_a_fresh_process(tmp_path):
+    config = tmp_path / "plugin.py"
+    config.write_text("custom_imports = dict(imports=['lakedet'], allow_failed_imports=False)\n")
+    script = ("import sys\nfrom mmengine.config import Config\nConfig.fromfile(sys.argv[1])\n"
+              "from mmdet.registry import DATASETS, METRICS, TRANSFORMS\nfrom mmengine.registry import DATA_SAMPLERS, HOOKS\n"
+              "print(DATASETS.get('DeepLakeDetDataset').__name__, TRANSFORMS.get('LoadImageFromDeepLake').__name__,\n"
+              "      METRICS.get('DeepLakeCocoMetric').__name__, DATA_SAMPLERS.get('ShardedRowSampler').__name__,\n"
+              "      HOOKS.get('LineageHook').__name__)\n")
+    out = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["DeepLakeDetDataset", "LoadImageFromDeepLake", "DeepLakeCocoMetric",
+                                  "ShardedRowSampler", "LineageHook"]

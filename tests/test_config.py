@@ -1,3 +1,4 @@
+import copy
 import logging
 
 import pytest
@@ -211,3 +212,136 @@ def test_normalize_must_agree_across_pipelines():
     cfg.data.val.pipeline[1]["transforms"][2]["mean"] = [0, 0, 0]
     with pytest.raises(ConfigError, match=r"data.val.pipeline\[1\].*Normalize.*differs from data.train.pipeline\[4\]"):
         translate_config(cfg)
+
+
+def test_per_split_dataloader_overrides_of_2x_are_translated():
+    cfg = seed_style()
+    cfg.data.update(train_dataloader=dict(shuffle=False, samples_per_gpu=5, workers_per_gpu=0, drop_last=True, dist=True),
+                    val_dataloader=dict(samples_per_gpu=2, workers_per_gpu=3, seed=7),
+                    test_dataloader=dict(class_aware_sampler=dict(num_sample_class=1)))
+    cfg.data.test = copy.deepcopy(cfg.data.val)
+    out = translate_config(cfg)
+    train = out.train_dataloader
+    assert (train.batch_size, train.num_workers, train.drop_last, train.persistent_workers) == (5, 0, True, False)
+    assert train.sampler == dict(type="DefaultSampler", shuffle=False)
+    val = out.val_dataloader
+    assert (val.batch_size, val.num_workers, val.sampler.seed) == (2, 3, 7)
+    assert out.test_dataloader.sampler == dict(type="ClassAwareSampler", num_sample_class=1)
+    # the split's deeplake_dataloader is stronger than data.<split>_dataloader
+    cfg.data.train.deeplake_dataloader = dict(batch_size=6, shuffle=True)
+    train = translate_config(cfg).train_dataloader
+    assert train.batch_size == 6 and train.sampler.shuffle is True and train.num_workers == 0
+
+
+def test_bad_per_split_dataloader_keys_are_named():
+    cfg = seed_style()
+    cfg.data.train_dataloader = dict(shufle=False)
+    with pytest.raises(ConfigError, match=r"data.train_dataloader: unknown key 'shufle' \(did you mean 'shuffle'\?\)"):
+        translate_config(cfg)
+    cfg.data.train_dataloader = dict(samples_per_gpu=0)
+    with pytest.raises(ConfigError, match=r"data.train_dataloader\['samples_per_gpu'\]=0: expected an integer >= 1"):
+        translate_config(cfg)
+    cfg.data.train_dataloader = None
+    cfg.data.val_dataloaders = {}
+    with pytest.raises(ConfigError, match="data.val_dataloaders: unknown key.*did you mean 'val_dataloader'"):
+        translate_config(cfg)
+
+
+def test_splits_given_as_objects_need_no_path_and_a_pathless_test_split_is_dropped(caplog):
+    cfg = seed_style()
+    for split in ("train", "val"):
+        del cfg.data[split]["deeplake_path"]
+    cfg.data.test = copy.deepcopy(cfg.data.val)
+    with pytest.raises(ConfigError, match=r"data.train.deeplake_path is missing.*ds_train"):
+        translate_config(cfg)
+    with caplog.at_level(logging.WARNING, logger="lakedet"):
+        out = translate_config(cfg, given=("train", "val"))
+    assert "deeplake_path" not in out.train_dataloader.dataset and "deeplake_path" not in out.val_dataloader.dataset
+    assert "test_dataloader" not in out and "test_evaluator" not in out
+    assert any("data.test has no deeplake_path" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lakedet"):
+        out = translate_config(cfg, given=("train",))
+    assert "val_dataloader" not in out and "val_interval" not in out.train_cfg
+    assert any("training runs without validation" in r.getMessage() for r in caplog.records)
+
+
+def test_2x_seed_key_becomes_randomness_seed():
+    assert translate_config(seed_style(seed=5)).randomness == dict(seed=5)
+    out = translate_config(seed_style(seed=None))
+    assert "seed" not in out and "randomness" not in out
+
+
+def test_mixing_transforms_in_a_plain_pipeline_get_a_multi_image_mix_dataset():
+    cfg = seed_style()
+    cfg.data.train.pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True),
+                               dict(type="Mosaic", img_scale=(64, 64)), dict(type="MixUp", img_scale=(64, 64)),
+                               dict(type="DefaultFormatBundle"), dict(type="Collect", keys=["img"])]
+    dataset = translate_config(cfg).train_dataloader.dataset
+    assert dataset.type == "MultiImageMixDataset"
+    assert [s["type"] for s in dataset.pipeline] == ["Mosaic", "MixUp", "PackDetInputs"]
+    assert dataset.dataset.type == "DeepLakeDetDataset" and dataset.dataset.deeplake_path == "/data/train"
+    assert [s["type"] for s in dataset.dataset.pipeline] == ["LoadImageFromFile", "LoadAnnotations"]
+
+
+def test_cfg_options_on_3x_keys_are_applied_after_the_translation():
+    from lakedet.config import merge_options
+
+    out = merge_options(seed_style(), {"data.train.deeplake_path": "/other/train", "train_dataloader.batch_size": 7,
+                                       "train_dataloader.num_workers": 0, "runner": dict(type="EpochBasedRunner", max_epochs=3)})
+    assert out.train_dataloader.dataset.deeplake_path == "/other/train"  # a 2.x key: before the translation
+    assert out.train_dataloader.batch_size == 7 and out.train_dataloader.num_workers == 0  # 3.x keys: after it
+    assert out.train_cfg.max_epochs == 3
+
+
+def test_iteration_wise_lr_config_under_an_epoch_runner():
+    step = translate_config(seed_style(runner=dict(type="EpochBasedRunner", max_epochs=4),
+                                       lr_config=dict(policy="step", by_epoch=False, step=[100, 200])))
+    assert step.param_scheduler == [dict(type="MultiStepLR", by_epoch=False, begin=0, milestones=[100, 200], gamma=0.1)]
+    cosine = translate_config(seed_style(runner=dict(type="EpochBasedRunner", max_epochs=4),
+                                         lr_config=dict(policy="CosineAnnealing", by_epoch=False, min_lr=1e-5)))
+    assert cosine.param_scheduler == [dict(type="CosineAnnealingLR", by_epoch=True, convert_to_iter_based=True,
+                                           begin=0, end=4, T_max=4, eta_min=1e-5)]
+    from mmengine.optim.scheduler import CosineAnnealingLR, MultiStepLR  # noqa: F401  (they build: no end=None)
+    import torch
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    for scheduler in step.param_scheduler:
+        MultiStepLR(optimizer, **{k: v for k, v in scheduler.items() if k != "type"})
+    CosineAnnealingLR.build_iter_from_epoch(optimizer, **{k: v for k, v in cosine.param_scheduler[0].items()
+                                                          if k not in ("type", "convert_to_iter_based")}, epoch_length=10)
+
+
+def test_2x_voc_iou_thr_and_pad_values_are_translated():
+    voc = translate_config(seed_style(deeplake_metrics_format="PascalVOC", evaluation=dict(metric="mAP", iou_thr=0.6)))
+    assert voc.val_evaluator.iou_thrs == 0.6
+    cfg = seed_style()
+    cfg.data.train.pipeline[5] = dict(type="Pad", size_divisor=32, pad_val=dict(img=114, masks=0, seg=255))
+    cfg.data.val.pipeline[1]["transforms"][3] = dict(type="Pad", size_divisor=32, pad_val=dict(img=114, masks=0, seg=255))
+    pre = translate_config(cfg).model.data_preprocessor
+    assert (pre.pad_size_divisor, pre.pad_value, pre.mask_pad_value, pre.seg_pad_value) == (32, 114, 0, 255)
+    cfg.data.train.pipeline[5] = dict(type="Pad", size_divisor=32, pad_to_square=True)
+    with pytest.raises(ConfigError, match=r"data.train.pipeline\[5\] \(Pad\): Pad\(pad_to_square=...\) has no translation"):
+        translate_config(cfg)
+
+
+def test_top_level_seed_keys_in_a_3x_config_are_honoured_or_refused():
+    from lakedet.train import adapt_config
+
+    def native(**top):
+        return Config(dict(train_dataloader=dict(dataset=dict(type="DeepLakeDetDataset", deeplake_path="/x")),
+                           val_dataloader=dict(dataset=dict(type="RepeatDataset", times=2, dataset=dict(
+                               type="DeepLakeDetDataset", deeplake_path="/y", deeplake_dataloader_type="cpp"))),
+                           val_evaluator=dict(type="CocoMetric", ann_file="a.json"), **top))
+
+    cfg = native(deeplake_dataloader_type="python")
+    adapt_config(cfg)
+    assert cfg.train_dataloader.dataset.deeplake_dataloader_type == "python"
+    assert cfg.val_dataloader.dataset.dataset.deeplake_dataloader_type == "cpp"  # its own setting wins
+    adapt_config(native(deeplake_metrics_format="COCO"))
+    with pytest.raises(ConfigError, match=r"deeplake_metrics_format='PascalVOC', but val_evaluator is CocoMetric.*VOCMetric"):
+        adapt_config(native(deeplake_metrics_format="PascalVOC"))
+    with pytest.raises(ConfigError, match=r"unknown top-level key 'deeplake_path'.*argument of DeepLakeDetDataset"):
+        adapt_config(native(deeplake_path="/x"))
+    with pytest.raises(ConfigError, match="deeplake_dataloader_type='fast'"):
+        adapt_config(native(deeplake_dataloader_type="fast"))

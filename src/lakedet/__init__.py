@@ -1,23 +1,63 @@
 """lakedet: train MMDetection 3 detectors while streaming Deep Lake datasets.
 
-Importing ``lakedet`` registers ``DeepLakeDetDataset``, its loading transforms and
-``DeepLakeCocoMetric`` in MMDetection's registries (and ``ShardedRowSampler`` in mmengine's), so a config can reach them with
-``custom_imports = dict(imports=['lakedet'])``.
+Importing ``lakedet`` registers ``DeepLakeDetDataset``, its loading transforms, the metrics, hooks
+and samplers in MMDetection's and mmengine's registries (and allow-lists mmengine's checkpoint
+contents for ``torch.load(weights_only=True)``), so a config reaches them with
+``custom_imports = dict(imports=['lakedet'])`` and MMDetection's own ``tools/train.py`` runs it.
+
+One process is the exception: the ``lakedet`` command itself (``lakedet ...`` or
+``python -m lakedet ...``) registers only when a command needs it (``lakedet.register_all``), so
+that ``lakedet --help`` and argument errors answer at once instead of after importing
+MMDetection. Public names (``lakedet.train_detector`` ...) are imported on first use.
 """
 
 import logging as _logging
-
-from .dataset import DeepLakeDetDataset
-from .errors import ConfigError, DataError, LakedetError, SchemaError, SourceError
-from .evaluation import DeepLakeCocoMetric
-from .sampler import ShardedRowSampler, shard_rows
-from .schema import BoxFormat, BoxMode, TensorMap
-from .source import SourceSpec, open_source
-from .train import build_detector, train_detector
-from .transforms import LoadDeepLakeAnnotations, LoadImageFromDeepLake
-from . import wrappers as _wrappers  # noqa: F401  (registers the batched dataset wrappers)
+import os as _os
+import sys as _sys
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_PUBLIC = {
+    "BoxFormat": "schema", "BoxMode": "schema", "TensorMap": "schema",
+    "ConfigError": "errors", "DataError": "errors", "LakedetError": "errors", "SchemaError": "errors",
+    "SourceError": "errors",
+    "DeepLakeDetDataset": "dataset", "DeepLakeCocoMetric": "evaluation",
+    "ShardedRowSampler": "sampler", "shard_rows": "sampler",
+    "SourceSpec": "source", "open_source": "source",
+    "build_detector": "train", "train_detector": "train",
+    "LoadDeepLakeAnnotations": "transforms", "LoadImageFromDeepLake": "transforms",
+}
+
+__all__ = sorted(_PUBLIC) + ["register_all"]
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'lakedet' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def register_all() -> None:
+    """Register every lakedet module in MMDetection's and mmengine's registries and allow-list
+    what mmengine's checkpoints hold for ``weights_only`` loading (idempotent)."""
+    from . import dataset, evaluation, hooks, sampler, transforms, wrappers  # noqa: F401  (they register)
+    from .checkpoints import allow_mmengine_checkpoints
+
+    allow_mmengine_checkpoints()
+
+
+def _started_as_command() -> bool:
+    """True when this process is the ``lakedet`` command (console script or ``python -m lakedet``)."""
+    argv = list(getattr(_sys, "orig_argv", None) or _sys.argv)
+    if _sys.argv and _os.path.basename(_sys.argv[0]) == "lakedet":
+        return True
+    return any(flag == "-m" and module == "lakedet" for flag, module in zip(argv, argv[1:]))
+
 
 _logger = _logging.getLogger("lakedet")
 if not _logger.handlers:  # show lakedet's notes next to mmengine's log unless the user set up logging
@@ -27,9 +67,5 @@ if not _logger.handlers:  # show lakedet's notes next to mmengine's log unless t
     _logger.addHandler(_handler)
     _logger.setLevel(_logging.INFO)
 
-__all__ = [
-    "BoxFormat", "BoxMode", "ConfigError", "DataError", "DeepLakeCocoMetric", "DeepLakeDetDataset",
-    "LakedetError", "LoadDeepLakeAnnotations", "LoadImageFromDeepLake", "SchemaError", "SourceError",
-    "ShardedRowSampler", "SourceSpec", "TensorMap", "build_detector", "open_source", "shard_rows",
-    "train_detector",
-]
+if not _started_as_command():
+    register_all()

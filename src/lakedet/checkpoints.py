@@ -1,17 +1,22 @@
 """Checkpoints that load under torch >= 2.6 (``weights_only=True``) without switching the check off.
 
 mmengine 0.10.7 stores its message hub in every checkpoint: ``HistoryBuffer`` objects whose state
-holds the functions ``HistoryBuffer.min/max/...``, pickled as ``getattr(HistoryBuffer, 'min')``.
-Allowing ``getattr`` would let any checkpoint run code, so instead lakedet writes each buffer as
-plain arrays and turns them back into buffers after loading (``hooks.CheckpointCodecHook``); the
-few numpy types those arrays need are added to torch's allow-list. The random states a resume
-restores are stored as plain ints, lists and tensors for the same reason. Secrets in the config
-text a checkpoint carries (``deeplake_credentials``) are blanked (``redact_secrets``).
+holds the functions ``HistoryBuffer.min/max/...``, pickled as ``builtins.getattr(HistoryBuffer,
+'min')``, plus numpy arrays and scalars in ``meta``. Allowing ``getattr`` itself would let any
+checkpoint reach any attribute, so ``allow_mmengine_checkpoints`` puts a narrow stand-in under that
+name in torch's allow-list: it answers ``getattr(HistoryBuffer, <a statistics method>)`` and
+refuses everything else; ``HistoryBuffer`` and the numpy types (under their numpy 1 and numpy 2
+names) are allowed as well. So checkpoints written by plain mmengine / MMDetection and the model
+zoo's released files load for ``load_from``, ``--resume``, ``tools/test.py`` and ``lakedet eval``.
+Checkpoints of earlier lakedet versions stored each buffer as plain arrays; ``decode_buffers`` still
+reads them. The random states a resume restores are stored as plain ints, lists and tensors.
+Secrets in the config text a checkpoint carries (``deeplake_credentials``) are blanked
+(``redact_secrets``).
 """
 
 from __future__ import annotations
 
-__all__ = ["allow_mmengine_checkpoints", "encode_buffers", "decode_buffers", "get_rng_states", "set_rng_states",
+__all__ = ["allow_mmengine_checkpoints", "history_buffer_method", "encode_buffers", "decode_buffers", "get_rng_states", "set_rng_states",
            "redact_secrets"]
 
 _BUFFER_TAG = "__lakedet_history_buffer__"
@@ -21,18 +26,36 @@ SECRET_KEYS = ("token", "aws_secret_access_key", "aws_session_token", "account_k
 _done = False
 
 
+def history_buffer_method(owner, name: str):
+    """What ``builtins.getattr`` means inside a checkpoint: only ``HistoryBuffer``'s statistics."""
+    from pickle import UnpicklingError
+
+    from mmengine.logging import HistoryBuffer
+
+    builtin = ("mean", "current", "min", "max")  # HistoryBuffer's own; others come from register_statistics
+    if owner is HistoryBuffer and isinstance(name, str) and (name in builtin or name in HistoryBuffer._statistics_methods):
+        return getattr(HistoryBuffer, name)
+    raise UnpicklingError(f"checkpoint asks for getattr({getattr(owner, '__name__', owner)!r}, {name!r}); "
+                          "with weights_only=True only mmengine's HistoryBuffer statistics are allowed")
+
+
 def allow_mmengine_checkpoints() -> None:
-    """Add the numpy types lakedet checkpoints hold to torch's allow-list (idempotent)."""
+    """Add what mmengine checkpoints hold to torch's ``weights_only`` allow-list (idempotent)."""
     global _done
     if _done:
         return
     import numpy as np
     import torch
+    from mmengine.logging import HistoryBuffer
 
-    allowed = [np.ndarray, np.dtype, np.core.multiarray._reconstruct,
-               np.core.multiarray.scalar]
+    multiarray = np.core.multiarray
+    allowed = [np.ndarray, np.dtype, multiarray._reconstruct, multiarray.scalar, HistoryBuffer,
+               (history_buffer_method, "builtins.getattr"),
+               # files written with numpy 2 name numpy's internals numpy._core
+               (multiarray._reconstruct, "numpy._core.multiarray._reconstruct"),
+               (multiarray.scalar, "numpy._core.multiarray.scalar")]
     allowed += [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32",
-                                              "int16", "int8", "uint8", "bool")]
+                                              "int16", "int8", "uint64", "uint32", "uint16", "uint8", "bool")]
     torch.serialization.add_safe_globals(allowed)
     _done = True
 

@@ -110,13 +110,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def _load_config(args):
     from mmengine.config import Config
 
-    from .config import is_2x_config, translate_config
+    from .config import merge_options
 
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    if is_2x_config(cfg):  # translate first, so the options below act on the MMDetection 3 keys
-        cfg = translate_config(cfg)
+    cfg = merge_options(Config.fromfile(args.config), args.cfg_options)  # translated when 2.x-style
     if args.work_dir:
         cfg.work_dir = args.work_dir
     elif not cfg.get("work_dir"):
@@ -173,7 +169,7 @@ def evaluate(args) -> int:
     cfg = _load_config(args)
     cfg.load_from, cfg.resume = args.checkpoint, False  # evaluate exactly this checkpoint
     _select_test_rows(cfg, commit=args.commit, view=args.view, query=args.query)
-    runner = build_runner(cfg)
+    runner = build_runner(cfg, training=False)
     if args.out:
         from mmdet.evaluation.metrics import DumpDetResults
 

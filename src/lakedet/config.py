@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigError, did_you_mean
 
-__all__ = ["is_2x_config", "translate_config", "translate_pipeline", "bare_type", "loader_type", "LOADER_TYPES",
+__all__ = ["is_2x_config", "translate_config", "merge_options", "TRANSLATED_KEYS", "translate_pipeline", "bare_type", "loader_type", "LOADER_TYPES",
            "METRIC_FORMATS",
            "SPLIT_KEYS", "DATALOADER_KEYS"]
 
@@ -44,6 +45,40 @@ _PACK_META_TEST = ("img_id", "img_path", "ori_shape", "img_shape", "scale_factor
 _DROPPED = ("workflow", "dist_params", "gpu_ids", "opencv_num_threads", "mp_start_method", "device")
 #: Top-level 2.x keys lakedet cannot translate.
 _UNTRANSLATABLE = ("momentum_config", "fp16")
+#: Keys of ``data`` besides the splits: loader settings shared by the splits.
+_DATA_LOADER_KEYS = ("samples_per_gpu", "workers_per_gpu", "persistent_workers")
+#: ``data.train_dataloader`` / ``val_dataloader`` / ``test_dataloader`` keys (MMDetection 2.x's
+#: per-split overrides of ``build_dataloader``'s arguments) -> what they become.
+_SPLIT_LOADER_KEYS = ("samples_per_gpu", "workers_per_gpu", "shuffle", "persistent_workers", "drop_last",
+                      "pin_memory", "seed", "class_aware_sampler")
+#: ``build_dataloader`` arguments of 2.x that mmengine decides itself (dropped, logged).
+_SPLIT_LOADER_DROPPED = ("dist", "num_gpus", "runner_type", "prefetch_num")
+#: Transforms that mix several images: MMDetection 3 runs them in a ``MultiImageMixDataset``.
+_MIXING = ("Mosaic", "MixUp", "CopyPaste")
+
+
+#: Top-level keys a 2.x-style config is written in, which ``translate_config`` consumes.
+TRANSLATED_KEYS = ("data", "evaluation", "optimizer", "optimizer_config", "runner", "total_epochs", "lr_config",
+                   "checkpoint_config", "log_config", "resume_from", "seed") + TOP_LEVEL_KEYS + _DROPPED
+
+
+def merge_options(cfg, options: Mapping | None):
+    """Apply ``--cfg-options`` to a config of either style; return the MMDetection 3 config.
+
+    On a 2.x-style config, options on the keys it is written in (``data.*``, ``runner.*``,
+    ``evaluation.*`` ... see ``TRANSLATED_KEYS``) are applied before the translation; the others
+    (``train_dataloader.*``, ``model.*``, ``train_cfg.*`` ...) after it, so they are not
+    overwritten by what ``data`` translates to.
+    """
+    options = dict(options or {})
+    if not is_2x_config(cfg):
+        cfg.merge_from_dict(options)
+        return cfg
+    before = {k: v for k, v in options.items() if k.split(".")[0] in TRANSLATED_KEYS}
+    cfg.merge_from_dict(before)
+    cfg = translate_config(cfg)
+    cfg.merge_from_dict({k: v for k, v in options.items() if k not in before})
+    return cfg
 
 
 def bare_type(step: Mapping) -> str:
@@ -61,6 +96,7 @@ class _Changes:
     def __init__(self):
         self.rows: list[tuple[str, str]] = []
         self.normalize: tuple | None = None  # (values, where) of the first Normalize translated
+        self.replaced_loaders: list[str] = []  # file loaders that lakedet's row loaders stand in for
 
     def add(self, old: str, new: str) -> None:
         self.rows.append((old, new))
@@ -72,11 +108,13 @@ class _Changes:
             logger.info("lakedet translated the 2.x-style config to MMDetection 3:\n%s", lines)
 
 
-def translate_config(cfg):
+def translate_config(cfg, given: Collection[str] = ()):
     """Translate a seed-style (MMDetection 2.x) config into an MMDetection 3 config.
 
     Args:
         cfg: an mmengine ``Config`` (already merged with its ``_base_``).
+        given: splits (``"train"``, ``"val"``) whose datasets the caller passes as opened objects
+            (``train_detector(ds_train=..., ds_val=...)``): they need no ``deeplake_path``.
 
     Returns:
         A new ``Config``; keys of the MMDetection 3 base that the 2.x keys replace are overwritten.
@@ -95,37 +133,61 @@ def translate_config(cfg):
     metrics_format = _metrics_format(src.get("deeplake_metrics_format"))
     model = out.setdefault("model", {})
     data = dict(src["data"])
-    unknown = set(data) - {"train", "val", "test", "samples_per_gpu", "workers_per_gpu"}
+    known = ["train", "val", "test", *_DATA_LOADER_KEYS, "train_dataloader", "val_dataloader", "test_dataloader"]
+    unknown = set(data) - set(known)
     if unknown:
         key = min(unknown)
-        raise ConfigError(f"data.{key}: unknown key{did_you_mean(key, ['train', 'val', 'test', 'samples_per_gpu', 'workers_per_gpu'])}; "
-                          "data holds train, val, test, samples_per_gpu, workers_per_gpu")
+        raise ConfigError(f"data.{key}: unknown key{did_you_mean(key, known)}; data holds {', '.join(known)}")
+    _warn_unused_file_keys(src)
+    pathless: set[str] = set()
     for split in ("train", "val", "test"):
         if split not in data:
+            continue
+        if not _has_source(data[split]) and split not in given:
+            if split == "train":
+                raise ConfigError("data.train.deeplake_path is missing: give the Deep Lake dataset URL, or pass "
+                                  "the opened dataset as train_detector(..., ds_train=...)")
+            logger.warning(f"data.{split} has no deeplake_path and no dataset object was given for it: "
+                           f"{'training runs without validation' if split == 'val' else 'no test split'} "
+                           f"(set data.{split}.deeplake_path{', or pass ds_val=...' if split == 'val' else ''})")
+            changes.add(f"data.{split} (no deeplake_path)", f"no {split}_dataloader")
+            data.pop(split)
+            pathless.add(split)
             continue
         translated = _translate_split(split, data[split], data, src.get(f"{split}_dataloader") or {},
                                       model, loader, changes)
         out[f"{split}_dataloader"] = translated
         changes.add(f"data.{split}", f"{split}_dataloader (DeepLakeDetDataset, batch_size={translated['batch_size']}, "
                                      f"num_workers={translated['num_workers']})")
-    if "val" in data and "test" not in data:
+    if "val" in data and "test" not in data and "test" not in pathless:
         out["test_dataloader"] = copy.deepcopy(out["val_dataloader"])
         changes.add("data.val", "test_dataloader (no data.test)")
+    _translate_evaluation(src, out, metrics_format, changes)
     for split in ("val", "test"):
-        if f"{split}_dataloader" in out and split not in data and not (split == "test" and "val" in data):
-            # the MMDetection 3 base config's own (file-based) split would be used otherwise
-            for key in (f"{split}_dataloader", f"{split}_evaluator", f"{split}_cfg"):
-                out.pop(key, None)
+        if split not in data and not (split == "test" and "test_dataloader" in out and "val" in data):
+            # no Deep Lake split: the MMDetection 3 base config's own (file-based) one must not be used
+            removed = [key for key in (f"{split}_dataloader", f"{split}_evaluator", f"{split}_cfg")
+                       if out.pop(key, None) is not None]
+            if removed:
+                changes.add(f"(no data.{split})", f"{split}_dataloader/{split}_evaluator of the base config removed")
             if split == "val":
                 out.setdefault("train_cfg", {}).pop("val_interval", None)
-            changes.add(f"(no data.{split})", f"{split}_dataloader/{split}_evaluator of the base config removed")
-    _translate_evaluation(src, out, metrics_format, changes)
     _translate_schedule(src, out, changes)
+    if "seed" in src:  # tools/train.py of 2.x put --seed there; MMDetection 3 reads randomness.seed
+        seed = out.pop("seed")
+        if seed is not None:
+            out["randomness"] = dict(out.get("randomness") or {}, seed=int(seed))
+            changes.add("seed", f"randomness.seed={int(seed)}")
     for key in _DROPPED:
         if key in out:
             out.pop(key)
             changes.add(key, "(dropped: no MMDetection 3 meaning)")
     changes.log()
+    if changes.replaced_loaders:  # the seed warned that it skipped them; lakedet says what replaces them
+        warnings.warn(f"{', '.join(changes.replaced_loaders)}: images and annotations are read from the Deep Lake "
+                      "row (deeplake_tensors), not from files: LoadImageFromFile is replaced by LoadImageFromDeepLake "
+                      "and LoadAnnotations by LoadDeepLakeAnnotations (with_bbox / with_mask / poly2mask kept)",
+                      UserWarning, stacklevel=2)
     return Config(out)
 
 
@@ -167,22 +229,85 @@ def _metrics_format(value) -> str:
 
 def _translate_split(split: str, spec, data: Mapping, base_loader: Mapping, model: dict,
                      loader_type: str, changes: _Changes) -> dict:
+    """One split's dataloader. Settings, strongest first: the split's ``deeplake_dataloader``,
+    ``data.<split>_dataloader`` (MMDetection 2.x's per-split override), ``data.samples_per_gpu`` /
+    ``workers_per_gpu`` (for val/test: the split's own ``samples_per_gpu``, else 1, as in 2.x)."""
     where = f"data.{split}"
     dataset = _translate_dataset(spec, where, split != "train", model, loader_type, changes)
     options = _dataloader_options(spec, where)
+    override = _split_loader_options(data.get(f"{split}_dataloader"), f"data.{split}_dataloader", changes)
     if split == "train":
-        batch_size = options.get("batch_size", data.get("samples_per_gpu", base_loader.get("batch_size", 2)))
+        default_batch = data.get("samples_per_gpu", base_loader.get("batch_size", 2))
     else:  # MMDetection 2.x evaluated with one image per GPU unless told otherwise
-        batch_size = options.get("batch_size", _split_value(spec, "samples_per_gpu", 1))
-    workers = options.get("num_workers", data.get("workers_per_gpu", base_loader.get("num_workers", 2)))
-    shuffle = options.get("shuffle", split == "train")
+        default_batch = _split_value(spec, "samples_per_gpu", 1)
+    batch_size = options.get("batch_size", override.get("samples_per_gpu", default_batch))
+    workers = options.get("num_workers", override.get(
+        "workers_per_gpu", data.get("workers_per_gpu", base_loader.get("num_workers", 2))))
+    shuffle = options.get("shuffle", override.get("shuffle", split == "train"))
+    persistent = options.get("persistent_workers", override.get(
+        "persistent_workers", data.get("persistent_workers", int(workers) > 0)))
+    sampler = dict(type="DefaultSampler", shuffle=bool(shuffle))
+    if override.get("seed") is not None:
+        sampler["seed"] = int(override["seed"])
+    if override.get("class_aware_sampler"):
+        sampler = dict(type="ClassAwareSampler", **dict(override["class_aware_sampler"]))
     loader = dict(batch_size=int(batch_size), num_workers=int(workers),
-                  persistent_workers=bool(options.get("persistent_workers", int(workers) > 0)),
-                  sampler=dict(type="DefaultSampler", shuffle=bool(shuffle)),
-                  dataset=dataset)
+                  persistent_workers=bool(persistent) and int(workers) > 0,
+                  sampler=sampler, dataset=dataset)
     if split != "train":
         loader["drop_last"] = False
+    for key in ("drop_last", "pin_memory"):
+        if key in override:
+            loader[key] = bool(override[key])
     return loader
+
+
+def _split_loader_options(options, where: str, changes: _Changes) -> dict:
+    """Check ``data.<split>_dataloader`` (2.x ``build_dataloader`` arguments)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"{where} must be a dict like {{'samples_per_gpu': 2, 'shuffle': False}}, "
+                          f"got {type(options).__name__}")
+    known = _SPLIT_LOADER_KEYS + _SPLIT_LOADER_DROPPED
+    for key, value in options.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, known)}; "
+                              f"MMDetection 2.x's dataloader keys are {list(known)}")
+        if key in ("samples_per_gpu", "workers_per_gpu") and (not isinstance(value, int) or isinstance(value, bool)
+                                                             or value < (1 if key == "samples_per_gpu" else 0)):
+            raise ConfigError(f"{where}[{key!r}]={value!r}: expected an integer "
+                              f">= {1 if key == 'samples_per_gpu' else 0}")
+        if key == "class_aware_sampler" and value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"{where}['class_aware_sampler'] must be a dict like {{'num_sample_class': 1}}")
+    dropped = [k for k in options if k in _SPLIT_LOADER_DROPPED]
+    if dropped:
+        changes.add(f"{where}{dropped}", "(dropped: mmengine sets them from the launcher)")
+    kept = {k: v for k, v in options.items() if k not in _SPLIT_LOADER_DROPPED}
+    if kept:
+        changes.add(where, f"{where.split('.')[-1]} settings {kept}")
+    return kept
+
+
+def _has_source(spec) -> bool:
+    """Whether a split names its Deep Lake data (a path, or wrappers whose datasets all do)."""
+    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
+        return bool(spec) and all(_has_source(s) for s in spec)
+    if not isinstance(spec, Mapping):
+        return True  # not a dict: _translate_dataset names the problem
+    if bare_type(spec) in _WRAPPERS:
+        inner = spec.get("datasets") if bare_type(spec) == "ConcatDataset" else spec.get("dataset")
+        return _has_source(inner if inner is not None else [])
+    return bool(spec.get("deeplake_path"))
+
+
+def _warn_unused_file_keys(src: Mapping) -> None:
+    """The seed's warning: file-dataset settings left in a config do nothing for Deep Lake splits."""
+    unused = [f"{k}={src[k]!r}" for k in ("dataset_type", "data_root") if src.get(k) not in (None, "")]
+    if unused:
+        warnings.warn(f"{' and '.join(unused)} are not used: lakedet reads data.train / data.val / data.test "
+                      "from Deep Lake (deeplake_path, or the ds_train / ds_val objects), not from files",
+                      UserWarning, stacklevel=3)
 
 
 def _split_value(spec, key, default):
@@ -208,7 +333,7 @@ def _dataloader_options(spec, where: str) -> dict:
 
 
 def _translate_dataset(spec, where: str, test_mode: bool, model: dict, loader_type: str,
-                       changes: _Changes) -> dict:
+                       changes: _Changes, packs: bool = True) -> dict:
     if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):  # 2.x: a list concatenates
         return dict(type="ConcatDataset", datasets=[
             _translate_dataset(s, f"{where}[{i}]", test_mode, model, loader_type, changes)
@@ -225,8 +350,8 @@ def _translate_dataset(spec, where: str, test_mode: bool, model: dict, loader_ty
         if not key.startswith("deeplake_") and key not in _SPLIT_OTHER_KEYS:
             raise ConfigError(f"{where}.{key}: this 2.x dataset key has no meaning for a Deep Lake "
                               f"dataset; set deeplake_path (and deeplake_tensors) instead")
-    if not spec.get("deeplake_path"):
-        raise ConfigError(f"{where}.deeplake_path is missing: give the Deep Lake dataset URL")
+    if not test_mode and any(isinstance(s, Mapping) and bare_type(s) in _MIXING for s in spec.get("pipeline") or []):
+        return _mixing_wrapper(spec, where, model, loader_type, changes)
     dataset = dict(type="DeepLakeDetDataset", test_mode=test_mode, deeplake_dataloader_type=loader_type)
     for key in SPLIT_KEYS:
         if key != "deeplake_dataloader" and spec.get(key) not in (None, "", {}):
@@ -241,8 +366,21 @@ def _translate_dataset(spec, where: str, test_mode: bool, model: dict, loader_ty
     if "skip_bad_images" in spec:
         dataset["skip_bad_images"] = bool(spec["skip_bad_images"])
     dataset["pipeline"] = translate_pipeline(spec.get("pipeline") or [], f"{where}.pipeline", model,
-                                             changes, test_mode=test_mode)
+                                             changes, test_mode=test_mode, packs=packs)
     return dataset
+
+
+def _mixing_wrapper(spec, where, model, loader_type, changes) -> dict:
+    """A pipeline with Mosaic / MixUp / CopyPaste: those take other rows' samples
+    (``mix_results``), which MMDetection 3 supplies from a ``MultiImageMixDataset``. The steps before
+    the first mixing one load each image (inner dataset); the rest run on the mixed sample."""
+    pipeline = list(spec.get("pipeline") or [])
+    first = next(i for i, s in enumerate(pipeline) if isinstance(s, Mapping) and bare_type(s) in _MIXING)
+    inner = dict(spec, pipeline=pipeline[:first])
+    wrapper = dict(type="MultiImageMixDataset", dataset=inner, pipeline=pipeline[first:])
+    changes.add(f"{where}.pipeline[{first}] ({bare_type(pipeline[first])})",
+                f"MultiImageMixDataset(pipeline=steps {first}..) around the Deep Lake dataset (steps 0..{first - 1})")
+    return _translate_wrapper("MultiImageMixDataset", wrapper, where, False, model, loader_type, changes)
 
 
 def _translate_wrapper(kind, spec, where, test_mode, model, loader_type, changes) -> dict:
@@ -252,8 +390,9 @@ def _translate_wrapper(kind, spec, where, test_mode, model, loader_type, changes
         wrapper["datasets"] = [_translate_dataset(s, f"{where}.datasets[{i}]", test_mode, model,
                                                   loader_type, changes) for i, s in enumerate(inner)]
     else:
+        # a MultiImageMixDataset's inner samples are mixed before they are packed
         wrapper["dataset"] = _translate_dataset(spec.get("dataset"), f"{where}.dataset", test_mode, model,
-                                                loader_type, changes)
+                                                loader_type, changes, packs=kind != "MultiImageMixDataset")
     if kind == "MultiImageMixDataset":
         wrapper["pipeline"] = translate_pipeline(spec.get("pipeline") or [], f"{where}.pipeline", model,
                                                  changes, test_mode=test_mode, loads=False)
@@ -263,14 +402,16 @@ def _translate_wrapper(kind, spec, where, test_mode, model, loader_type, changes
 # --- pipelines --------------------------------------------------------------------------------
 
 def translate_pipeline(pipeline: Sequence, where: str, model: dict, changes: _Changes | None = None,
-                       test_mode: bool = False, loads: bool = True) -> list:
+                       test_mode: bool = False, loads: bool = True, packs: bool = True) -> list:
     """Translate a 2.x pipeline (list of transform dicts) into MMDetection 3 transforms.
 
     ``Normalize`` and ``Pad`` move into ``model['data_preprocessor']``; ``DefaultFormatBundle`` +
     ``Collect`` / ``ImageToTensor`` become ``PackDetInputs``; ``Resize(img_scale=...)`` becomes
     ``Resize`` / ``RandomResize`` / ``RandomChoiceResize`` with the same sampling;
     ``RandomFlip(flip_ratio)`` becomes ``RandomFlip(prob)``; ``MultiScaleFlipAug`` with one scale
-    and no flip is unrolled. 3.x transforms pass through unchanged.
+    and no flip is unrolled. 3.x transforms pass through unchanged. ``loads``: a dataset's own
+    pipeline (an image loader is put in front); ``packs``: ``PackDetInputs`` is added at the end
+    when missing (not for the inner dataset of a ``MultiImageMixDataset``).
     """
     changes = changes or _Changes()
     out: list[dict] = []
@@ -305,6 +446,10 @@ def translate_pipeline(pipeline: Sequence, where: str, model: dict, changes: _Ch
             out.extend(inner)
         else:
             out.append(_checked_3x_transform(step, here))
+    replaced = [f"{where}[{i}] ({bare_type(s)})" for i, s in enumerate(pipeline)
+                if bare_type(s) in ("LoadImageFromFile", "LoadAnnotations")]
+    if replaced:
+        changes.replaced_loaders.extend(replaced)
     if loads and not any(bare_type(s) in ("LoadImageFromFile", "LoadImageFromDeepLake") for s in out):
         out.insert(0, dict(type="LoadImageFromFile"))
         changes.add(f"{where}", "LoadImageFromFile added in front (lakedet reads the row)")
@@ -312,7 +457,7 @@ def translate_pipeline(pipeline: Sequence, where: str, model: dict, changes: _Ch
         # ground truth for VOC-style metrics, loaded after resizing so it stays in original pixels
         position = next((k for k, s in enumerate(out) if s["type"] == "PackDetInputs"), len(out))
         out.insert(position, dict(type="LoadAnnotations", with_bbox=True))
-    if loads and not packed:
+    if loads and packs and not packed:
         out.append(dict(type="PackDetInputs", meta_keys=_PACK_META_TEST) if test_mode else dict(type="PackDetInputs"))
     return out
 
@@ -336,6 +481,22 @@ def _move_normalize(step, model, here, changes):
 
 def _move_pad(step, model, here, changes):
     pre = model.setdefault("data_preprocessor", dict(type="DetDataPreprocessor"))
+    unknown = sorted(set(step) - {"type", "size_divisor", "size", "pad_val"})
+    if unknown:
+        raise ConfigError(f"{here}: Pad({', '.join(unknown)}=...) has no translation; Pad takes size_divisor "
+                          "and pad_val here (they move into model.data_preprocessor)")
+    pad_val = step.get("pad_val")
+    if pad_val is not None:  # a number, or 2.x's dict(img=..., masks=..., seg=...)
+        values = dict(pad_val) if isinstance(pad_val, Mapping) else dict(img=pad_val)
+        for old, new in (("img", "pad_value"), ("masks", "mask_pad_value"), ("seg", "seg_pad_value")):
+            if old in values:
+                value = values.pop(old)
+                pre[new] = value if isinstance(value, (int, float)) else list(value)
+        if values:
+            raise ConfigError(f"{here}: Pad(pad_val={pad_val!r}): unknown keys {sorted(values)}; "
+                              "pad_val is a number or dict(img=..., masks=..., seg=...)")
+        changes.add(f"{here}.pad_val", f"model.data_preprocessor pad values "
+                                       f"{ {k: pre[k] for k in ('pad_value', 'mask_pad_value', 'seg_pad_value') if k in pre} }")
     if step.get("size_divisor"):
         pre["pad_size_divisor"] = int(step["size_divisor"])
         changes.add(here, f"model.data_preprocessor.pad_size_divisor={pre['pad_size_divisor']}")
@@ -343,7 +504,7 @@ def _move_pad(step, model, here, changes):
         raise ConfigError(f"{here}: Pad(size=...) has no data_preprocessor equivalent; use the "
                           "MMDetection 3 transform Pad(size=...) after PackDetInputs' inputs are built, "
                           "or Pad(size_divisor=...)")
-    else:
+    elif pad_val is None:
         changes.add(here, "(dropped: padding is done by model.data_preprocessor)")
 
 
@@ -460,6 +621,10 @@ def _translate_evaluation(src, out, metrics_format, changes) -> None:
             raise ConfigError(f"evaluation.metric={metric!r}: Pascal VOC metrics are 'mAP' and 'recall'")
         voc = list(dict.fromkeys("recall" if m == "recall" else "mAP" for m in metrics))
         options = dict(eval_mode=evaluation.pop("eval_mode", "11points"))
+        if "iou_thr" in evaluation:  # 2.x VOCDataset.evaluate(iou_thr=0.5 or a list)
+            if "iou_thrs" in evaluation:
+                raise ConfigError("evaluation.iou_thr and evaluation.iou_thrs are both set; give one")
+            evaluation["iou_thrs"] = evaluation.pop("iou_thr")
         for key in ("iou_thrs", "scale_ranges", "proposal_nums"):
             if key in evaluation:
                 options[key] = evaluation.pop(key)
@@ -471,7 +636,7 @@ def _translate_evaluation(src, out, metrics_format, changes) -> None:
             hooks.setdefault("checkpoint", dict(type="CheckpointHook"))[key] = evaluation.pop(key)
     for key in list(evaluation):
         raise ConfigError(f"evaluation.{key}: no MMDetection 3 translation; evaluation takes metric, "
-                          "interval, classwise, iou_thrs, eval_mode, save_best, rule")
+                          "interval, classwise, iou_thrs (iou_thr), eval_mode, save_best, rule")
     out["val_evaluator"] = evaluator
     out["test_evaluator"] = copy.deepcopy(evaluator)
     changes.add("evaluation.metric / deeplake_metrics_format", f"val_evaluator = {evaluator}")
@@ -560,15 +725,28 @@ def _translate_lr_config(lr: dict, train_cfg: Mapping) -> list:
         schedulers.append({"type": kind, key: warmup_ratio, "by_epoch": False, "begin": 0, "end": warmup_iters})
     policy = str(lr.pop("policy", "step")).lower()
     end = train_cfg.get("max_epochs" if by_epoch else "max_iters")
+    # 2.x by_epoch=False under an epoch runner: updated every iteration of an epoch-long schedule
+    per_iter_of_epochs = not by_epoch and end is None and train_cfg.get("max_epochs") is not None
     if policy == "step":
         steps = lr.pop("step", [])
         steps = [steps] if isinstance(steps, int) else list(steps)
-        schedulers.append(dict(type="MultiStepLR", by_epoch=by_epoch, begin=0, end=end, milestones=steps,
-                               gamma=lr.pop("gamma", 0.1)))
+        scheduler = dict(type="MultiStepLR", by_epoch=by_epoch, begin=0, end=end, milestones=steps,
+                         gamma=lr.pop("gamma", 0.1))
+        if end is None:  # milestones in iterations, the number of iterations unknown: to the end
+            scheduler.pop("end")
+        schedulers.append(scheduler)
     elif policy == "cosineannealing":
         min_lr = lr.pop("min_lr", None)
         ratio = lr.pop("min_lr_ratio", None)
-        scheduler = dict(type="CosineAnnealingLR", by_epoch=by_epoch, begin=0, end=end, T_max=end)
+        if per_iter_of_epochs:
+            end = train_cfg["max_epochs"]
+            scheduler = dict(type="CosineAnnealingLR", by_epoch=True, convert_to_iter_based=True, begin=0, end=end,
+                             T_max=end)
+        elif end is None:
+            raise ConfigError("lr_config.policy='CosineAnnealing' needs the length of training: set runner.max_epochs "
+                              "or runner.max_iters")
+        else:
+            scheduler = dict(type="CosineAnnealingLR", by_epoch=by_epoch, begin=0, end=end, T_max=end)
         scheduler["eta_min" if min_lr is not None else "eta_min_ratio"] = min_lr if min_lr is not None else (ratio or 0.0)
         schedulers.append(scheduler)
     elif policy == "fixed":

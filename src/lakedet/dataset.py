@@ -28,7 +28,9 @@ from .handover import share_batch
 from .reader import ImageReader
 from .schema import (BoxFormat, TensorMap, box_format_from_metadata, boxes_to_xyxy,
                      class_names_from_metadata, resolve_tensor_map)
-from .source import SourceSpec, is_deeplake_dataset, open_source_with_origin, origin_of
+from .rowrange import RowRange, is_row_range_view
+from .source import (OpenedDataset, Origin, SourceSpec, is_deeplake_dataset, open_source_with_origin,
+                     origin_of)
 
 __all__ = ["DeepLakeDetDataset", "DATASET_KEYS", "column_kinds", "column_metadata", "place_loading_steps"]
 
@@ -76,6 +78,8 @@ def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_l
         kind = bare_type(step)
         if kind in _IMAGE_LOADERS:
             step = dict(type="LoadImageFromDeepLake", to_float32=step.get("to_float32", False),
+                        color_type=step.get("color_type", "color"),
+                        imdecode_backend=step.get("imdecode_backend", "cv2"),
                         skip_bad_images=step.get("skip_bad_images", skip_bad_images))
         elif kind in _ANNOTATION_LOADERS:
             step.pop("backend_args", None)
@@ -194,7 +198,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         deeplake_query: a TQL query selecting the rows.
         deeplake_tensors: ``{"img": col, "gt_bboxes": col, "gt_labels": col, "gt_masks": col}``;
             keys not given are inferred from column types.
-        deeplake_dataset: an already opened Deep Lake dataset or view (overrides the path).
+        deeplake_dataset: an already opened Deep Lake dataset or view (overrides the path), or an
+            ``OpenedDataset`` holding one (what ``train_detector(ds_train=...)`` puts in the config).
         deeplake_dataloader_type: ``"c++"``/``"cpp"`` (or ``"auto"``, the default): a DataLoader batch's
             images are read together (``ImageReader``: one call for local data; for remote data,
             Deep Lake's native multi-threaded reader, fetching overlapping decoding, every wait
@@ -224,9 +229,16 @@ class DeepLakeDetDataset(BaseDetDataset):
         self.loader_type = "python" if loader_type(deeplake_dataloader_type) == "python" else "cpp"
         if DefaultScope.get_current_instance() is None:
             init_default_scope("mmdet")  # the pipeline's transforms live in MMDetection's registry
+        if isinstance(deeplake_dataset, OpenedDataset):
+            deeplake_dataset = deeplake_dataset.dataset
         self.source = _source_spec(deeplake_path, deeplake_credentials, deeplake_commit_id,
                                    deeplake_commit, deeplake_view_id, deeplake_query, deeplake_dataset)
-        if deeplake_dataset is not None:
+        if is_row_range_view(deeplake_dataset):  # rows only: schema and metadata from deeplake_path, if given
+            parent, self.origin = (open_source_with_origin(SourceSpec(
+                deeplake_path, token=(deeplake_credentials or {}).get("token"),
+                creds=(deeplake_credentials or {}).get("creds"))) if deeplake_path else (None, Origin(None, None)))
+            self._ds = RowRange(deeplake_dataset, parent)
+        elif deeplake_dataset is not None:
             self._ds, self.origin = deeplake_dataset, origin_of(deeplake_dataset)
         else:
             self._ds, self.origin = open_source_with_origin(self.source)
@@ -247,6 +259,9 @@ class DeepLakeDetDataset(BaseDetDataset):
         self._reader = ImageReader(self._ds, self.tensor_map.img, self._image_compressed, self.source.description)
         self._pending: dict = {}  # row -> PendingRead, for the batch being prepared (c++ loader)
         metainfo = dict(kwargs.pop("metainfo", None) or {})
+        # no class_names anywhere: names were made up for the labels seen (the model may know more)
+        self.class_names_generated = not metainfo.get("classes") and not column_metadata(
+            self._ds, self.tensor_map.gt_labels).get("class_names")
         metainfo.setdefault("classes", classes)
         self._check_labels(len(metainfo["classes"]), "metainfo['classes']" if metainfo["classes"] != classes
                            else f"column {self.tensor_map.gt_labels!r} class_names")
@@ -410,6 +425,14 @@ class DeepLakeDetDataset(BaseDetDataset):
             raise DataError(f"row {row}, column {self.tensor_map.gt_labels!r}: label {labels[bad[0]]} "
                             f"is outside the {num_classes} classes of {source}")
 
+    def name_classes(self, count: int) -> None:
+        """Generated class names only: name ``count`` classes (``class_0 ..``), e.g. as many as the
+        model's head predicts, so that labels the rows do not show still have a name."""
+        if not self.class_names_generated or count < len(self._metainfo["classes"]):
+            raise ConfigError(f"cannot name {count} classes of {self.source.description!r}: its classes are "
+                              f"{tuple(self._metainfo['classes'])}")
+        self._metainfo["classes"] = tuple(f"class_{i}" for i in range(count))
+
     def lineage(self) -> dict:
         """Which data this dataset reads: URL, branch, commit, view/query, rows, column mapping."""
         return dict(url=self.source.path, branch=self.origin.branch, commit=self.origin.commit,
@@ -508,7 +531,7 @@ def _source_spec(path, credentials, commit_id, commit, view, query, dataset) -> 
         if given:
             raise ConfigError(f"{given[0]} cannot be applied to an opened dataset object (deeplake_dataset / "
                               "ds_train / ds_val): select the rows on the object itself, e.g. ds.query(...)")
-        path = f"<opened {type(dataset).__name__}>"
+        path = f"<rows of {path}>" if path and type(dataset).__name__ == "RowRangeView" else f"<opened {type(dataset).__name__}>"
     if not path:
         raise ConfigError("DeepLakeDetDataset needs deeplake_path (a dataset URL) or deeplake_dataset")
     return SourceSpec(path=path, token=credentials.get("token"), creds=credentials.get("creds"),

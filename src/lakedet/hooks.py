@@ -16,7 +16,8 @@ from mmengine.registry import HOOKS
 from .checkpoints import decode_buffers, encode_buffers, get_rng_states, redact_secrets, set_rng_states
 from .errors import ConfigError
 
-__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "head_num_classes", "split_lineage",
+__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "deeplake_datasets", "head_num_classes",
+           "split_lineage",
            "write_lineage"]
 
 
@@ -88,7 +89,30 @@ def head_num_classes(model) -> tuple[str, int] | None:
 
 @HOOKS.register_module(force=True)
 class ClassCountCheckHook(Hook):
-    """Stop before training or testing when the head predicts a different number of classes."""
+    """Stop before training or testing when the head predicts a different number of classes.
+
+    A Deep Lake dataset whose labels have no ``class_names`` (nor ``metainfo.classes``) only knows
+    the labels its rows show: when the head predicts more classes, its classes are named after the
+    head (``class_0 ..``) in every built split, before the metrics read them.
+    """
+
+    def before_run(self, runner) -> None:
+        found = head_num_classes(runner.model)
+        if not found:
+            return
+        for loop in (runner._train_loop, runner._val_loop, runner._test_loop):
+            dataset = getattr(getattr(loop, "dataloader", None), "dataset", None)
+            unnamed = [d for d in deeplake_datasets(dataset) if getattr(d, "class_names_generated", False)
+                       and len(d.metainfo["classes"]) < found[1]]
+            for inner in unnamed:
+                inner.name_classes(found[1])
+            if unnamed and hasattr(dataset, "_metainfo") and dataset not in unnamed:  # a wrapper's copy
+                dataset._metainfo["classes"] = unnamed[0].metainfo["classes"]
+            if unnamed and getattr(loop, "evaluator", None) is not None:
+                loop.evaluator.dataset_meta = dataset.metainfo
+            if unnamed:
+                runner.logger.info(f"lakedet: the dataset has no class_names; its classes are named after "
+                                   f"{found[0]}={found[1]}: class_0 .. class_{found[1] - 1}")
 
     def before_train(self, runner) -> None:
         self._check(runner, runner.train_dataloader.dataset)
@@ -106,15 +130,21 @@ class ClassCountCheckHook(Hook):
                               f"(e.g. --cfg-options {key}={len(classes)})")
 
 
-def split_lineage(dataset) -> list[dict]:
-    """Lineage of every ``DeepLakeDetDataset`` inside a (possibly wrapped) dataset."""
+def deeplake_datasets(dataset) -> list:
+    """Every ``DeepLakeDetDataset`` inside a (possibly wrapped) dataset."""
+    if dataset is None:
+        return []
     if hasattr(dataset, "lineage") and hasattr(dataset, "tensor_map"):
-        return [dataset.lineage()]
+        return [dataset]
     found = []
     for inner in list(getattr(dataset, "datasets", []) or []) + [getattr(dataset, "dataset", None)]:
-        if inner is not None:
-            found += split_lineage(inner)
+        found += deeplake_datasets(inner)
     return found
+
+
+def split_lineage(dataset) -> list[dict]:
+    """Lineage of every ``DeepLakeDetDataset`` inside a (possibly wrapped) dataset."""
+    return [d.lineage() for d in deeplake_datasets(dataset)]
 
 
 @HOOKS.register_module(force=True)

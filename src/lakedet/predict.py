@@ -60,16 +60,12 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
     from mmengine.dataset import pseudo_collate
     from mmengine.runner import load_checkpoint
 
-    from .config import bare_type, is_2x_config, translate_config
+    from .config import bare_type, merge_options
     from .dataset import DeepLakeDetDataset
     from .train import _registries, build_detector
 
     _registries()
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    if is_2x_config(cfg):
-        cfg = translate_config(cfg)
+    cfg = merge_options(Config.fromfile(config), cfg_options)
     loader = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not loader:
         raise ConfigError(f"{config}: no test_dataloader or val_dataloader to take the test pipeline from")

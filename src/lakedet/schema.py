@@ -25,6 +25,7 @@ __all__ = [
     "TensorMap",
     "TENSOR_KEYS",
     "boxes_to_xyxy",
+    "xyxy_to_ltwh",
     "box_format_from_metadata",
     "resolve_tensor_map",
     "class_names_from_metadata",
@@ -91,6 +92,12 @@ def boxes_to_xyxy(boxes: np.ndarray, fmt: BoxFormat, height: int | None = None,
             raise ValueError("fractional boxes need the image height and width")
         out *= np.array([width, height, width, height], dtype=np.float64)
     return out.astype(np.float32)
+
+
+def xyxy_to_ltwh(boxes: np.ndarray) -> np.ndarray:
+    """MMDetection's ``x1, y1, x2, y2`` -> COCO's ``left, top, width, height`` (same units, float64)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
 
 
 def box_format_from_metadata(metadata: Mapping, column: str) -> BoxFormat:

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError, SourceError, SourceTimeout
 
-__all__ = ["SourceSpec", "Origin", "open_source", "open_source_with_origin", "origin_of", "is_deeplake_dataset",
+__all__ = ["SourceSpec", "Origin", "OpenedDataset", "open_source", "open_source_with_origin", "origin_of", "is_deeplake_dataset",
            "is_remote", "check_credentials", "explain_open_failure", "OPEN_TIMEOUT_S"]
 
 _TOKEN_SCHEMES = ("hub://", "al://")
@@ -61,8 +61,49 @@ class SourceSpec:
 
 
 def is_deeplake_dataset(obj: Any) -> bool:
-    """True for an opened Deep Lake dataset or view (any of its classes)."""
-    return type(obj).__module__.startswith("deeplake") and hasattr(obj, "schema") and hasattr(obj, "__len__")
+    """True for an opened Deep Lake dataset or view (any of its classes, ``RowRangeView`` included)."""
+    return (type(obj).__module__.startswith("deeplake") and hasattr(obj, "__len__")
+            and (hasattr(obj, "schema") or type(obj).__name__ == "RowRangeView"))
+
+
+class OpenedDataset:
+    """A Deep Lake dataset or view the caller opened (``ds_train=...``), carried inside a config.
+
+    mmengine deep-copies dataloader configs before building them, and several Deep Lake classes
+    (``RowRangeView`` from ``ds[a:b]`` or ``ds[[rows]]``, ...) can be neither copied nor pickled.
+    A copy of this handle is the handle itself: every copy reads the same opened, read-only object
+    (DataLoader workers started by ``fork`` inherit it). Pickling it (``spawn`` workers) pickles the
+    object, which Deep Lake allows for some classes only; the error then says what to do instead.
+    """
+
+    def __init__(self, dataset: Any):
+        if isinstance(dataset, OpenedDataset):
+            dataset = dataset.dataset
+        if not is_deeplake_dataset(dataset):
+            raise ConfigError(f"expected an opened Deep Lake dataset or view (deeplake.open_read_only(...), "
+                              f"ds.query(...), ds[a:b]), got {type(dataset).__name__}")
+        self.dataset = dataset
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __copy__(self):
+        return self
+
+    def __reduce__(self):
+        import pickle
+
+        try:
+            pickle.dumps(self.dataset)
+        except Exception as exc:
+            raise TypeError(f"an opened Deep Lake {type(self.dataset).__name__} cannot be sent to another "
+                            f"process ({exc}); start DataLoader workers with 'fork' (mmengine's default, "
+                            "env_cfg.mp_cfg.mp_start_method) or give deeplake_path with deeplake_query "
+                            "instead of the object") from None
+        return OpenedDataset, (self.dataset,)
+
+    def __repr__(self) -> str:
+        return f"<opened {type(self.dataset).__name__} of {len(self.dataset)} rows>"
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,10 @@ __all__ = ["build_detector", "train_detector", "build_runner", "adapt_config", "
 def _registries() -> None:
     from mmdet.utils import register_all_modules
 
-    from . import dataset, evaluation, hooks, sampler, transforms, wrappers  # noqa: F401  (register lakedet's modules)
-    from .checkpoints import allow_mmengine_checkpoints
+    from . import register_all
 
+    register_all()
     register_all_modules(init_default_scope=True)
-    allow_mmengine_checkpoints()
 
 
 def build_detector(cfg_model: Mapping):
@@ -68,6 +67,7 @@ def adapt_config(cfg) -> None:
     per-class tables); ``AspectRatioBatchSampler`` is dropped; a ``DefaultSampler`` becomes
     ``ShardedRowSampler`` (same options; see ``lakedet.sampler`` for which rows each rank reads).
     """
+    _top_level_deeplake_keys(cfg)
     train_loader = cfg.get("train_dataloader")
     if (train_loader and _is_deeplake_dataset_cfg(train_loader.get("dataset"))
             and str((train_loader.get("batch_sampler") or {}).get("type", "")).endswith("AspectRatioBatchSampler")):
@@ -93,6 +93,52 @@ def adapt_config(cfg) -> None:
                 metric["type"] = "DeepLake" + kind
                 metric.pop("ann_file", None)
                 metric.pop("backend_args", None)
+
+
+def _top_level_deeplake_keys(cfg) -> None:
+    """The seed's top-level keys in an MMDetection 3 config: ``deeplake_dataloader_type`` is given to
+    every Deep Lake dataset that does not set its own; ``deeplake_metrics_format`` must agree with
+    the evaluators (there, they choose the metric); any other ``deeplake_*`` key is an error."""
+    from .config import METRIC_FORMATS, SPLIT_KEYS, TOP_LEVEL_KEYS, loader_type
+    from .errors import did_you_mean
+
+    for key in cfg:
+        if str(key).startswith("deeplake_") and key not in TOP_LEVEL_KEYS:
+            hint = " (it is an argument of DeepLakeDetDataset)" if key in SPLIT_KEYS else ""
+            raise ConfigError(f"unknown top-level key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS + SPLIT_KEYS)}{hint}; "
+                              f"top-level deeplake keys are {list(TOP_LEVEL_KEYS)}")
+    if cfg.get("deeplake_dataloader_type") not in (None, ""):
+        kind = loader_type(cfg["deeplake_dataloader_type"])
+        for split in ("train", "val", "test"):
+            for dataset in _deeplake_dataset_cfgs((cfg.get(f"{split}_dataloader") or {}).get("dataset")):
+                dataset.setdefault("deeplake_dataloader_type", kind)
+    metrics_format = cfg.get("deeplake_metrics_format")
+    if metrics_format in (None, ""):
+        return
+    wanted = next((name for name in METRIC_FORMATS if str(metrics_format).lower() == name.lower()), None)
+    if wanted is None:
+        raise ConfigError(f"deeplake_metrics_format={metrics_format!r}: expected one of {list(METRIC_FORMATS)}"
+                          f"{did_you_mean(str(metrics_format), METRIC_FORMATS)}")
+    for split in ("val", "test"):
+        evaluator = cfg.get(f"{split}_evaluator")
+        for metric in evaluator if isinstance(evaluator, list) else [evaluator] if evaluator else []:
+            kind = bare_type(metric) if isinstance(metric, Mapping) else ""
+            family = "COCO" if "Coco" in kind else "PascalVOC" if "VOC" in kind else None
+            if family is not None and family != wanted:
+                other = "VOCMetric" if wanted == "PascalVOC" else "CocoMetric"
+                raise ConfigError(f"deeplake_metrics_format={metrics_format!r}, but {split}_evaluator is {kind}: in an "
+                                  f"MMDetection 3 config the evaluator chooses the metric; set "
+                                  f"{split}_evaluator=dict(type={other!r}, ...) or drop deeplake_metrics_format")
+
+
+def _deeplake_dataset_cfgs(cfg) -> list:
+    """Every ``DeepLakeDetDataset`` dict inside a (possibly wrapped) dataset config."""
+    if not isinstance(cfg, Mapping):
+        return []
+    if bare_type(cfg) == "DeepLakeDetDataset":
+        return [cfg]
+    inner = cfg.get("datasets") if isinstance(cfg.get("datasets"), (list, tuple)) else [cfg.get("dataset")]
+    return [found for child in inner for found in _deeplake_dataset_cfgs(child)]
 
 
 def _batched_wrappers(split: str, dataset) -> None:
@@ -150,10 +196,15 @@ def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
                               f"DeepLakeDetDataset (type={target.get('type')!r})")
         target = target["dataset"]
     if ds is not None:
-        target["deeplake_dataset"] = ds
+        from .source import OpenedDataset
+
+        target["deeplake_dataset"] = OpenedDataset(ds)  # survives mmengine's deep copies
+        # a RowRangeView (ds[a:b]) lacks its dataset's schema and metadata: a path, if given, supplies them
+        kept = ("deeplake_path", "deeplake_credentials") if type(ds).__name__ == "RowRangeView" else ()
         for key in ("deeplake_path", "deeplake_credentials", "deeplake_commit_id", "deeplake_commit",
                     "deeplake_view_id", "deeplake_query"):
-            target.pop(key, None)
+            if key not in kept:
+                target.pop(key, None)
     if tensors is not None:
         target["deeplake_tensors"] = dict(tensors)
     return loader
@@ -276,8 +327,12 @@ def _tensors_equal(a, b) -> bool:
 
 def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=None,
                  ds_val_tensors=None, validate: bool = True, timestamp: str | None = None,
-                 meta: Mapping | None = None):
-    """An mmengine ``Runner`` for ``cfg`` with lakedet's adaptations (see ``train_detector``)."""
+                 meta: Mapping | None = None, training: bool = True):
+    """An mmengine ``Runner`` for ``cfg`` with lakedet's adaptations (see ``train_detector``).
+
+    ``training=False`` builds a runner that only tests (``lakedet eval``): the config needs
+    ``model``, ``test_dataloader`` and ``test_evaluator``, nothing of training.
+    """
     _registries()
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -286,19 +341,26 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
     from .config import is_2x_config, translate_config
 
     if is_2x_config(cfg):
-        cfg = translate_config(cfg)
+        given = [split for split, ds in (("train", ds_train), ("val", ds_val)) if ds is not None]
+        cfg = translate_config(cfg, given=given)
         if model is not None and "data_preprocessor" in cfg.model:
             _sync_data_preprocessor(model, cfg.model.data_preprocessor)
-    for key in ("model", "train_dataloader", "train_cfg", "optim_wrapper"):
-        if key not in cfg:
-            raise ConfigError(f"config has no {key!r}: lakedet needs an MMDetection 3 config "
+    needed = ("model", "train_dataloader", "train_cfg", "optim_wrapper") if training else \
+        ("model", "test_dataloader", "test_evaluator")
+    for key in needed:
+        if not cfg.get(key):
+            hint = " (a 2.x-style config: data.test, or data.val, with a deeplake_path)" if key.startswith("test") else ""
+            raise ConfigError(f"config has no {key!r}{hint}: lakedet needs an MMDetection 3 config "
                               "(or the seed's 2.x-style config with a 'data' section)")
+    if not training:
+        for key in ("train_dataloader", "train_cfg", "optim_wrapper", "param_scheduler", "val_dataloader"):
+            cfg.pop(key, None)
     adapt_config(cfg)
     _prepare_cpu_distributed(cfg)
     cfg.setdefault("work_dir", os.path.join("work_dirs", "lakedet"))
     _seed_of_resumed_run(cfg)
-    train_cfg = dict(cfg.train_cfg)
-    if not validate:
+    train_cfg = dict(cfg.train_cfg) if training else None
+    if not validate and train_cfg is not None:
         train_cfg.pop("val_interval", None)
         train_cfg.pop("val_begin", None)
     custom_hooks = list(cfg.get("custom_hooks", []) or [])

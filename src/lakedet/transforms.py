@@ -108,20 +108,37 @@ class LoadImageFromDeepLake(BaseTransform):
 
     Args:
         to_float32: return a float32 image, as ``LoadImageFromFile`` does.
+        color_type / imdecode_backend: as ``LoadImageFromFile`` (``'color'`` / ``'cv2'`` by default:
+            BGR, decoded by libjpeg-turbo with OpenCV's pixels; other values decode stored bytes
+            through ``mmcv.imfrombytes`` exactly as ``LoadImageFromFile`` does, e.g.
+            ``color_type='grayscale'`` gives H x W images, ``'unchanged'`` keeps alpha channels).
         skip_bad_images: when an image cannot be decoded, log a warning naming the row and
             return None (MMDetection then draws another training sample) instead of raising.
     """
 
-    def __init__(self, to_float32: bool = False, skip_bad_images: bool = False):
+    def __init__(self, to_float32: bool = False, color_type: str = "color", imdecode_backend: str = "cv2",
+                 skip_bad_images: bool = False):
         self.to_float32 = to_float32
+        self.color_type, self.imdecode_backend = color_type, imdecode_backend
         self.skip_bad_images = skip_bad_images
         self.skipped = 0
 
     def transform(self, results: dict) -> dict | None:
-        if "img_bytes" in results:
+        if "img_bytes" in results and (self.color_type, self.imdecode_backend) != ("color", "cv2"):
+            import mmcv
+
+            try:
+                img = mmcv.imfrombytes(results.pop("img_bytes"), flag=self.color_type, backend=self.imdecode_backend)
+            except Exception:
+                img = None
+        elif "img_bytes" in results:
             img = decode_image(results.pop("img_bytes"), compressed=True)
         elif "img_array" in results:
             img = decode_image(results.pop("img_array"), compressed=False)
+            if img is not None and self.color_type == "grayscale":
+                import cv2
+
+                img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
         else:
             raise DataError("LoadImageFromDeepLake needs a sample from DeepLakeDetDataset "
                             "(no 'img_bytes' in the results)")
@@ -152,7 +169,8 @@ class LoadImageFromDeepLake(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(to_float32={self.to_float32}, skip_bad_images={self.skip_bad_images})"
+        return (f"{type(self).__name__}(to_float32={self.to_float32}, color_type={self.color_type!r}, "
+                f"imdecode_backend={self.imdecode_backend!r}, skip_bad_images={self.skip_bad_images})")
 
 
 @TRANSFORMS.register_module()
