@@ -61,7 +61,8 @@ def _cocoeval(data, iou_thr, max_dets, use_cats):
             gt_index[len(gt_anns)] = (image, j)
         for k, (box, label, score) in enumerate(zip(d["pred_boxes"], d["pred_labels"], d["pred_scores"])):
             x1, y1, x2, y2 = (float(v) for v in box)
-            dets.append(dict(image_id=image, category_id=int(label), score=float(score), bbox=[x1, y1, x2 - x1, y2 - y1]))
+            dets.append(dict(image_id=image, category_id=int(label), score=float(score),
+                             bbox=[x1, y1, x2 - x1, y2 - y1]))
             det_index[len(dets)] = (image, k)  # loadRes numbers results 1, 2, ... in order
     gt = COCO()
     gt.dataset = dict(info={}, licenses=[], images=[dict(id=i) for i in range(len(data))], annotations=gt_anns,
@@ -117,7 +118,8 @@ def test_matches_equal_pycocotools_evalimgs(seed, iou_thr, max_dets, classwise):
                 assert match.pred_match[k] == IGNORE and match.pred_gt[k] == -1
     assert min(kinds.values()) > 0, kinds  # the set exercises every outcome
     if classwise:
-        curves = class_pr([(m, d["pred_labels"], d["pred_scores"], d["gt_labels"]) for m, d in zip(ours, data)], CLASSES)
+        images = [(m, d["pred_labels"], d["pred_scores"], d["gt_labels"]) for m, d in zip(ours, data)]
+        curves = class_pr(images, CLASSES)
         for k, curve in enumerate(curves):
             np.testing.assert_allclose(curve.precision, evaluator.eval["precision"][0, :, k, 0, 0], rtol=0, atol=1e-12)
             assert curve.recall == pytest.approx(evaluator.eval["recall"][0, k, 0, 0], abs=1e-12)

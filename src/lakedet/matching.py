@@ -78,8 +78,10 @@ def box_iou(pred_boxes, gt_boxes, gt_crowd=None) -> np.ndarray:
     crowd = np.zeros(len(g), bool) if gt_crowd is None else np.asarray(gt_crowd, bool).reshape(-1)
     if not len(d) or not len(g):
         return np.zeros((len(d), len(g)))
-    w = np.minimum(d[:, None, 0] + d[:, None, 2], g[None, :, 0] + g[None, :, 2]) - np.maximum(d[:, None, 0], g[None, :, 0])
-    h = np.minimum(d[:, None, 1] + d[:, None, 3], g[None, :, 1] + g[None, :, 3]) - np.maximum(d[:, None, 1], g[None, :, 1])
+    dx, dy, dw, dh = (d[:, None, k] for k in range(4))
+    gx, gy, gw, gh = (g[None, :, k] for k in range(4))
+    w = np.minimum(dx + dw, gx + gw) - np.maximum(dx, gx)
+    h = np.minimum(dy + dh, gy + gh) - np.maximum(dy, gy)
     inter = np.where((w > 0) & (h > 0), w * h, 0.0)
     pred_area = (d[:, 2] * d[:, 3])[:, None]
     union = np.where(crowd[None, :], pred_area, pred_area + (g[:, 2] * g[:, 3])[None, :] - inter)
@@ -167,7 +169,8 @@ class ClassCurve:
     fn: int
 
 
-def class_pr(images: Sequence[tuple[ImageMatch, np.ndarray, np.ndarray, np.ndarray]], num_classes: int) -> list[ClassCurve]:
+def class_pr(images: Sequence[tuple[ImageMatch, np.ndarray, np.ndarray, np.ndarray]],
+             num_classes: int) -> list[ClassCurve]:
     """Accumulate per-image matches into one ``ClassCurve`` per class, as ``COCOeval.accumulate``
     does for one IoU threshold, area "all" and the matching's ``max_dets``.
 
