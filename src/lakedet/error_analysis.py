@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .matching import MATCH_NAMES, ClassCurve, ImageMatch, class_pr, confusion_matrix, f1_score, match_image
-from .predict import RowPrediction
+from .predict import RowPrediction, write_rows
 
 __all__ = ["MATCHING_RULE", "Evaluation", "ErrorReport", "check_thresholds", "evaluate_predictions", "write_matches",
            "class_table", "errors_to_branch"]
@@ -107,17 +107,16 @@ def write_matches(target, results: dict[int, RowPrediction], evaluation: Evaluat
     for name in ("eval_tp", "eval_fp", "eval_fn"):
         target.add_column(name, types.Int32())
     target.add_column("eval_f1", types.Float32())
+    matches = evaluation.matches
+    for name, field in (("pred_match", "pred_match"), ("pred_match_gt", "pred_gt"), ("pred_iou", "pred_iou"),
+                        ("gt_match", "gt_match"), ("gt_match_pred", "gt_pred")):
+        write_rows(target[name], {row: getattr(match, field) for row, match in matches.items()})
+    write_rows(target["gt_area"], {row: ((r.gt_boxes[:, 2] - r.gt_boxes[:, 0]) * (r.gt_boxes[:, 3] - r.gt_boxes[:, 1]))
+                                   .astype(np.float32) for row, r in results.items() if row in matches})
     rows = len(target)
     counts = np.full((rows, 3), -1, np.int32)  # rows not evaluated: -1 (and NaN F1)
     f1 = np.full(rows, np.nan, np.float32)
-    for row, match in sorted(evaluation.matches.items()):
-        gt = results[row].gt_boxes
-        target["pred_match"][row] = match.pred_match
-        target["pred_match_gt"][row] = match.pred_gt
-        target["pred_iou"][row] = match.pred_iou
-        target["gt_match"][row] = match.gt_match
-        target["gt_match_pred"][row] = match.gt_pred
-        target["gt_area"][row] = ((gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1])).astype(np.float32)
+    for row, match in matches.items():
         counts[row] = match.tp, match.fp, match.fn
         f1[row] = f1_score(match.tp, match.fp, match.fn)
     if rows:

@@ -148,11 +148,12 @@ def _draw_errors(visualizer, dataset, row: int, sample: dict, score_thr: float) 
         if code == FN:
             drawn.append((box, code, f"fn {classes[label]}"))
     visualizer.set_image(np.ascontiguousarray(sample["img"][:, :, ::-1]))
+    font = int(np.clip(round(min(sample["img"].shape[:2]) / 40), 7, 16))  # 7 pt at 64 px .. 16 pt from 640 px
     if drawn:
         colours = [ERROR_COLOURS[code] for _, code, _ in drawn]
         visualizer.draw_bboxes(np.stack([box for box, _, _ in drawn]), edge_colors=colours, alpha=1.0,
                                line_widths=2)
         for (box, _, text), colour in zip(drawn, colours):
-            visualizer.draw_texts(text, box[:2] + 2, colors=colour, font_sizes=9,
+            visualizer.draw_texts(text, box[:2] + 2, colors=colour, font_sizes=font,
                                   bboxes=[dict(facecolor="black", alpha=0.8, pad=0.7, edgecolor="none")])
     return visualizer.get_image()
