@@ -173,9 +173,10 @@ def errors_to_branch(config: str, checkpoint: str, path: str, branch: str, iou_t
         ConfigError: a bad threshold or config.
     """
     from .plots import plot_confusion_matrix, plot_pr_curves
-    from .predict import (PredictionBranch, check_checkpoint, load_config, load_model, predict_rows, sha256_of,
-                          write_predictions)
+    from .predict import (PredictionBranch, check_checkpoint, load_config, load_model, predict_rows,
+                          refuse_deeplake3, sha256_of, write_predictions)
 
+    refuse_deeplake3(path, "errors")
     check_thresholds(iou_thr, max_dets)
     check_checkpoint(checkpoint)
     cfg, pipeline = load_config(config, cfg_options)

@@ -23,7 +23,7 @@ import numpy as np
 from .errors import ConfigError, SourceError
 
 __all__ = ["PredictReport", "RowPrediction", "PredictionBranch", "predict_to_branch", "check_checkpoint", "load_config",
-           "load_model", "predict_rows", "write_rows", "write_predictions", "open_writable", "sha256_of"]
+           "load_model", "predict_rows", "write_rows", "write_predictions", "refuse_deeplake3", "open_writable", "sha256_of"]
 
 
 @dataclass
@@ -60,26 +60,36 @@ def sha256_of(path: str) -> str:
 
 
 def _is_deeplake3(path: str) -> bool:
-    """A local folder written by Deep Lake 3 (it has ``dataset_meta.json``; Deep Lake 4 cannot open it)."""
-    return "://" not in path and os.path.isfile(os.path.join(path, "dataset_meta.json"))
+    """A local folder written by Deep Lake 3 (``dataset_meta.json``, no Deep Lake 4 log)."""
+    return ("://" not in path and os.path.isfile(os.path.join(path, "dataset_meta.json"))
+            and not os.path.exists(os.path.join(path, "_deeplake_log")))
+
+
+def refuse_deeplake3(path: str, command: str = "predict") -> None:
+    """The first check of ``predict`` and ``errors``: their results go on a new branch, which Deep
+    Lake 4 cannot write into a Deep Lake 3 dataset.
+
+    Raises:
+        SourceError: ``path`` holds a Deep Lake 3 dataset; the message gives the conversion to run.
+    """
+    if _is_deeplake3(path):
+        raise SourceError(f"{path!r} is a Deep Lake 3 dataset: `lakedet {command}` writes its results on a new "
+                          "branch, which Deep Lake 4 cannot do in a v3 dataset (and would hide the v3 data). "
+                          f"Convert it first, then run `lakedet {command}` on the copy: "
+                          f"lakedet convert {path} {path.rstrip('/')}-v4")
 
 
 def open_writable(path: str, command: str = "predict"):
     """Open ``path`` for writing a new branch (the one place ``predict`` and ``errors`` do).
 
     Raises:
-        SourceError: ``path`` cannot be opened for writing; for a Deep Lake 3 dataset, the message
-            says to convert it first (branches are only written to Deep Lake 4 datasets).
+        SourceError: ``path`` cannot be opened for writing.
     """
     import deeplake
 
     try:
         return deeplake.open(path)
     except Exception as exc:
-        if _is_deeplake3(path):
-            raise SourceError(f"{path!r} is a Deep Lake 3 dataset; `lakedet {command}` writes its results on a "
-                              "new branch, and branches can only be written to Deep Lake 4 datasets: convert it "
-                              f"first (`lakedet convert {path} DEST`) and run `lakedet {command}` on DEST") from exc
         raise SourceError(f"cannot open {path!r} for writing a {command} branch: {exc}") from exc
 
 
@@ -308,6 +318,7 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
             converted first), ``branch`` already exists, or the view is unknown.
         ConfigError: the config has no test/val pipeline, or both view and query are given.
     """
+    refuse_deeplake3(path, "predict")
     check_checkpoint(checkpoint)
     cfg, pipeline = load_config(config, cfg_options)
     run = PredictionBranch.open(path, branch, pipeline, view=view, query=query)
