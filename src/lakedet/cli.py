@@ -1,4 +1,4 @@
-"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``inspect``, ``predict``, ``show``.
+"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``inspect``, ``predict``, ``errors``, ``show``.
 
 Each command is ``<name>_parser()`` + ``<name>(args)``: parse, build the config, hand off to
 ``lakedet.train``. Options follow OpenMMLab's ``tools/train.py`` and ``tools/test.py``.
@@ -74,24 +74,37 @@ def get_args_parser() -> argparse.ArgumentParser:
                          help="credentials for a cloud DEST, e.g. aws_access_key_id=... endpoint_url=...")
 
     predict = sub.add_parser("predict", help="write a model's predictions to a new branch of the dataset")
-    predict.add_argument("config")
-    predict.add_argument("checkpoint")
-    predict.add_argument("path")
-    predict.add_argument("--branch", required=True, help="the new branch to write the predictions on")
-    predict.add_argument("--work-dir", default="work_dirs/predict", help="where lineage.json is written")
-    predict.add_argument("--score-thr", type=float, default=0.05)
-    predict.add_argument("--batch-size", type=int, default=4)
-    predict.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
-    predicted = predict.add_mutually_exclusive_group()
-    predicted.add_argument("--view", help="predict only the rows of this saved view")
-    predicted.add_argument("--query", help="predict only the rows this TQL query selects (SELECT * WHERE ...)")
+    errors = sub.add_parser("errors", help="write a model's predictions and their TP/FP/FN matching (COCO's rule) "
+                                           "to a new branch; plot PR curves and a confusion matrix")
+    for command, work_dir in ((predict, "work_dirs/predict"), (errors, "work_dirs/errors")):
+        command.add_argument("config")
+        command.add_argument("checkpoint")
+        command.add_argument("path")
+        command.add_argument("--branch", required=True, help="the new branch to write the results on")
+        command.add_argument("--work-dir", default=work_dir, help="where lineage.json (and plots) are written")
+        command.add_argument("--score-thr", type=float, default=0.05, help="keep predictions scored at least this")
+        command.add_argument("--batch-size", type=int, default=4)
+        command.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
+        selected = command.add_mutually_exclusive_group()
+        selected.add_argument("--view", help="only the rows of this saved view")
+        selected.add_argument("--query", help="only the rows this TQL query selects (SELECT * WHERE ...)")
+    errors.add_argument("--iou-thr", type=float, default=0.5, help="a match needs IoU >= this (default 0.5)")
+    errors.add_argument("--max-dets", type=int, default=100,
+                        help="predictions per class and image that count (COCO: 100)")
+    errors.add_argument("--confusion-thr", type=float, default=0.3,
+                        help="score threshold of the predictions counted in the confusion matrix (default 0.3)")
 
     show = sub.add_parser("show", help="draw rows with ground truth (and predictions) into a PNG grid")
     show.add_argument("path")
     show.add_argument("--rows", default="0:16", help="START:STOP, N or N,M,... (default 0:16)")
     show.add_argument("--out", default="grid.png")
     show.add_argument("--columns", type=int, default=4)
-    show.add_argument("--commit")
+    show.add_argument("--errors", action="store_true",
+                      help="draw `lakedet errors` results: TP green, FP red, FN blue, with class and score")
+    show.add_argument("--score-thr", type=float, default=0.3, help="hide predictions scored below this")
+    version = show.add_mutually_exclusive_group()
+    version.add_argument("--commit")
+    version.add_argument("--branch", help="the rows as of this branch's latest commit (e.g. `lakedet errors`' branch)")
     shown = show.add_mutually_exclusive_group()
     shown.add_argument("--view")
     shown.add_argument("--query")
@@ -273,6 +286,23 @@ def predict(args) -> int:
     return 0
 
 
+def find_errors(args) -> int:
+    from .error_analysis import class_table, errors_to_branch
+    from .ingest import print_progress
+    from .report import format_table
+
+    report = errors_to_branch(args.config, args.checkpoint, args.path, args.branch, iou_thr=args.iou_thr,
+                              score_thr=args.score_thr, max_dets=args.max_dets, confusion_thr=args.confusion_thr,
+                              cfg_options=args.cfg_options, batch_size=args.batch_size, view=args.view,
+                              query=args.query, work_dir=args.work_dir, progress=print_progress)
+    print(format_table(*class_table(report.evaluation)))
+    tp, fp, fn = report.evaluation.totals
+    print(f"matched {report.rows} rows of {report.path}@{report.source_commit} at IoU >= {args.iou_thr}: "
+          f"TP {tp}, FP {fp}, FN {fn}; written to branch {report.branch!r} as commit {report.commit}")
+    print("wrote " + ", ".join(report.files.values()))
+    return 0
+
+
 def show(args) -> int:
     import cv2
 
@@ -280,7 +310,7 @@ def show(args) -> int:
     from .source import SourceSpec
 
     grid = render_grid(SourceSpec(args.path, commit=args.commit, view=args.view, query=args.query), args.rows,
-                       columns=args.columns)
+                       columns=args.columns, score_thr=args.score_thr, errors=args.errors, branch=args.branch)
     cv2.imwrite(args.out, grid[:, :, ::-1])
     print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]} px)")
     return 0
@@ -340,7 +370,7 @@ def main(argv=None) -> int:
 
     try:
         return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect,
-                "ingest": ingest, "predict": predict, "show": show}[args.command](args)
+                "ingest": ingest, "predict": predict, "errors": find_errors, "show": show}[args.command](args)
     except LakedetError as exc:
         print(f"lakedet {args.command}: {type(exc).__name__}: {_original_message(exc)}", file=sys.stderr)
         if isinstance(exc, SourceTimeout):

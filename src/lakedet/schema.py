@@ -178,9 +178,9 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
             continue
         if key == "gt_ignore":
             candidates = [name for name in columns if name.lower() in _NAMES_FOR_IGNORE]
-        else:  # `pred_*` columns are predictions (lakedet predict writes them), never ground truth
+        else:  # `pred_*` / `gt_match` are results (lakedet predict / errors write them), never ground truth
             candidates = [name for name, kind in columns.items()
-                          if kind in _KINDS_FOR_KEY[key] and not name.startswith("pred_")]
+                          if kind in _KINDS_FOR_KEY[key] and not name.startswith("pred_") and name != "gt_match"]
         if len(candidates) > 1:
             suggestion = ", ".join(f"{key!r}: {c!r}" for c in candidates)
             raise SchemaError(

@@ -1,0 +1,233 @@
+"""Matching predicted boxes to ground truth exactly as COCO's evaluation does, box by box.
+
+Pure functions over arrays (no dataset, no model), so the rule can be tested against
+pycocotools itself. ``match_image`` reproduces what ``COCOeval.evaluateImg`` decides for one image
+at one IoU threshold over the area range "all": per class, detections greedy by score (highest
+first, ties in input order), each taking the not yet matched ground-truth box of the same class
+with the highest IoU >= the threshold (ties: the later box); crowd boxes are tried last, may be
+matched by any number of detections, and the IoU with a crowd box is the intersection over the
+detection's own area; a detection matched to a crowd box is ignored (neither TP nor FP), and so
+is every detection past the ``max_dets`` best of its class in the image. ``class_pr`` accumulates
+the matches into COCO's 101-point interpolated precision and AP per class
+(``COCOeval.accumulate``); ``confusion_matrix`` counts a class-agnostic match against the
+background.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["MATCH_NAMES", "TP", "FP", "FN", "IGNORE", "RECALL_POINTS", "ImageMatch", "box_iou", "match_image",
+           "ClassCurve", "class_pr", "confusion_matrix", "f1_score"]
+
+#: Codes of the per-box match columns, in the order of their ``class_names``.
+MATCH_NAMES = ("tp", "fp", "fn", "ignore")
+TP, FP, FN, IGNORE = range(4)
+#: COCO's recall thresholds: 0, 0.01, ..., 1.
+RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+
+
+@dataclass(frozen=True)
+class ImageMatch:
+    """The matching of one image: codes, partner indices and IoUs, in the input order of the boxes.
+
+    ``pred_gt[i]`` is the index of the ground-truth box prediction ``i`` matched, or -1;
+    ``gt_pred[j]`` the index of the prediction that matched ground-truth box ``j``, or -1 (for a
+    crowd box matched several times: the last, lowest-scored one, as COCO keeps it). ``pred_iou``
+    is the IoU with the matched box; for an unmatched prediction, its best IoU with any
+    ground-truth box of its class (0 when there is none).
+    """
+
+    pred_match: np.ndarray  # (D,) uint8: TP, FP or IGNORE
+    pred_gt: np.ndarray  # (D,) int32
+    pred_iou: np.ndarray  # (D,) float32
+    gt_match: np.ndarray  # (G,) uint8: TP, FN or IGNORE
+    gt_pred: np.ndarray  # (G,) int32
+
+    @property
+    def tp(self) -> int:
+        return int(np.count_nonzero(self.pred_match == TP))
+
+    @property
+    def fp(self) -> int:
+        return int(np.count_nonzero(self.pred_match == FP))
+
+    @property
+    def fn(self) -> int:
+        return int(np.count_nonzero(self.gt_match == FN))
+
+
+def f1_score(tp: int, fp: int, fn: int) -> float:
+    """``2 TP / (2 TP + FP + FN)``; 1.0 for an image with nothing to find and nothing found."""
+    denominator = 2 * tp + fp + fn
+    return 1.0 if denominator == 0 else 2 * tp / denominator
+
+
+def _xywh(boxes) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
+
+
+def box_iou(pred_boxes, gt_boxes, gt_crowd=None) -> np.ndarray:
+    """``(D, G)`` IoU of pixel ``x1, y1, x2, y2`` boxes, computed as pycocotools' ``maskUtils.iou``
+    does for boxes (float64, no +1; for a crowd box, intersection over the prediction's area)."""
+    d, g = _xywh(pred_boxes), _xywh(gt_boxes)
+    crowd = np.zeros(len(g), bool) if gt_crowd is None else np.asarray(gt_crowd, bool).reshape(-1)
+    if not len(d) or not len(g):
+        return np.zeros((len(d), len(g)))
+    dx, dy, dw, dh = (d[:, None, k] for k in range(4))
+    gx, gy, gw, gh = (g[None, :, k] for k in range(4))
+    w = np.minimum(dx + dw, gx + gw) - np.maximum(dx, gx)
+    h = np.minimum(dy + dh, gy + gh) - np.maximum(dy, gy)
+    inter = np.where((w > 0) & (h > 0), w * h, 0.0)
+    pred_area = (d[:, 2] * d[:, 3])[:, None]
+    union = np.where(crowd[None, :], pred_area, pred_area + (g[:, 2] * g[:, 3])[None, :] - inter)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(inter > 0, inter / union, 0.0)
+
+
+def match_image(pred_boxes, pred_labels, pred_scores, gt_boxes, gt_labels, gt_crowd=None, iou_thr: float = 0.5,
+                max_dets: int = 100, classwise: bool = True) -> ImageMatch:
+    """Match one image's predictions to its ground truth as ``COCOeval.evaluateImg`` does.
+
+    Args:
+        pred_boxes: ``(D, 4)`` pixel ``x1, y1, x2, y2``; ``pred_labels`` / ``pred_scores``: ``(D,)``.
+        gt_boxes: ``(G, 4)`` pixel ``x1, y1, x2, y2``; ``gt_labels``: ``(G,)``;
+            ``gt_crowd``: ``(G,)`` bool (COCO's ``iscrowd``), None for none.
+        iou_thr: a match needs IoU >= this (COCO caps it at ``1 - 1e-10``).
+        max_dets: only the best ``max_dets`` predictions of each class count (COCO's ``maxDets``);
+            the others are ignored.
+        classwise: False matches across classes (COCO's ``useCats=0``).
+
+    Returns:
+        An ``ImageMatch`` (boxes in the order given).
+    """
+    pred_labels = np.asarray(pred_labels).reshape(-1)
+    pred_scores = np.asarray(pred_scores, np.float64).reshape(-1)
+    gt_labels = np.asarray(gt_labels).reshape(-1)
+    crowd = np.zeros(len(gt_labels), bool) if gt_crowd is None else np.asarray(gt_crowd, bool).reshape(-1)
+    if not len(pred_labels) == len(pred_scores) == len(np.asarray(pred_boxes).reshape(-1, 4)):
+        raise ValueError(f"{len(np.asarray(pred_boxes).reshape(-1, 4))} predicted boxes, {len(pred_labels)} labels "
+                         f"and {len(pred_scores)} scores: each box needs one label and one score")
+    if not len(gt_labels) == len(crowd) == len(np.asarray(gt_boxes).reshape(-1, 4)):
+        raise ValueError(f"{len(np.asarray(gt_boxes).reshape(-1, 4))} ground-truth boxes, {len(gt_labels)} labels "
+                         f"and {len(crowd)} crowd flags: each box needs one label and one flag")
+    ious = box_iou(pred_boxes, gt_boxes, crowd)
+    pred_match = np.full(len(pred_labels), IGNORE, np.uint8)
+    pred_gt = np.full(len(pred_labels), -1, np.int32)
+    pred_iou = np.zeros(len(pred_labels), np.float32)
+    gt_match = np.where(crowd, IGNORE, FN).astype(np.uint8)
+    gt_pred = np.full(len(gt_labels), -1, np.int32)
+    threshold = min(iou_thr, 1 - 1e-10)
+    if classwise:
+        groups = [(np.flatnonzero(pred_labels == label), np.flatnonzero(gt_labels == label))
+                  for label in np.unique(np.concatenate([pred_labels, gt_labels]))]
+    else:  # COCO pools the classes one after the other, each in input order
+        groups = [(np.argsort(pred_labels, kind="mergesort"), np.argsort(gt_labels, kind="mergesort"))]
+    for dets, gts in groups:
+        if len(dets) and len(gts):
+            pred_iou[dets] = ious[np.ix_(dets, gts)].max(1)
+        gts = gts[np.argsort(crowd[gts], kind="mergesort")]  # regular boxes first, crowd boxes last
+        dets = dets[np.argsort(-pred_scores[dets], kind="mergesort")][:max_dets]
+        matched = np.zeros(len(gts), bool)
+        for det in dets:
+            best, best_iou = -1, threshold
+            for k, gt in enumerate(gts):
+                if matched[k] and not crowd[gt]:
+                    continue
+                if best > -1 and not crowd[gts[best]] and crowd[gt]:
+                    break  # matched to a regular box: crowd boxes cannot take it over
+                if ious[det, gt] < best_iou:
+                    continue
+                best, best_iou = k, ious[det, gt]
+            if best == -1:
+                pred_match[det] = FP
+                continue
+            gt = gts[best]
+            matched[best] = True
+            pred_match[det] = IGNORE if crowd[gt] else TP
+            pred_gt[det], pred_iou[det], gt_pred[gt] = gt, ious[det, gt], det
+            if not crowd[gt]:
+                gt_match[gt] = TP
+    return ImageMatch(pred_match, pred_gt, pred_iou, gt_match, gt_pred)
+
+
+@dataclass(frozen=True)
+class ClassCurve:
+    """One class's accumulated result: COCO's interpolated precision at ``RECALL_POINTS`` and AP
+    (NaN when the class has no non-crowd ground truth), plus counts over all predictions."""
+
+    precision: np.ndarray  # (101,)
+    recall: float  # the highest recall reached
+    ap: float
+    gts: int  # non-crowd ground-truth boxes
+    tp: int
+    fp: int
+    fn: int
+
+
+def class_pr(images: Sequence[tuple[ImageMatch, np.ndarray, np.ndarray, np.ndarray]],
+             num_classes: int) -> list[ClassCurve]:
+    """Accumulate per-image matches into one ``ClassCurve`` per class, as ``COCOeval.accumulate``
+    does for one IoU threshold, area "all" and the matching's ``max_dets``.
+
+    Args:
+        images: per image, ``(match, pred_labels, pred_scores, gt_labels)``, in image order.
+        num_classes: classes ``0 .. num_classes - 1``.
+    """
+    curves = []
+    for label in range(num_classes):
+        scores, codes, gts = [], [], 0
+        for match, pred_labels, pred_scores, gt_labels in images:
+            dets = np.flatnonzero(np.asarray(pred_labels).reshape(-1) == label)
+            order = dets[np.argsort(-np.asarray(pred_scores, np.float64).reshape(-1)[dets], kind="mergesort")]
+            scores.append(np.asarray(pred_scores, np.float64).reshape(-1)[order])
+            codes.append(match.pred_match[order])
+            ours = np.asarray(gt_labels).reshape(-1) == label
+            gts += int(np.count_nonzero(ours & (match.gt_match != IGNORE)))
+        scores = np.concatenate(scores) if scores else np.zeros(0)
+        codes = np.concatenate(codes) if codes else np.zeros(0, np.uint8)
+        codes = codes[np.argsort(-scores, kind="mergesort")]
+        tp_sum = np.cumsum(codes == TP).astype(float)
+        fp_sum = np.cumsum(codes == FP).astype(float)
+        tp, fp = int(tp_sum[-1]) if len(codes) else 0, int(fp_sum[-1]) if len(codes) else 0
+        precision = np.zeros(len(RECALL_POINTS))
+        if gts == 0:
+            curves.append(ClassCurve(precision, float("nan"), float("nan"), 0, tp, fp, 0))
+            continue
+        recall = tp_sum / gts
+        pr = tp_sum / (tp_sum + fp_sum + np.spacing(1))
+        pr = np.maximum.accumulate(pr[::-1])[::-1] if len(pr) else pr  # the precision envelope
+        hits = np.searchsorted(recall, RECALL_POINTS, side="left")
+        valid = hits < len(pr)
+        precision[valid] = pr[hits[valid]]
+        curves.append(ClassCurve(precision, float(recall[-1]) if len(recall) else 0.0, float(precision.mean()),
+                                 gts, tp, fp, gts - tp))
+    return curves
+
+
+def confusion_matrix(images: Sequence[tuple[ImageMatch, np.ndarray, np.ndarray]], num_classes: int) -> np.ndarray:
+    """``(C + 1, C + 1)`` counts from class-agnostic matches (``match_image(classwise=False)``):
+    rows are the ground-truth class, columns the predicted class, index ``C`` the background.
+
+    A matched prediction counts at (its ground-truth box's class, its class); an unmatched one at
+    (background, its class); a missed ground-truth box at (its class, background); ignored boxes
+    (crowd) are not counted.
+
+    Args:
+        images: per image, ``(match, pred_labels, gt_labels)``.
+    """
+    counts = np.zeros((num_classes + 1, num_classes + 1), np.int64)
+    for match, pred_labels, gt_labels in images:
+        pred_labels = np.asarray(pred_labels, np.int64).reshape(-1)
+        gt_labels = np.asarray(gt_labels, np.int64).reshape(-1)
+        for det in np.flatnonzero(match.pred_match == TP):
+            counts[gt_labels[match.pred_gt[det]], pred_labels[det]] += 1
+        for det in np.flatnonzero(match.pred_match == FP):
+            counts[num_classes, pred_labels[det]] += 1
+        for gt in np.flatnonzero(match.gt_match == FN):
+            counts[gt_labels[gt], num_classes] += 1
+    return counts
