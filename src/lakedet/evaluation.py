@@ -31,21 +31,19 @@ STAT_NAMES = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
 def _mask_area(mask, height: int, width: int) -> float:
     from pycocotools import mask as mask_utils
 
-    if isinstance(mask, list):  # polygons
-        rle = mask_utils.merge(mask_utils.frPyObjects(mask, height, width))
-    elif isinstance(mask.get("counts"), list):  # uncompressed RLE
-        rle = mask_utils.frPyObjects(mask, height, width)
-    else:
-        rle = dict(mask, counts=mask["counts"].encode() if isinstance(mask["counts"], str) else mask["counts"])
-    return float(mask_utils.area(rle))
+    from .cocofile import segmentation_rle
+
+    return float(mask_utils.area(segmentation_rle(mask, height, width)))
 
 
 def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
     """COCO-format ground truth from per-image dicts (``img_id``, ``width``, ``height``, ``anns``).
 
     Each ann has ``bbox`` (pixel x1y1x2y2), ``bbox_label``, ``ignore_flag`` (-> ``iscrowd``) and
-    optionally ``mask`` (polygons or RLE). ``area`` is the mask's area when there is a mask (the
-    COCO convention), else the box's. Category ids are the label indices, as in MMDetection's
+    optionally ``mask`` (polygons or RLE) and ``area``. ``area`` (what COCO's area ranges use) is the
+    ann's own ``area`` when it has one (data ingested from COCO: the file's value, as ``CocoMetric``
+    reads it from the annotation file), else the mask's area when there is a mask (the COCO
+    convention), else the box's. Category ids are the label indices, as in MMDetection's
     ``CocoMetric``. Images repeated by distributed padding are kept once.
     """
     images, annotations, seen = [], [], set()
@@ -67,6 +65,8 @@ def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
                     mask = dict(mask, counts=mask["counts"].decode())
                 annotation["segmentation"] = mask
                 annotation["area"] = _mask_area(mask, gt["height"], gt["width"])
+            if ann.get("area") is not None:
+                annotation["area"] = float(ann["area"])
             annotations.append(annotation)
     return dict(info=dict(description="ground truth from Deep Lake rows (lakedet)"), licenses=[],
                 images=images, annotations=annotations,
