@@ -211,3 +211,13 @@ def test_normalize_must_agree_across_pipelines():
     cfg.data.val.pipeline[1]["transforms"][2]["mean"] = [0, 0, 0]
     with pytest.raises(ConfigError, match=r"data.val.pipeline\[1\].*Normalize.*differs from data.train.pipeline\[4\]"):
         translate_config(cfg)
+
+
+def test_2x_classes_become_metainfo_from_a_list_or_a_file(tmp_path):
+    names = tmp_path / "classes.txt"
+    names.write_text("dog\ncat\n\n")
+    for given in (["dog", "cat"], str(names)):
+        out = translate_config(seed_style(data=dict(train=dict(deeplake_path="x", classes=given, pipeline=[]))))
+        assert out.train_dataloader.dataset.metainfo == dict(classes=("dog", "cat"))
+    with pytest.raises(ConfigError, match=r"data.train.classes = 'nope.txt': no such file"):
+        translate_config(seed_style(data=dict(train=dict(deeplake_path="x", classes="nope.txt", pipeline=[]))))

@@ -1,5 +1,7 @@
 """lakedet's metrics against the reference implementations, on ground truth read from Deep Lake rows."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -287,8 +289,17 @@ def test_metric_on_ingested_coco_equals_pycocotools_on_the_original_file(tmp_pat
     metric.dataset_meta = dataset.metainfo
     metric.process({}, samples)
     ours = metric.evaluate(len(samples))
+    # format_only writes the same predictions in the file's image and category ids
+    writer = DeepLakeCocoMetric(metric=["bbox", "segm"], format_only=True, outfile_prefix=str(tmp_path / "results"))
+    writer.dataset_meta = dataset.metainfo
+    writer.process({}, samples)
+    assert writer.evaluate(len(samples)) == {}
+    written = {t: json.loads((tmp_path / f"results.{t}.json").read_text()) for t in ("bbox", "segm")}
+    key = lambda d: (d["image_id"], d["category_id"], round(d["score"], 6))  # noqa: E731
+    assert sorted(map(key, written["bbox"])) == sorted(map(key, bbox_dets))
     truth = COCO(str(tmp_path / "instances.json"))
-    for iou_type, dets in (("bbox", bbox_dets), ("segm", segm_dets)):
+    for iou_type, dets in (("bbox", bbox_dets), ("segm", segm_dets), ("bbox", written["bbox"]),
+                           ("segm", written["segm"])):
         evaluator = COCOeval(truth, truth.loadRes(dets), iou_type)
         evaluator.params.maxDets = [100, 300, 1000]  # as MMDetection's CocoMetric sets them
         evaluator.evaluate(), evaluator.accumulate(), evaluator.summarize()

@@ -4,8 +4,10 @@
 top-level values (``info``, ``licenses``, ``categories``), and for every image and annotation the
 byte range of its JSON text plus the numbers needed to check it and to group annotations by image
 (numpy arrays: about 70 bytes per annotation, against several hundred for the parsed objects).
-``CocoFile.image`` / ``CocoFile.annotations`` then parse one image's entries from those byte
-ranges when its row is written. The top-level keys may come in any order (real COCO files put
+Annotations are scanned key by key, so the index also holds their numbers (``bbox``, ``area``,
+``iscrowd``, ids) and the byte range of each ``segmentation`` value: writing a row then needs no
+JSON parsing for its annotations, and a segmentation is stored as the very text the file has
+(``segmentation_text``). The top-level keys may come in any order (real COCO files put
 ``categories`` last). Strings are parsed from the original bytes (UTF-8), never from the scan's
 latin-1 view (which only finds where each value ends).
 """
@@ -21,11 +23,12 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["CocoFile", "scan_coco", "segmentation_rle", "BLOCK"]
+__all__ = ["CocoFile", "scan_coco", "segmentation_rle", "ANN_KEYS", "BLOCK"]
 
 #: Bytes read from the file at a time by the scan.
 BLOCK = 1 << 20
 _WS = re.compile(r"[ \t\n\r]*")
+_AFTER_VALUE = frozenset(" \t\n\r,]}:")
 _DECODER = json.JSONDecoder()
 
 
@@ -66,13 +69,25 @@ class _Scanner:
             self._fail(f"expected {char!r}")
         self.pos += 1
 
+    def next_item(self, close: str, where: str = "") -> bool:
+        """Step over the ``,`` after an item; True when ``close`` ends the container instead."""
+        following = self.peek()
+        self.pos += 1
+        if following == close:
+            return True
+        if following != ",":
+            self._fail(f"expected ',' or {close!r}{where}")
+        return False
+
     def value(self):
         """Decode the value at the cursor: ``(value, start byte, end byte)``."""
         self.peek()
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
-                if end < len(self.buf) or self.eof:  # a number could go on in the next block
+                # a number cut by the block's end ("4." of "4.25") decodes too: what follows a
+                # complete value is whitespace or , ] } :
+                if self.eof or (end < len(self.buf) and self.buf[end] in _AFTER_VALUE):
                     start, self.pos = self.offset(), end
                     return value, start, self.offset()
             except json.JSONDecodeError as exc:
@@ -104,6 +119,10 @@ class CocoFile:
     ann_boxes: np.ndarray = None  # (A, 4) float64 LTWH (NaN where missing / malformed)
     ann_spans: np.ndarray = None  # (A, 2) int64
     ann_parts: np.ndarray = None  # (A,) int64 polygons in the segmentation; -1 RLE, 0 none
+    ann_area: np.ndarray = None  # (A,) float64 (NaN where the file has none)
+    ann_crowd: np.ndarray = None  # (A,) bool
+    ann_seg_spans: np.ndarray = None  # (A, 2) int64 byte range of the segmentation value (0, 0: none)
+    ann_extra: np.ndarray = None  # (A,) bool: the annotation has fields beyond the standard ones
     ann_problems: dict = field(default_factory=dict)  # annotation index -> what is wrong with it
 
     @property
@@ -117,12 +136,38 @@ class CocoFile:
             return json.loads(f.read(int(span[1] - span[0])))
 
     def read_many(self, spans) -> list[dict]:
-        with open(self.path, "rb") as f:
-            out = []
-            for start, stop in spans:
-                f.seek(int(start))
-                out.append(json.loads(f.read(int(stop - start))))
-            return out
+        return [json.loads(text) for text in self.texts(spans)]
+
+    def texts(self, spans) -> list[bytes]:
+        """The raw bytes of each byte range (one open file while reading, kept between calls)."""
+        if getattr(self, "_file", None) is None:
+            self._file = open(self.path, "rb")
+        out = []
+        for start, stop in spans:
+            self._file.seek(int(start))
+            out.append(self._file.read(int(stop - start)))
+        return out
+
+    def close(self) -> None:
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
+            self._file = None
+
+    def segmentation_text(self, index: int) -> str:
+        """Annotation ``index``'s segmentation as JSON text: the file's own text, or (when it has
+        whitespace) the same value written compactly; ``null`` when it has none."""
+        start, stop = self.ann_seg_spans[index]
+        if stop == start:
+            return "null"
+        text = self.texts([(start, stop)])[0].decode("utf-8")
+        return _compact(text)
+
+
+_SPACE = re.compile(r"[ \t\n\r]")
+
+
+def _compact(text: str) -> str:
+    return json.dumps(json.loads(text), separators=(",", ":")) if _SPACE.search(text) else text
 
 
 def _number(value, default=np.nan) -> float:
@@ -135,7 +180,11 @@ def _segmentation_problem(seg) -> str | None:
         return None
     if isinstance(seg, list):
         for part in seg:
-            if not isinstance(part, list) or not all(isinstance(v, (int, float)) for v in part):
+            try:  # numbers only: sum() is quick and raises for strings, nulls and nested lists
+                numeric = isinstance(part, list) and isinstance(sum(part), (int, float))
+            except TypeError:
+                numeric = False
+            if not numeric:
                 return "segmentation must be a list of polygons (lists of numbers) or an RLE dict"
         return None
     if isinstance(seg, dict):
@@ -155,7 +204,8 @@ def scan_coco(path: str | Path) -> CocoFile:
     path = Path(path)
     coco = CocoFile(path)
     images = dict(ids=[], spans=[], sizes=[], names=coco.image_names)
-    anns = dict(image_ids=[], ids=[], cats=[], boxes=[], spans=[], parts=[])
+    anns = dict(image_ids=[], ids=[], cats=[], boxes=[], spans=[], parts=[], area=[], crowd=[], seg_spans=[],
+                extra=[])
     scanner = _Scanner(path)
     try:
         scanner.expect("{")
@@ -180,12 +230,8 @@ def scan_coco(path: str | Path) -> CocoFile:
                         coco.categories = value
                     else:
                         coco.other_keys[key] = value
-                following = scanner.peek()
-                scanner.pos += 1
-                if following == "}":
+                if scanner.next_item("}"):
                     break
-                if following != ",":
-                    scanner._fail("expected ',' or '}'")
     finally:
         scanner.close()
     coco.image_ids = np.asarray(images["ids"], np.int64)
@@ -197,7 +243,47 @@ def scan_coco(path: str | Path) -> CocoFile:
     coco.ann_boxes = np.asarray(anns["boxes"], np.float64).reshape(-1, 4)
     coco.ann_spans = np.asarray(anns["spans"], np.int64).reshape(-1, 2)
     coco.ann_parts = np.asarray(anns["parts"], np.int64)
+    coco.ann_area = np.asarray(anns["area"], np.float64)
+    coco.ann_crowd = np.asarray(anns["crowd"], bool)
+    coco.ann_seg_spans = np.asarray(anns["seg_spans"], np.int64).reshape(-1, 2)
+    coco.ann_extra = np.asarray(anns["extra"], bool)
     return coco
+
+
+#: The fields of a COCO annotation lakedet stores in columns of their own.
+ANN_KEYS = ("id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation")
+
+
+def _member_spans(text: str) -> dict:
+    """Byte ranges (within ``text``, one JSON object) of each member's value."""
+    spans, pos = {}, _WS.match(text, 1).end()
+    while pos < len(text) and text[pos] != "}":
+        name, pos = _DECODER.raw_decode(text, pos)
+        pos = _WS.match(text, pos).end() + 1  # the ':'
+        pos = _WS.match(text, pos).end()
+        _, end = _DECODER.raw_decode(text, pos)
+        spans[name] = (pos, end)
+        pos = _WS.match(text, end).end()
+        pos = _WS.match(text, pos + 1).end() if text[pos] == "," else pos
+    return spans
+
+
+def _segmentation_span(scanner: _Scanner, start: int, stop: int, polygons: bool) -> tuple[int, int]:
+    """The byte range of the ``segmentation`` value of the object just decoded at [start, stop)."""
+    text = scanner.buf[start - scanner.base:stop - scanner.base]
+    key = '"segmentation"'
+    first = text.find(key)
+    if first >= 0 and text.find(key, first + 1) < 0:  # the key, and no string like it elsewhere
+        pos = _WS.match(text, first + len(key)).end()
+        if text[pos] == ":":
+            pos = _WS.match(text, pos + 1).end()
+            # polygons (lists of numbers): the first "]]" ends the value; no need to parse it again
+            end = text.find("]]", pos) + 2 if polygons else 1
+            if end < 2 or '"' in text[pos:end]:  # not found, or past this member: parse it
+                _, end = _DECODER.raw_decode(text, pos)
+            return start + pos, start + end
+    a, b = _member_spans(text)["segmentation"]
+    return start + a, start + b
 
 
 def _scan_array(scanner: _Scanner, key: str, into: dict, coco: CocoFile) -> None:
@@ -227,16 +313,17 @@ def _scan_array(scanner: _Scanner, key: str, into: dict, coco: CocoFile) -> None
             seg = entry.get("segmentation")
             into["parts"].append(len(seg) if isinstance(seg, list) else -1 if isinstance(seg, dict) else 0)
             problem = _segmentation_problem(seg)
+            into["area"].append(_number(entry.get("area")))
+            into["crowd"].append(bool(entry.get("iscrowd", 0)))
+            polygons = isinstance(seg, list) and bool(seg) and isinstance(seg[0], list) and not problem
+            into["seg_spans"].append(_segmentation_span(scanner, start, stop, polygons) if seg is not None else (0, 0))
+            into["extra"].append(any(k not in ANN_KEYS for k in entry))
             if not ok:
                 problem = f"bbox must be [x, y, width, height], got {box!r}"
             if problem:
                 coco.ann_problems[index] = problem
-        following = scanner.peek()
-        scanner.pos += 1
-        if following == "]":
+        if scanner.next_item("]", f" in '{key}'"):
             return
-        if following != ",":
-            scanner._fail(f"expected ',' or ']' in '{key}'")
 
 
 def segmentation_rle(segmentation, height: int, width: int) -> dict:

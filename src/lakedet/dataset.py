@@ -64,7 +64,7 @@ def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_l
     ``LoadImageFromFile`` (any scope) becomes ``LoadImageFromDeepLake``; ``LoadAnnotations`` becomes
     ``LoadDeepLakeAnnotations`` with the same options; with ``keep_instances`` (evaluation),
     ``PackDetInputs`` also keeps ``instances`` (the row's original ground truth) so metrics need no
-    annotation file. A pipeline with no image
+    annotation file, and ``image_id`` (the original image id, where the dataset has one). A pipeline with no image
     loader gets one in front.
     """
     from mmdet.datasets.transforms import PackDetInputs
@@ -85,8 +85,7 @@ def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_l
             step["type"] = "LoadDeepLakeAnnotations"
         elif kind == "PackDetInputs" and keep_instances:
             meta_keys = tuple(step.get("meta_keys", PackDetInputs().meta_keys))
-            if "instances" not in meta_keys:
-                step["meta_keys"] = meta_keys + ("instances",)
+            step["meta_keys"] = meta_keys + tuple(k for k in ("instances", "image_id") if k not in meta_keys)
         for nested in ("transforms",):  # TestTimeAug / MultiScaleFlipAug
             if isinstance(step.get(nested), list):
                 inner = step[nested]
@@ -116,9 +115,10 @@ class _Annotations:
     + offsets; COCO ``area`` per instance and (height, width) per row where the dataset has them."""
 
     def __init__(self, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, offsets: np.ndarray,
-                 area: np.ndarray | None = None, sizes: np.ndarray | None = None):
+                 area: np.ndarray | None = None, sizes: np.ndarray | None = None,
+                 image_ids: np.ndarray | None = None):
         self.boxes, self.labels, self.ignore, self.offsets = boxes, labels, ignore, offsets
-        self.area, self.sizes = area, sizes
+        self.area, self.sizes, self.image_ids = area, sizes, image_ids
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -135,14 +135,14 @@ class _Annotations:
 ANNOTATION_CHUNK = 8192
 
 
-#: Per-instance COCO area and per-row image size columns, read when the dataset has them.
-AREA_COLUMN, SIZE_COLUMNS = "area", ("height", "width")
+#: Per-instance COCO area, per-row image size and original image id columns, read when the dataset has them.
+AREA_COLUMN, SIZE_COLUMNS, IMAGE_ID_COLUMN = "area", ("height", "width"), "image_id"
 
 
 def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annotations:
     """Read the box, label (and ignore) columns of every row, column-wise in chunks of rows, and
-    check them row by row; also ``area`` (per instance) and ``height`` / ``width`` (per row) when
-    the dataset has such columns.
+    check them row by row; also ``area`` (per instance), ``height`` / ``width`` and ``image_id``
+    (per row) when the dataset has such columns.
 
     Raises:
         DataError: a row's boxes are not ``(N, 4)``, or its box, label, flag and area counts differ.
@@ -152,6 +152,7 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
     counts = np.zeros(len(ds), dtype=np.int64)
     flat_boxes, flat_labels, flat_ignore, flat_area = [], [], [], []
     sizes = np.zeros((len(ds), 2), np.int64) if has_sizes else None
+    image_ids = np.zeros(len(ds), np.int64) if IMAGE_ID_COLUMN in names else None
     for start in range(0, len(ds), ANNOTATION_CHUNK):
         stop = min(len(ds), start + ANNOTATION_CHUNK)
         box_rows = ds[tensor_map.gt_bboxes][start:stop]
@@ -161,6 +162,8 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
         if has_sizes:
             for k, column in enumerate(SIZE_COLUMNS):
                 sizes[start:stop, k] = np.asarray(ds[column][start:stop], np.int64).reshape(-1)
+        if image_ids is not None:
+            image_ids[start:stop] = np.asarray(ds[IMAGE_ID_COLUMN][start:stop], np.int64).reshape(-1)
         boxes_chunk, labels_chunk, ignore_chunk = [], [], []
         for offset, (boxes, labels) in enumerate(zip(box_rows, label_rows)):
             row = start + offset
@@ -203,7 +206,7 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
     labels = np.concatenate(flat_labels) if flat_labels else np.zeros((0,), np.int64)
     ignore = np.concatenate(flat_ignore) if flat_ignore else np.zeros((0,), bool)
     area = (np.concatenate(flat_area) if flat_area else np.zeros((0,), np.float64)) if has_area else None
-    return _Annotations(boxes, labels, ignore, offsets, area, sizes)
+    return _Annotations(boxes, labels, ignore, offsets, area, sizes, image_ids)
 
 
 @DATASETS.register_module()
@@ -274,6 +277,10 @@ class DeepLakeDetDataset(BaseDetDataset):
         metainfo = dict(kwargs.pop("metainfo", None) or {})
         self._selection = self._select_classes(classes, metainfo.get("classes"), label_metadata)
         metainfo["classes"] = self._selection.classes
+        if label_metadata.get("category_ids") and label_metadata.get("class_names"):
+            # the COCO category id of each label, for results written in COCO ids
+            id_of = {name: int(i) for name, i in zip(classes, label_metadata["category_ids"])}
+            metainfo["category_ids"] = tuple(id_of.get(name) for name in self._selection.classes)
         # the original ground truth rides along with each sample only where a metric needs it
         pipeline = place_loading_steps(pipeline, skip_bad_images, keep_instances=kwargs.get("test_mode", False))
         self._masks_for_pipeline = self.tensor_map.gt_masks is not None and _wants_masks(pipeline)
@@ -382,6 +389,8 @@ class DeepLakeDetDataset(BaseDetDataset):
                     instance["area"] = float(area)
         if ann.sizes is not None:
             info["height"], info["width"] = (int(v) for v in ann.sizes[row])
+        if ann.image_ids is not None:  # the original (COCO) image id, for results written in COCO ids
+            info["image_id"] = int(ann.image_ids[row])
         if self.box_format.fractional:
             info["deeplake_fractional_boxes"] = True
         # masks: for the pipeline when it loads them; for the metric (segm ground truth) when evaluating

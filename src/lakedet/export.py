@@ -137,10 +137,11 @@ def export_coco(spec, out: str | Path, overwrite: bool = False, progress: Callab
                     else:
                         ann["area"] = _area(segmentations[k], ltwh[k], height, width)
                     ann["iscrowd"] = int(crowd[k])
-                    if segmentations[k] is not None:
-                        ann["segmentation"] = segmentations[k]
                     ann.update(extras[k] or {})
-                    anns.write(("" if report.annotations == 0 else ", ") + _json(ann))
+                    text = _json(ann)
+                    if segmentations[k] is not None:  # the stored JSON text as it is
+                        text = text[:-1] + ', "segmentation": ' + segmentations[k] + "}"
+                    anns.write(("" if report.annotations == 0 else ", ") + text)
                     report.annotations += 1
                 report.images += 1
                 if progress and (report.images % CHUNK == 0 or report.images == len(ds)):
@@ -169,27 +170,44 @@ def _size(cols: dict, offset: int, data: bytes) -> tuple[int, int]:
 
 
 def _segmentations(value, column: str | None, kind: str | None, count: int) -> list:
-    """Per instance: the COCO segmentation (or None) from whichever mask column the dataset has."""
+    """Per instance: the COCO segmentation as JSON text (or None) from whichever mask column the
+    dataset has; a ``segmentation`` Text column's items exactly as stored."""
     if not column:
         return [None] * count
     if kind == "Text":
-        return json.loads(value) if value else [None] * count
+        return _json_items(value) if value else [None] * count
     if kind == "Polygon":
-        return [[np.asarray(p, np.float64).reshape(-1).tolist()] for p in (value if value is not None else [])]
+        return [_json([np.asarray(p, np.float64).reshape(-1).tolist()]) for p in (value if value is not None else [])]
     from pycocotools import mask as mask_utils
 
     masks = np.asarray(value)
     if masks.ndim < 3:
         masks = masks.reshape(*masks.shape[:2], -1) if masks.ndim == 2 else np.zeros((0, 0, 0), bool)
     rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8))) if masks.shape[2] else []
-    return [dict(size=[int(v) for v in r["size"]], counts=r["counts"].decode()) for r in rles]
+    return [_json(dict(size=[int(v) for v in r["size"]], counts=r["counts"].decode())) for r in rles]
 
 
-def _area(segmentation, ltwh, height: int, width: int) -> float:
+_DECODER = json.JSONDecoder()
+
+
+def _json_items(text: str) -> list:
+    """The items of a JSON list as their own texts (None for ``null``)."""
+    items, pos = [], text.index("[") + 1
+    while True:
+        while text[pos] in " \t\n\r,":
+            pos += 1
+        if text[pos] == "]":
+            return items
+        value, end = _DECODER.raw_decode(text, pos)
+        items.append(None if value is None else text[pos:end])
+        pos = end
+
+
+def _area(segmentation: str | None, ltwh, height: int, width: int) -> float:
     if segmentation is None:
         return float(ltwh[2] * ltwh[3])
     from pycocotools import mask as mask_utils
 
     from .cocofile import segmentation_rle
 
-    return float(mask_utils.area(segmentation_rle(segmentation, height, width)))
+    return float(mask_utils.area(segmentation_rle(json.loads(segmentation), height, width)))

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cocofile import ANN_KEYS, scan_coco
 from .errors import DataError, SourceError
 
 __all__ = ["IngestReport", "ingest_coco", "ingest_voc", "VOC_CLASSES", "ProgressBar", "print_progress",
@@ -63,7 +64,6 @@ BATCH = 64
 #: Rows between commits (bounds what Deep Lake holds in memory, and what a crash loses).
 CHECKPOINT_ROWS = 1024
 _IMAGE_KEYS = ("id", "file_name", "height", "width")
-_ANN_KEYS = ("id", "image_id", "category_id", "bbox", "area", "iscrowd", "segmentation")
 
 
 @dataclass
@@ -255,8 +255,6 @@ def ingest_coco(annotations: str | Path, images_dir: str | Path, dest: str, mask
     Raises:
         DataError: a malformed entry (named by id) when ``skip_bad`` is False; nothing is written then.
     """
-    from .cocofile import scan_coco
-
     masks = None if masks in (None, "none") else masks
     if masks not in (None, "coco", "polygon", "binary"):
         raise DataError(f"masks={masks!r}: choose one of {list(MASK_CHOICES)}")
@@ -309,8 +307,11 @@ def ingest_coco(annotations: str | Path, images_dir: str | Path, dest: str, mask
 
     fingerprint = _fingerprint("coco", annotations, images_dir=str(images_dir.resolve()), masks=masks,
                                skip_bad=skip_bad)
-    report.commit = _write(dest, creds, overwrite, fingerprint, "coco", len(plan.images), define, rows, message,
-                           progress, report)
+    try:
+        report.commit = _write(dest, creds, overwrite, fingerprint, "coco", len(plan.images), define, rows, message,
+                               progress, report)
+    finally:
+        coco.close()
     return report
 
 
@@ -400,9 +401,11 @@ def _annotation_problem(coco, k: int, repeated_id: bool, known_category: bool, i
 
 
 def _coco_row(coco, images_dir: Path, plan: _CocoPlan, position: int, label_of: dict, masks: str | None) -> dict:
+    """One image's row, from the scan's index: only the image entry (and annotations with extra
+    fields) are parsed here; segmentations are stored as the file's text."""
     index = int(plan.images[position])
-    image = coco.read(coco.image_spans[index])
-    anns = coco.read_many(coco.ann_spans[plan.anns[position]])
+    picked = plan.anns[position]
+    image = coco.read_many([coco.image_spans[index]])[0]
     data = (images_dir / image["file_name"]).read_bytes()
     height, width = image.get("height"), image.get("width")
     if not height or not width:
@@ -411,30 +414,28 @@ def _coco_row(coco, images_dir: Path, plan: _CocoPlan, position: int, label_of: 
             raise DataError(f"image id {image['id']}: {str(images_dir / image['file_name'])!r} cannot be decoded "
                             "and the file gives no height / width")
         height, width = size
-    extra_image = {k: v for k, v in image.items() if k not in _IMAGE_KEYS}
-    extra_anns = [{k: v for k, v in a.items() if k not in _ANN_KEYS} or None for a in anns]
     extra = {}
+    extra_image = {k: v for k, v in image.items() if k not in _IMAGE_KEYS}
     if extra_image:
         extra["image"] = extra_image
-    if any(extra_anns):
-        extra["annotations"] = extra_anns
-    row = dict(images=_stored_image(data, plan.all_jpeg),
-               boxes=np.asarray([a["bbox"] for a in anns], np.float64).reshape(-1, 4),
-               labels=np.asarray([label_of[a["category_id"]] for a in anns], np.uint32),
-               iscrowd=np.asarray([bool(a.get("iscrowd", 0)) for a in anns], bool),
-               area=np.asarray([float(a["area"]) if isinstance(a.get("area"), (int, float)) else np.nan
-                                for a in anns], np.float64),
-               annotation_id=np.asarray([a["id"] for a in anns], np.int64),
+    if coco.ann_extra[picked].any():
+        extra["annotations"] = [({k: v for k, v in coco.read_many([coco.ann_spans[k]])[0].items()
+                                  if k not in ANN_KEYS} if coco.ann_extra[k] else None) for k in picked.tolist()]
+    row = dict(images=_stored_image(data, plan.all_jpeg), boxes=coco.ann_boxes[picked],
+               labels=np.asarray([label_of[c] for c in coco.ann_category_ids[picked].tolist()], np.uint32),
+               iscrowd=coco.ann_crowd[picked], area=coco.ann_area[picked], annotation_id=coco.ann_ids[picked],
                image_id=int(image["id"]), file_name=str(image["file_name"]), height=int(height), width=int(width),
                coco_extra=json.dumps(extra) if extra else "")
     if masks == "coco":
-        row["segmentation"] = json.dumps([a.get("segmentation") for a in anns], separators=(",", ":"))
-    elif masks == "polygon":  # an empty row as a (0, 3, 2) array: Deep Lake cannot type an empty list
-        row["polygons"] = ([np.asarray(a["segmentation"][0], np.float32).reshape(-1, 2) for a in anns]
-                           or np.zeros((0, 3, 2), np.float32))
-    elif masks == "binary":
-        row["masks"] = (np.stack([segmentation_to_mask(a["segmentation"], height, width) for a in anns], -1)
-                        if anns else np.zeros((height, width, 0), bool))
+        row["segmentation"] = "[" + ",".join(coco.segmentation_text(k) for k in picked.tolist()) + "]"
+    elif masks is not None:
+        segmentations = [json.loads(coco.segmentation_text(k)) for k in picked.tolist()]
+        if masks == "polygon":  # an empty row as a (0, 3, 2) array: Deep Lake cannot type an empty list
+            row["polygons"] = ([np.asarray(seg[0], np.float32).reshape(-1, 2) for seg in segmentations]
+                               or np.zeros((0, 3, 2), np.float32))
+        else:
+            row["masks"] = (np.stack([segmentation_to_mask(seg, height, width) for seg in segmentations], -1)
+                            if segmentations else np.zeros((height, width, 0), bool))
     return row
 
 
