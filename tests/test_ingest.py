@@ -303,3 +303,17 @@ def test_coco_ingest_to_s3_and_train_reading_it_back(coco_set, s3_server, tmp_pa
     assert dataset._ds["images"].get_bytes(1) == (root / "img" / "im_1.jpg").read_bytes()
     first = [a["bbox"] for a in coco["annotations"] if a["image_id"] == 50]
     np.testing.assert_allclose(dataset[0]["gt_bboxes"].tensor.numpy()[:, :2], np.asarray(first)[:, :2])
+
+
+def test_progress_bar_shows_rate_and_time_left(monkeypatch):
+    import io
+
+    clock = iter([100.0, 102.0, 104.0])
+    monkeypatch.setattr(ingest_module.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    bar = ingest_module.ProgressBar(stream=out)
+    bar(0, 10)
+    bar(5, 10)  # 5 images in 2 s
+    assert out.getvalue().endswith("5/10 images, 2.5 images/s, ETA 00:02")
+    bar(10, 10)
+    assert out.getvalue().endswith("10/10 images, 2.5 images/s, ETA 00:00\n")

@@ -159,11 +159,17 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
         label_rows = ds[tensor_map.gt_labels][start:stop]
         ignore_rows = ds[tensor_map.gt_ignore][start:stop] if tensor_map.gt_ignore else None
         area_rows = ds[AREA_COLUMN][start:stop] if has_area else None
-        if has_sizes:
+        if sizes is not None:
             for k, column in enumerate(SIZE_COLUMNS):
-                sizes[start:stop, k] = np.asarray(ds[column][start:stop], np.int64).reshape(-1)
+                values = _integers(ds, column, start, stop)
+                sizes = None if values is None else sizes
+                if sizes is not None:
+                    sizes[start:stop, k] = values
         if image_ids is not None:
-            image_ids[start:stop] = np.asarray(ds[IMAGE_ID_COLUMN][start:stop], np.int64).reshape(-1)
+            values = _integers(ds, IMAGE_ID_COLUMN, start, stop)
+            image_ids = None if values is None else image_ids
+            if image_ids is not None:
+                image_ids[start:stop] = values
         boxes_chunk, labels_chunk, ignore_chunk = [], [], []
         for offset, (boxes, labels) in enumerate(zip(box_rows, label_rows)):
             row = start + offset
@@ -207,6 +213,15 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
     ignore = np.concatenate(flat_ignore) if flat_ignore else np.zeros((0,), bool)
     area = (np.concatenate(flat_area) if flat_area else np.zeros((0,), np.float64)) if has_area else None
     return _Annotations(boxes, labels, ignore, offsets, area, sizes, image_ids)
+
+
+def _integers(ds, column: str, start: int, stop: int) -> np.ndarray | None:
+    """One integer per row of ``column`` (None when it does not hold one integer per row)."""
+    try:
+        values = np.asarray(ds[column][start:stop]).reshape(-1)
+        return values.astype(np.int64) if values.dtype.kind in "iu" and len(values) == stop - start else None
+    except (TypeError, ValueError):
+        return None
 
 
 @DATASETS.register_module()
