@@ -90,7 +90,7 @@ def export_coco(spec, out: str | Path, overwrite: bool = False, progress: Callab
     with tempfile.TemporaryFile("w+", encoding="utf-8", dir=out) as anns, \
             open(target.with_suffix(".json.partial"), "w", encoding="utf-8") as f:
         f.write("{" + "".join(f"{_json(k)}: {_json(v)}, " for k, v in top.items()) + '"images": [')
-        next_ann_id = 1
+        next_ann_id, names = 1, {}
         for start in range(0, len(ds), CHUNK):
             stop = min(len(ds), start + CHUNK)
             cols = {name: ds[name][start:stop] for name in
@@ -106,6 +106,10 @@ def export_coco(spec, out: str | Path, overwrite: bool = False, progress: Callab
                 image_id = int(cols["image_id"][offset]) if "image_id" in cols else row
                 name = _safe_name(str(cols["file_name"][offset]), row) if "file_name" in cols \
                     else f"{row:012d}{suffix}"
+                if name in names:
+                    raise DataError(f"rows {names[name]} and {row} have the same file_name {name!r}; "
+                                    "each exported image needs its own")
+                names[name] = row
                 image = dict(id=image_id, file_name=name, height=height, width=width, **extra.get("image", {}))
                 f.write(("" if report.images == 0 else ", ") + _json(image))
                 path = out / "images" / name
