@@ -345,3 +345,13 @@ def test_top_level_seed_keys_in_a_3x_config_are_honoured_or_refused():
         adapt_config(native(deeplake_path="/x"))
     with pytest.raises(ConfigError, match="deeplake_dataloader_type='fast'"):
         adapt_config(native(deeplake_dataloader_type="fast"))
+
+
+def test_2x_classes_become_metainfo_from_a_list_or_a_file(tmp_path):
+    names = tmp_path / "classes.txt"
+    names.write_text("dog\ncat\n\n")
+    for given in (["dog", "cat"], str(names)):
+        out = translate_config(seed_style(data=dict(train=dict(deeplake_path="x", classes=given, pipeline=[]))))
+        assert out.train_dataloader.dataset.metainfo == dict(classes=("dog", "cat"))
+    with pytest.raises(ConfigError, match=r"data.train.classes = 'nope.txt': no such file"):
+        translate_config(seed_style(data=dict(train=dict(deeplake_path="x", classes="nope.txt", pipeline=[]))))

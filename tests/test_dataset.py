@@ -7,7 +7,7 @@ import pytest
 
 from lakedet import DeepLakeDetDataset
 from lakedet.errors import ConfigError, DataError, SchemaError
-from lakedet.synthetic import encode_jpeg, render_rows, write_dataset
+from lakedet.synthetic import SHAPE_CLASSES, encode_jpeg, render_rows, write_dataset
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -303,9 +303,26 @@ def test_test_time_augmentation_pipelines_load_once_at_the_top(shapes):
     assert sorted(tuple(x.shape[1:]) for x in sample["inputs"]) == [(64, 64), (64, 64), (96, 96), (96, 96)]
 
 
-def test_user_classes_must_cover_the_labels(shapes):
+def test_metainfo_classes_select_and_renumber_classes_by_name(shapes, tmp_path):
+    path, rows = shapes
+    ds = DeepLakeDetDataset(deeplake_path=path, pipeline=ZOO_PIPELINE[:2], metainfo=dict(classes=("triangle", "circle")))
+    assert ds.metainfo["classes"] == ("triangle", "circle")
+    for i in range(len(ds)):  # squares are dropped, the others renumbered in the order given
+        sample = ds[i]
+        names = [SHAPE_CLASSES[k] for k in rows[i].labels]
+        kept = [n for n in names if n != "square"]
+        assert [("triangle", "circle")[k] for k in sample["gt_bboxes_labels"]] == kept
+        np.testing.assert_allclose(sample["gt_bboxes"].tensor.numpy(),
+                                   ltwh_to_xyxy(rows[i].boxes[[n != "square" for n in names]]).reshape(-1, 4))
+    with pytest.raises(ConfigError, match=r"none of these is a class of column 'labels'"):
+        DeepLakeDetDataset(deeplake_path=path, metainfo=dict(classes=("only_one",)))
+    # without class names in the dataset, the given names name the labels by position
+    unnamed = str(tmp_path / "unnamed")
+    write_dataset(unnamed, render_rows(2, size=32, seed=1), classes=None)
     with pytest.raises(DataError, match=r"row 0, column 'labels': label \d is outside the 1 classes of metainfo"):
-        DeepLakeDetDataset(deeplake_path=shapes[0], metainfo=dict(classes=("only_one",)))
+        DeepLakeDetDataset(deeplake_path=unnamed, metainfo=dict(classes=("only_one",)))
+    assert DeepLakeDetDataset(deeplake_path=unnamed, metainfo=dict(classes=("a", "b", "c"))).metainfo["classes"] == \
+        ("a", "b", "c")
 
 
 def test_an_opened_object_refuses_row_selection_keys(shapes):

@@ -1,5 +1,7 @@
 """lakedet's metrics against the reference implementations, on ground truth read from Deep Lake rows."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -242,3 +244,65 @@ def test_segm_without_ground_truth_masks_is_a_clear_error(tmp_path):
     metric.process({}, samples)
     with pytest.raises(ValueError, match="gt_masks"):
         metric.evaluate(2)
+
+
+def test_metric_on_ingested_coco_equals_pycocotools_on_the_original_file(tmp_path):
+    """Fixed predictions, evaluated by lakedet from the ingested rows and by pycocotools from the
+    original JSON (predictions mapped back to COCO image and category ids): bbox and segm agree."""
+    import deeplake
+
+    from lakedet.ingest import ingest_coco
+    from real_files import write_coco
+
+    write_coco(tmp_path)
+    ingest_coco(tmp_path / "instances.json", tmp_path / "images", str(tmp_path / "ds"))
+    stored = deeplake.open_read_only(str(tmp_path / "ds"))
+    category_ids = [int(v) for v in stored["labels"].metadata["category_ids"]]
+    dataset = DeepLakeDetDataset(deeplake_path=str(tmp_path / "ds"), test_mode=True, pipeline=TEST_PIPELINE[:1] + [
+        TEST_PIPELINE[2], TEST_PIPELINE[3]])
+    rng = np.random.default_rng(7)
+    samples, bbox_dets, segm_dets, score = [], [], [], 0.999
+    for i in range(len(dataset)):
+        sample = dataset[i]["data_samples"].to_dict()
+        height, width = sample["ori_shape"]
+        boxes, labels, scores, masks = [], [], [], []
+        for inst in sample["instances"] + [dict(bbox=[2.0, 2.0, 20.0, 15.0], bbox_label=1)]:  # + a false positive
+            x1, y1, x2, y2 = (v + rng.uniform(-1.5, 1.5) for v in inst["bbox"])
+            box = [max(x1, 0), max(y1, 0), min(max(x2, x1 + 1), width), min(max(y2, y1 + 1), height)]
+            mask = np.zeros((height, width), bool)
+            mask[int(box[1]):int(np.ceil(box[3])), int(box[0]):int(np.ceil(box[2]))] = True
+            boxes.append(box), labels.append(inst["bbox_label"]), scores.append(score), masks.append(mask)
+            score -= 0.013  # every score distinct: no tie broken differently by different image orders
+        sample["pred_instances"] = dict(bboxes=torch.tensor(boxes, dtype=torch.float32), scores=torch.tensor(scores),
+                                        labels=torch.tensor(labels), masks=torch.from_numpy(np.stack(masks)))
+        samples.append(sample)
+        image_id = int(stored["image_id"][sample["img_id"]])
+        for box, label, s, mask in zip(sample["pred_instances"]["bboxes"].tolist(), labels,
+                                       sample["pred_instances"]["scores"].tolist(), masks):
+            x1, y1, x2, y2 = box
+            bbox_dets.append(dict(image_id=image_id, category_id=category_ids[label], score=s,
+                                  bbox=[x1, y1, x2 - x1, y2 - y1]))
+            rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+            segm_dets.append(dict(image_id=image_id, category_id=category_ids[label], score=s,
+                                  segmentation=dict(size=rle["size"], counts=rle["counts"].decode())))
+    metric = DeepLakeCocoMetric(metric=["bbox", "segm"])
+    metric.dataset_meta = dataset.metainfo
+    metric.process({}, samples)
+    ours = metric.evaluate(len(samples))
+    # format_only writes the same predictions in the file's image and category ids
+    writer = DeepLakeCocoMetric(metric=["bbox", "segm"], format_only=True, outfile_prefix=str(tmp_path / "results"))
+    writer.dataset_meta = dataset.metainfo
+    writer.process({}, samples)
+    assert writer.evaluate(len(samples)) == {}
+    written = {t: json.loads((tmp_path / f"results.{t}.json").read_text()) for t in ("bbox", "segm")}
+    key = lambda d: (d["image_id"], d["category_id"], round(d["score"], 6))  # noqa: E731
+    assert sorted(map(key, written["bbox"])) == sorted(map(key, bbox_dets))
+    truth = COCO(str(tmp_path / "instances.json"))
+    for iou_type, dets in (("bbox", bbox_dets), ("segm", segm_dets), ("bbox", written["bbox"]),
+                           ("segm", written["segm"])):
+        evaluator = COCOeval(truth, truth.loadRes(dets), iou_type)
+        evaluator.params.maxDets = [100, 300, 1000]  # as MMDetection's CocoMetric sets them
+        evaluator.evaluate(), evaluator.accumulate(), evaluator.summarize()
+        for k, name in enumerate(("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")):
+            assert ours[f"coco/{iou_type}_{name}"] == pytest.approx(evaluator.stats[k], abs=1e-9), (iou_type, name)
+        assert 0 < evaluator.stats[0] < 1

@@ -1,4 +1,4 @@
-"""COCO and Pascal VOC ingestion round trips, bad input, and interrupted ingests."""
+"""COCO and Pascal VOC ingestion: round trips, real-format files, bad input, bounded memory, resumed ingests."""
 
 import json
 import subprocess
@@ -16,6 +16,7 @@ from lakedet.errors import DataError
 from lakedet.evaluation import DeepLakeCocoMetric
 from lakedet.ingest import ingest_coco, ingest_voc
 from lakedet.synthetic import SHAPE_CLASSES, encode_jpeg, render_rows
+from real_files import VOC_OBJECTS, write_coco, write_voc
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -55,8 +56,7 @@ def test_coco_round_trip_rows_bytes_and_ap(coco_set, tmp_path):
         np.testing.assert_allclose(np.asarray(ds["boxes"][row]).reshape(-1, 4), [a["bbox"] for a in anns] or np.zeros((0, 4)))
         assert [classes[int(v)] for v in np.asarray(ds["labels"][row]).reshape(-1)] == [name_of[a["category_id"]] for a in anns]
         assert np.asarray(ds["iscrowd"][row]).reshape(-1).tolist() == [bool(a["iscrowd"]) for a in anns]
-        for polygon, a in zip(ds["polygons"][row], anns):
-            np.testing.assert_allclose(np.asarray(polygon).reshape(-1), a["segmentation"][0], atol=1e-4)
+        assert json.loads(ds["segmentation"][row]) == [a["segmentation"] for a in anns]
         assert ds["images"].get_bytes(row) == (root / "img" / image["file_name"]).read_bytes()  # not re-encoded
     assert "lakedet ingest coco: 6 images" in list(ds.history)[-1].message
     # the ground truth, evaluated as predictions through lakedet, is perfect
@@ -96,83 +96,198 @@ def test_malformed_coco_entries_are_named_or_skipped_and_counted(coco_set, tmp_p
     assert len(deeplake.open_read_only(str(tmp_path / "skipped"))) == 6
 
 
-def test_an_interrupted_ingest_leaves_no_commit_and_a_rerun_finishes(coco_set, tmp_path, monkeypatch):
-    root, coco = coco_set
-    dest = str(tmp_path / "ds")
-    monkeypatch.setattr(ingest_module, "_BATCH", 2)
-    calls = {"n": 0}
+def _columns(path):
+    """Every column of every row (image bytes as stored) and the labels / ids metadata."""
+    ds = deeplake.open_read_only(path)
+    values = {c.name: [ds[c.name].get_bytes(i) if c.dtype.kind.name == "Image" else ds[c.name][i]
+                       for i in range(len(ds))] for c in ds.schema.columns}
+    metadata = {c: {k: ds[c].metadata[k] for k in ds[c].metadata.keys()} for c in ("boxes", "labels", "image_id")}
+    return values, metadata
+
+
+def _assert_same_rows(a, b):
+    assert a[1] == b[1] and a[0].keys() == b[0].keys()
+    for column, values in a[0].items():
+        assert len(values) == len(b[0][column]), column
+        for row, (x, y) in enumerate(zip(values, b[0][column])):
+            if isinstance(x, (bytes, str)):
+                assert x == y, (column, row)
+            else:
+                np.testing.assert_array_equal(np.asarray(x), np.asarray(y), err_msg=f"{column} row {row}")
+
+
+def test_default_ingest_keeps_every_annotation_of_a_real_coco_file(tmp_path):
+    from pycocotools.coco import COCO
+
+    coco = write_coco(tmp_path)
+    report = ingest_coco(tmp_path / "instances.json", tmp_path / "images", str(tmp_path / "ds"))
+    assert report.images == 4 and report.instances == len(coco["annotations"]) == 10 and not report.skipped
+    ds = deeplake.open_read_only(str(tmp_path / "ds"))
+    labels_meta = ds["labels"].metadata
+    assert list(labels_meta["class_names"]) == ["person", "car", "dog", "dining table"]  # category id order
+    assert [int(v) for v in labels_meta["category_ids"]] == [1, 3, 18, 67]
+    assert json.loads(labels_meta["categories"]) == coco["categories"]
+    assert json.loads(ds["image_id"].metadata["coco_info"]) == coco["info"]
+    for row, image in enumerate(coco["images"]):  # the file's image order
+        anns = [a for a in coco["annotations"] if a["image_id"] == image["id"]]
+        assert int(ds["image_id"][row]) == image["id"] and ds["file_name"][row] == image["file_name"]
+        assert (int(ds["height"][row]), int(ds["width"][row])) == (image["height"], image["width"])
+        assert np.asarray(ds["boxes"][row]).reshape(-1, 4).tolist() == [a["bbox"] for a in anns]  # exactly
+        assert np.asarray(ds["area"][row]).tolist() == [a["area"] for a in anns]
+        assert np.asarray(ds["annotation_id"][row]).tolist() == [a["id"] for a in anns]
+        assert np.asarray(ds["iscrowd"][row]).tolist() == [bool(a["iscrowd"]) for a in anns]
+        assert [labels_meta["category_ids"][int(v)] for v in np.asarray(ds["labels"][row]).reshape(-1)] == \
+            [a["category_id"] for a in anns]
+        assert json.loads(ds["segmentation"][row]) == [a["segmentation"] for a in anns]
+        assert ds["images"].get_bytes(row) == (tmp_path / "images" / image["file_name"]).read_bytes()
+    extra = json.loads(ds["coco_extra"][1])
+    assert extra["image"] == {"license": 1} and extra["annotations"][0] == {"attributes": {"occluded": True}}
+    # every instance's mask, as the dataset delivers it through MMDetection's LoadAnnotations,
+    # equals pycocotools' decoding of the original file (polygons, 3-part polygon, both RLE kinds)
+    truth = COCO(str(tmp_path / "instances.json"))
+    dataset = DeepLakeDetDataset(deeplake_path=str(tmp_path / "ds"), test_mode=True, pipeline=[
+        dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True, with_mask=True)])
+    assert dataset.tensor_map.gt_masks == "segmentation" and dataset.tensor_map.gt_ignore == "iscrowd"
+    checked = 0
+    for row, image in enumerate(coco["images"]):
+        sample = dataset[row]
+        anns = truth.loadAnns(truth.getAnnIds(imgIds=[image["id"]]))
+        assert len(sample["gt_masks"]) == len(anns)
+        for mask, ann in zip(sample["gt_masks"].masks, anns):
+            np.testing.assert_array_equal(mask, truth.annToMask(ann))
+            checked += 1
+        assert sample["gt_ignore_flags"].tolist() == [bool(a["iscrowd"]) for a in anns]
+    assert checked == 10
+
+
+def test_explicit_mask_layouts(tmp_path):
+    from pycocotools.coco import COCO
+
+    write_coco(tmp_path, degenerate=False)
+    with pytest.raises(DataError, match=r"annotation id 900107 \(image id 397133.*segmentation is 3 polygons; a "
+                                        r"Polygon column holds one polygon per instance: use --masks coco"):
+        ingest_coco(tmp_path / "instances.json", tmp_path / "images", str(tmp_path / "p"), masks="polygon")
+    assert not deeplake.exists(str(tmp_path / "p"))  # checked before anything is written
+    ingest_coco(tmp_path / "instances.json", tmp_path / "images", str(tmp_path / "b"), masks="binary")
+    ingest_coco(tmp_path / "instances.json", tmp_path / "images", str(tmp_path / "n"), masks="none")
+    binary, truth = deeplake.open_read_only(str(tmp_path / "b")), COCO(str(tmp_path / "instances.json"))
+    for row, image_id in enumerate(truth.getImgIds()):
+        expected = [truth.annToMask(a) for a in truth.loadAnns(truth.getAnnIds(imgIds=[image_id]))]
+        masks = np.asarray(binary["masks"][row])
+        assert masks.shape[-1] == len(expected)
+        for k, mask in enumerate(expected):
+            np.testing.assert_array_equal(masks[:, :, k], mask.astype(bool))
+    assert "segmentation" not in [c.name for c in deeplake.open_read_only(str(tmp_path / "n")).schema.columns]
+
+
+def test_ingest_holds_a_bounded_number_of_rows(tmp_path, monkeypatch):
+    """Rows are built and appended a batch at a time and committed every CHECKPOINT_ROWS: what
+    Deep Lake holds uncommitted, and what lakedet holds built, never exceeds those bounds; the
+    annotation file is never parsed whole."""
+    rows = render_rows(11, size=32, seed=3, max_objects=2)
+    (tmp_path / "img").mkdir()
+    images, anns = [], []
+    for i, r in enumerate(rows):
+        (tmp_path / "img" / f"{i}.jpg").write_bytes(encode_jpeg(r.image))
+        images.append(dict(id=i + 1, file_name=f"{i}.jpg", width=32, height=32))
+        for b, p in zip(r.boxes, r.polygons):
+            anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=1, bbox=[float(v) for v in b], area=1.0,
+                             iscrowd=0, segmentation=[p.reshape(-1).astype(float).tolist()]))
+    (tmp_path / "ann.json").write_text(json.dumps(dict(images=images, annotations=anns,
+                                                       categories=[dict(id=1, name="shape")])))
+    monkeypatch.setattr(ingest_module, "BATCH", 3)
+    monkeypatch.setattr(ingest_module, "CHECKPOINT_ROWS", 4)
+    monkeypatch.setattr(json, "load", lambda *a, **k: pytest.fail("the annotation file was parsed whole"))
+    built, appended, pending, worst = [0], [0], [0], dict(built=0, pending=0, append=0)
+    real_row, real_append, real_commit = ingest_module._coco_row, deeplake.Dataset.append, deeplake.Dataset.commit
+
+    def row(*args):
+        built[0] += 1
+        worst["built"] = max(worst["built"], built[0] - appended[0])
+        return real_row(*args)
+
+    def append(self, data):
+        size = len(next(iter(data.values())))
+        appended[0] += size
+        pending[0] += size
+        worst["append"], worst["pending"] = max(worst["append"], size), max(worst["pending"], pending[0])
+        return real_append(self, data)
+
+    def commit(self, *args, **kwargs):
+        pending[0] = 0
+        return real_commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_coco_row", row)
+    monkeypatch.setattr(deeplake.Dataset, "append", append)
+    monkeypatch.setattr(deeplake.Dataset, "commit", commit)
+    ingest_coco(tmp_path / "ann.json", tmp_path / "img", str(tmp_path / "ds"))
+    assert appended[0] == built[0] == 11
+    assert worst == dict(built=3, append=3, pending=6)  # 3 + 3 rows, then a checkpoint commit
+    assert len(deeplake.open_read_only(str(tmp_path / "ds"))) == 11
+
+
+def test_a_stopped_ingest_resumes_where_it_stopped(tmp_path, monkeypatch, capsys):
+    write_coco(tmp_path)
+    ann, images, dest = tmp_path / "instances.json", tmp_path / "images", str(tmp_path / "ds")
+    ingest_coco(ann, images, str(tmp_path / "clean"))
+    monkeypatch.setattr(ingest_module, "BATCH", 1)
+    monkeypatch.setattr(ingest_module, "CHECKPOINT_ROWS", 2)
     real_append = deeplake.Dataset.append
+    calls = {"n": 0}
 
     def failing_append(self, data):
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("interrupted")
+        if calls["n"] == 4:
+            raise KeyboardInterrupt("stopped")
         return real_append(self, data)
 
     monkeypatch.setattr(deeplake.Dataset, "append", failing_append)
     with pytest.raises(KeyboardInterrupt):
-        ingest_coco(root / "ann.json", root / "img", dest)
-    assert not deeplake.exists(dest)  # what was written is gone, nothing half-ingested to read
+        ingest_coco(ann, images, dest)
+    assert "stopped with 2 of 4 images committed" in capsys.readouterr().err
     monkeypatch.setattr(deeplake.Dataset, "append", real_append)
-    # data auto-committed while marked in-progress is refused by readers
-    marked = ingest_module._start(dest, None, False)
-    marked.add_column("images", deeplake.types.Image(sample_compression="jpeg"))
-    marked.metadata["lakedet_ingest"] = "in-progress"
-    marked.commit("what an auto commit of a failed ingest would hold")
-    del marked
+    assert len(deeplake.open_read_only(dest)) == 2  # the third row was rolled back, not auto-committed
     with pytest.raises(DataError, match="interrupted `lakedet ingest`"):
         DeepLakeDetDataset(deeplake_path=dest)
-    ingest_coco(root / "ann.json", root / "img", dest)  # and the next ingest starts it over
-    # a process killed outright leaves an empty dataset without columns: the next ingest starts over
+    report = ingest_coco(ann, images, dest)
+    assert report.resumed_at == 2 and report.images == 4
+    _assert_same_rows(_columns(dest), _columns(str(tmp_path / "clean")))
+    messages = [v.message for v in deeplake.open_read_only(dest).history]
+    assert messages[-1].startswith("lakedet ingest coco: 4 images, 10 instances")
+    with pytest.raises(Exception, match="already holds a dataset.*--overwrite"):
+        ingest_coco(ann, images, dest)
+    # an interrupted ingest of another file (or other options) starts over instead
+    marked = deeplake.open(dest)
+    marked.metadata["lakedet_ingest"] = "in-progress"
+    marked.commit("pretend it stopped")
+    del marked
+    assert ingest_coco(ann, images, dest, masks="binary").resumed_at == 0
+    # a process killed before its first commit leaves an empty dataset without columns: started over
     deeplake.delete(dest)
     deeplake.create(dest)
-    ingest_coco(root / "ann.json", root / "img", dest)
-    finished = deeplake.open_read_only(dest)
-    assert len(finished) == 6
-    assert [v.message for v in finished.history][1:] == [list(finished.history)[-1].message]  # one commit
-    with pytest.raises(Exception, match="already holds a dataset.*--overwrite"):
-        ingest_coco(root / "ann.json", root / "img", dest)
+    assert ingest_coco(ann, images, dest).images == 4
 
 
-def _write_voc(root, rows):
-    for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
-        (root / sub).mkdir(parents=True)
-    names = ("cat", "dog", "person")
-    stems = []
-    for i, r in enumerate(rows):
-        stem = f"2007_{i:06d}"
-        stems.append(stem)
-        (root / "JPEGImages" / f"{stem}.jpg").write_bytes(encode_jpeg(r.image))
-        objects = "".join(
-            f"<object><name>{names[l]}</name><difficult>{int(k == 0 and i == 1)}</difficult><bndbox>"
-            f"<xmin>{b[0]:.0f}</xmin><ymin>{b[1]:.0f}</ymin><xmax>{b[0] + b[2]:.0f}</xmax><ymax>{b[1] + b[3]:.0f}</ymax>"
-            "</bndbox></object>" for k, (b, l) in enumerate(zip(r.boxes, r.labels)))
-        (root / "Annotations" / f"{stem}.xml").write_text(
-            f"<annotation><size><width>64</width><height>64</height><depth>3</depth></size>{objects}</annotation>")
-    (root / "ImageSets" / "Main" / "trainval.txt").write_text("\n".join(stems) + "\n")
-    return stems
-
-
-def test_voc_round_trip_with_difficult(tmp_path):
-    rows = render_rows(4, size=64, seed=13, min_side=14, max_side=28)
-    for r in rows:
-        r.boxes = np.round(r.boxes)
-    stems = _write_voc(tmp_path / "VOC2007", rows)
-    report = ingest_voc(tmp_path / "VOC2007", str(tmp_path / "ds"), split="trainval")
+def test_voc_boxes_and_difficult_as_mmdetection_reads_them(tmp_path):
+    voc = write_voc(tmp_path)
+    report = ingest_voc(voc, str(tmp_path / "ds"), split="trainval")
     ds = deeplake.open_read_only(str(tmp_path / "ds"))
     classes = list(ds["labels"].metadata["class_names"])
-    assert classes[7] == "cat" and len(classes) == 20 and report.images == 4
-    for row, (r, stem) in enumerate(zip(rows, stems)):
-        np.testing.assert_allclose(np.asarray(ds["boxes"][row]).reshape(-1, 4), r.boxes)
-        assert [classes[int(v)] for v in np.asarray(ds["labels"][row]).reshape(-1)] == \
-            [("cat", "dog", "person")[l] for l in r.labels]
-        assert ds["images"].get_bytes(row) == (tmp_path / "VOC2007" / "JPEGImages" / f"{stem}.jpg").read_bytes()
-    assert np.asarray(ds["iscrowd"][1]).reshape(-1)[0] and not np.asarray(ds["iscrowd"][0]).any()
+    assert classes[7] == "cat" and len(classes) == 20 and report.images == 4 and report.instances == 6
+    assert ds["boxes"].metadata["coords"] == {"mode": "LTRB", "type": "pixel"}
+    for row, (stem, (width, height, objects)) in enumerate(VOC_OBJECTS.items()):
+        expected = [[int(float(v)) - 1 for v in o[2:]] for o in objects]  # XMLDataset, minus_one=True
+        assert np.asarray(ds["boxes"][row]).reshape(-1, 4).tolist() == expected
+        assert [classes[int(v)] for v in np.asarray(ds["labels"][row]).reshape(-1)] == [o[0] for o in objects]
+        assert np.asarray(ds["difficult"][row]).tolist() == [bool(o[1]) for o in objects]
+        assert (int(ds["height"][row]), int(ds["width"][row])) == (height, width)
+        assert ds["images"].get_bytes(row) == (voc / "JPEGImages" / f"{stem}.jpg").read_bytes()
     dataset = DeepLakeDetDataset(deeplake_path=str(tmp_path / "ds"), pipeline=[
         dict(type="LoadImageFromFile"), dict(type="LoadAnnotations"), dict(type="PackDetInputs")])
-    assert len(dataset[1]["data_samples"].ignored_instances) == 1  # difficult -> ignored
+    assert dataset.tensor_map.gt_ignore == "difficult"
+    assert len(dataset[0]["data_samples"].ignored_instances) == 1  # difficult -> ignored
     with pytest.raises(Exception, match="no split file.*trainval"):
-        ingest_voc(tmp_path / "VOC2007", str(tmp_path / "ds2"), split="test")
+        ingest_voc(voc, str(tmp_path / "ds2"), split="test")
 
 
 @pytest.mark.remote
@@ -188,3 +303,17 @@ def test_coco_ingest_to_s3_and_train_reading_it_back(coco_set, s3_server, tmp_pa
     assert dataset._ds["images"].get_bytes(1) == (root / "img" / "im_1.jpg").read_bytes()
     first = [a["bbox"] for a in coco["annotations"] if a["image_id"] == 50]
     np.testing.assert_allclose(dataset[0]["gt_bboxes"].tensor.numpy()[:, :2], np.asarray(first)[:, :2])
+
+
+def test_progress_bar_shows_rate_and_time_left(monkeypatch):
+    import io
+
+    clock = iter([100.0, 102.0, 104.0])
+    monkeypatch.setattr(ingest_module.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    bar = ingest_module.ProgressBar(stream=out)
+    bar(0, 10)
+    bar(5, 10)  # 5 images in 2 s
+    assert out.getvalue().endswith("5/10 images, 2.5 images/s, ETA 00:02")
+    bar(10, 10)
+    assert out.getvalue().endswith("10/10 images, 2.5 images/s, ETA 00:00\n")

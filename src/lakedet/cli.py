@@ -1,4 +1,4 @@
-"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``inspect``, ``predict``, ``errors``, ``show``.
+"""The ``lakedet`` command: ``demo``, ``train``, ``eval``, ``ingest``, ``export``, ``inspect``, ``predict``, ``errors``, ``show``.
 
 Each command is ``<name>_parser()`` + ``<name>(args)``: parse, build the config, hand off to
 ``lakedet.train``. Options follow OpenMMLab's ``tools/train.py`` and ``tools/test.py``.
@@ -62,7 +62,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     coco.add_argument("annotations")
     coco.add_argument("images_dir")
     coco.add_argument("dest")
-    coco.add_argument("--masks", choices=["polygon", "binary", "none"], default="polygon")
+    coco.add_argument("--masks", choices=["coco", "polygon", "binary", "none"], default="coco",
+                      help="coco (default): every segmentation as the file has it (polygons, multi-part, RLE); "
+                           "polygon: a Polygon column (one polygon per instance); binary: H x W x N masks")
     voc = formats.add_parser("voc", help="a Pascal VOC root (Annotations/, JPEGImages/, ImageSets/Main/)")
     voc.add_argument("root")
     voc.add_argument("dest")
@@ -72,6 +74,17 @@ def get_args_parser() -> argparse.ArgumentParser:
         fmt.add_argument("--overwrite", action="store_true", help="replace a dataset already at DEST")
         fmt.add_argument("--creds", nargs="+", metavar="KEY=VALUE", default=None,
                          help="credentials for a cloud DEST, e.g. aws_access_key_id=... endpoint_url=...")
+
+    export = sub.add_parser("export", help="write a Deep Lake dataset (or a commit / view / query) as files")
+    export_formats = export.add_subparsers(dest="format", required=True)
+    export_coco = export_formats.add_parser("coco", help="OUT/annotations.json (COCO) + OUT/images/")
+    export_coco.add_argument("path")
+    export_coco.add_argument("out")
+    export_coco.add_argument("--commit")
+    exported = export_coco.add_mutually_exclusive_group()
+    exported.add_argument("--view")
+    exported.add_argument("--query")
+    export_coco.add_argument("--overwrite", action="store_true", help="replace OUT/annotations.json")
 
     predict = sub.add_parser("predict", help="write a model's predictions to a new branch of the dataset")
     errors = sub.add_parser("errors", help="write a model's predictions and their TP/FP/FN matching (COCO's rule) "
@@ -250,7 +263,7 @@ def _select_test_rows(cfg, **selection) -> None:
 
 def ingest(args) -> int:
     from .errors import ConfigError
-    from .ingest import ingest_coco, ingest_voc, print_progress
+    from .ingest import ProgressBar, ingest_coco, ingest_voc
 
     creds = None
     if args.creds:
@@ -260,17 +273,30 @@ def ingest(args) -> int:
         creds = dict(item.split("=", 1) for item in args.creds)
     if args.format == "coco":
         report = ingest_coco(args.annotations, args.images_dir, args.dest,
-                             masks=None if args.masks == "none" else args.masks, skip_bad=args.skip_bad,
-                             creds=creds, overwrite=args.overwrite, progress=print_progress)
+                             masks=args.masks, skip_bad=args.skip_bad, creds=creds, overwrite=args.overwrite,
+                             progress=ProgressBar())
     else:
         report = ingest_voc(args.root, args.dest, split=args.split, skip_bad=args.skip_bad, creds=creds,
-                            overwrite=args.overwrite, progress=print_progress)
+                            overwrite=args.overwrite, progress=ProgressBar())
     print(f"ingested {report.images} images, {report.instances} instances, {len(report.classes)} classes "
-          f"into {report.dest} (commit {report.commit})")
+          f"into {report.dest} (commit {report.commit}"
+          f"{f'; resumed after {report.resumed_at} images' if report.resumed_at else ''})")
     if report.skipped:
         print(f"skipped {len(report.skipped)} bad entries:")
         for message in report.skipped[:20]:
             print(f"  {message}")
+    return 0
+
+
+def export(args) -> int:
+    from .export import export_coco
+    from .ingest import ProgressBar
+    from .source import SourceSpec
+
+    report = export_coco(SourceSpec(args.path, commit=args.commit, view=args.view, query=args.query), args.out,
+                         overwrite=args.overwrite, progress=ProgressBar())
+    print(f"exported {report.images} images, {report.annotations} annotations to {report.out}/annotations.json "
+          f"and {report.out}/images/")
     return 0
 
 
@@ -370,7 +396,8 @@ def main(argv=None) -> int:
 
     try:
         return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect,
-                "ingest": ingest, "predict": predict, "errors": find_errors, "show": show}[args.command](args)
+                "ingest": ingest, "export": export, "predict": predict, "errors": find_errors,
+                "show": show}[args.command](args)
     except LakedetError as exc:
         print(f"lakedet {args.command}: {type(exc).__name__}: {_original_message(exc)}", file=sys.stderr)
         if isinstance(exc, SourceTimeout):

@@ -15,6 +15,7 @@ import copy
 import logging
 import warnings
 from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, did_you_mean
@@ -359,8 +360,14 @@ def _translate_dataset(spec, where: str, test_mode: bool, model: dict, loader_ty
     credentials = dataset.get("deeplake_credentials")
     if credentials is not None:
         dataset["deeplake_credentials"] = {k: v for k, v in credentials.items() if v not in (None, "")}
-    if spec.get("classes"):
-        dataset["metainfo"] = dict(classes=tuple(spec["classes"]))
+    if spec.get("classes"):  # selected by name (DeepLakeDetDataset); 2.x also took a file of names
+        classes = spec["classes"]
+        if isinstance(classes, str):
+            if not Path(classes).is_file():
+                raise ConfigError(f"{where}.classes = {classes!r}: no such file; give the class names as a list, "
+                                  "or a file with one name per line")
+            classes = [line.strip() for line in Path(classes).read_text().splitlines() if line.strip()]
+        dataset["metainfo"] = dict(classes=tuple(classes))
     if spec.get("filter_empty_gt") and not test_mode:
         dataset["filter_cfg"] = dict(filter_empty_gt=True)
     if "skip_bad_images" in spec:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,7 @@ from . import transforms as _transforms  # noqa: F401  (registers the loading tr
 from .config import bare_type, loader_type
 from .errors import ConfigError, DataError, SchemaError, did_you_mean
 from .handover import share_batch
+from .instances import COCO_FORMAT, ClassSelection, rows_to_keep, select_classes, small_boxes, training_targets
 from .reader import ImageReader
 from .schema import (BoxFormat, TensorMap, box_format_from_metadata, boxes_to_xyxy,
                      class_names_from_metadata, resolve_tensor_map)
@@ -64,7 +66,7 @@ def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_l
     ``LoadImageFromFile`` (any scope) becomes ``LoadImageFromDeepLake``; ``LoadAnnotations`` becomes
     ``LoadDeepLakeAnnotations`` with the same options; with ``keep_instances`` (evaluation),
     ``PackDetInputs`` also keeps ``instances`` (the row's original ground truth) so metrics need no
-    annotation file. A pipeline with no image
+    annotation file, and ``image_id`` (the original image id, where the dataset has one). A pipeline with no image
     loader gets one in front.
     """
     from mmdet.datasets.transforms import PackDetInputs
@@ -87,8 +89,7 @@ def place_loading_steps(pipeline: Sequence, skip_bad_images: bool = False, top_l
             step["type"] = "LoadDeepLakeAnnotations"
         elif kind == "PackDetInputs" and keep_instances:
             meta_keys = tuple(step.get("meta_keys", PackDetInputs().meta_keys))
-            if "instances" not in meta_keys:
-                step["meta_keys"] = meta_keys + ("instances",)
+            step["meta_keys"] = meta_keys + tuple(k for k in ("instances", "image_id") if k not in meta_keys)
         for nested in ("transforms",):  # TestTimeAug / MultiScaleFlipAug
             if isinstance(step.get(nested), list):
                 inner = step[nested]
@@ -114,10 +115,14 @@ def _wants_masks(pipeline: Sequence) -> bool:
 
 
 class _Annotations:
-    """Boxes (pixel or fractional x1y1x2y2), labels and ignore flags of every row: flat arrays + offsets."""
+    """Boxes (pixel or fractional x1y1x2y2, float64), labels and ignore flags of every row: flat arrays
+    + offsets; COCO ``area`` per instance and (height, width) per row where the dataset has them."""
 
-    def __init__(self, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, offsets: np.ndarray):
+    def __init__(self, boxes: np.ndarray, labels: np.ndarray, ignore: np.ndarray, offsets: np.ndarray,
+                 area: np.ndarray | None = None, sizes: np.ndarray | None = None,
+                 image_ids: np.ndarray | None = None):
         self.boxes, self.labels, self.ignore, self.offsets = boxes, labels, ignore, offsets
+        self.area, self.sizes, self.image_ids = area, sizes, image_ids
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -134,20 +139,41 @@ class _Annotations:
 ANNOTATION_CHUNK = 8192
 
 
+#: Per-instance COCO area, per-row image size and original image id columns, read when the dataset has them.
+AREA_COLUMN, SIZE_COLUMNS, IMAGE_ID_COLUMN = "area", ("height", "width"), "image_id"
+
+
 def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annotations:
     """Read the box, label (and ignore) columns of every row, column-wise in chunks of rows, and
-    check them row by row.
+    check them row by row; also ``area`` (per instance), ``height`` / ``width`` and ``image_id``
+    (per row) when the dataset has such columns.
 
     Raises:
-        DataError: a row's boxes are not ``(N, 4)``, or its box, label and flag counts differ.
+        DataError: a row's boxes are not ``(N, 4)``, or its box, label, flag and area counts differ.
     """
+    names = {c.name for c in ds.schema.columns}
+    has_area, has_sizes = AREA_COLUMN in names, all(c in names for c in SIZE_COLUMNS)
     counts = np.zeros(len(ds), dtype=np.int64)
-    flat_boxes, flat_labels, flat_ignore = [], [], []
+    flat_boxes, flat_labels, flat_ignore, flat_area = [], [], [], []
+    sizes = np.zeros((len(ds), 2), np.int64) if has_sizes else None
+    image_ids = np.zeros(len(ds), np.int64) if IMAGE_ID_COLUMN in names else None
     for start in range(0, len(ds), ANNOTATION_CHUNK):
         stop = min(len(ds), start + ANNOTATION_CHUNK)
         box_rows = ds[tensor_map.gt_bboxes][start:stop]
         label_rows = ds[tensor_map.gt_labels][start:stop]
         ignore_rows = ds[tensor_map.gt_ignore][start:stop] if tensor_map.gt_ignore else None
+        area_rows = ds[AREA_COLUMN][start:stop] if has_area else None
+        if sizes is not None:
+            for k, column in enumerate(SIZE_COLUMNS):
+                values = _integers(ds, column, start, stop)
+                sizes = None if values is None else sizes
+                if sizes is not None:
+                    sizes[start:stop, k] = values
+        if image_ids is not None:
+            values = _integers(ds, IMAGE_ID_COLUMN, start, stop)
+            image_ids = None if values is None else image_ids
+            if image_ids is not None:
+                image_ids[start:stop] = values
         boxes_chunk, labels_chunk, ignore_chunk = [], [], []
         for offset, (boxes, labels) in enumerate(zip(box_rows, label_rows)):
             row = start + offset
@@ -169,21 +195,37 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
                                     f"column {tensor_map.gt_bboxes!r} has {len(boxes)} boxes; each box needs "
                                     "one flag")
                 ignore_chunk.append(ignore)
+            if area_rows is not None:
+                area = np.asarray(area_rows[offset], np.float64).reshape(-1)
+                if len(area) != len(boxes):
+                    raise DataError(f"row {row}: column {AREA_COLUMN!r} has {len(area)} values but column "
+                                    f"{tensor_map.gt_bboxes!r} has {len(boxes)} boxes")
+                flat_area.append(area)
             counts[row] = len(boxes)
             boxes_chunk.append(boxes)
             labels_chunk.append(labels)
-        del box_rows, label_rows, ignore_rows
+        del box_rows, label_rows, ignore_rows, area_rows
         if boxes_chunk:
             flat_boxes.append(boxes_to_xyxy(np.concatenate(boxes_chunk),
-                                            BoxFormat(box_format.mode, False)))
+                                            BoxFormat(box_format.mode, False), dtype=np.float64))
             flat_labels.append(np.concatenate(labels_chunk).astype(np.int64))
             flat_ignore.append(np.concatenate(ignore_chunk) if ignore_chunk
                                else np.zeros(len(flat_boxes[-1]), bool))
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    boxes = np.concatenate(flat_boxes) if flat_boxes else np.zeros((0, 4), np.float32)
+    boxes = np.concatenate(flat_boxes) if flat_boxes else np.zeros((0, 4), np.float64)
     labels = np.concatenate(flat_labels) if flat_labels else np.zeros((0,), np.int64)
     ignore = np.concatenate(flat_ignore) if flat_ignore else np.zeros((0,), bool)
-    return _Annotations(boxes, labels, ignore, offsets)
+    area = (np.concatenate(flat_area) if flat_area else np.zeros((0,), np.float64)) if has_area else None
+    return _Annotations(boxes, labels, ignore, offsets, area, sizes, image_ids)
+
+
+def _integers(ds, column: str, start: int, stop: int) -> np.ndarray | None:
+    """One integer per row of ``column`` (None when it does not hold one integer per row)."""
+    try:
+        values = np.asarray(ds[column][start:stop]).reshape(-1)
+        return values.astype(np.int64) if values.dtype.kind in "iu" and len(values) == stop - start else None
+    except (TypeError, ValueError):
+        return None
 
 
 @DATASETS.register_module()
@@ -251,8 +293,9 @@ class DeepLakeDetDataset(BaseDetDataset):
                                                    self.tensor_map.gt_bboxes)
         self._annotations = read_annotations(self._ds, self.tensor_map, self.box_format)
         num_classes = int(self._annotations.labels.max()) + 1 if len(self._annotations.labels) else 0
-        classes = class_names_from_metadata(column_metadata(self._ds, self.tensor_map.gt_labels),
-                                            self.tensor_map.gt_labels, num_classes)
+        label_metadata = column_metadata(self._ds, self.tensor_map.gt_labels)
+        classes = class_names_from_metadata(label_metadata, self.tensor_map.gt_labels, num_classes)
+        self.annotation_format = label_metadata.get("annotation_format")
         image_type = self._ds.schema[self.tensor_map.img].dtype
         self._image_compressed = (image_type.kind.name == "Image"
                                   and str(image_type.sample_compression).lower() in _COMPRESSED)
@@ -260,11 +303,13 @@ class DeepLakeDetDataset(BaseDetDataset):
         self._pending: dict = {}  # row -> PendingRead, for the batch being prepared (c++ loader)
         metainfo = dict(kwargs.pop("metainfo", None) or {})
         # no class_names anywhere: names were made up for the labels seen (the model may know more)
-        self.class_names_generated = not metainfo.get("classes") and not column_metadata(
-            self._ds, self.tensor_map.gt_labels).get("class_names")
-        metainfo.setdefault("classes", classes)
-        self._check_labels(len(metainfo["classes"]), "metainfo['classes']" if metainfo["classes"] != classes
-                           else f"column {self.tensor_map.gt_labels!r} class_names")
+        self.class_names_generated = not metainfo.get("classes") and not label_metadata.get("class_names")
+        self._selection = self._select_classes(classes, metainfo.get("classes"), label_metadata)
+        metainfo["classes"] = self._selection.classes
+        if label_metadata.get("category_ids") and label_metadata.get("class_names"):
+            # the COCO category id of each label, for results written in COCO ids
+            id_of = {name: int(i) for name, i in zip(classes, label_metadata["category_ids"])}
+            metainfo["category_ids"] = tuple(id_of.get(name) for name in self._selection.classes)
         # the original ground truth rides along with each sample only where a metric needs it
         pipeline = place_loading_steps(pipeline, skip_bad_images, keep_instances=kwargs.get("test_mode", False))
         self._masks_for_pipeline = self.tensor_map.gt_masks is not None and _wants_masks(pipeline)
@@ -274,23 +319,51 @@ class DeepLakeDetDataset(BaseDetDataset):
             (column_metadata(self._ds, self.tensor_map.gt_masks).get("coords") or {}).get("type", "pixel")
         ).lower() == "fractional"
         self.degenerate_polygons = 0
+        self.dropped_boxes = 0  # boxes left out of the training targets (CocoDataset's rules), counted in full_init
         kwargs.setdefault("data_prefix", {})
         super().__init__(ann_file="", metainfo=metainfo, pipeline=pipeline, **kwargs)
 
     # --- what BaseDataset asks of a subclass -------------------------------------------------
 
     def full_init(self) -> None:
-        """Select the rows this dataset serves, as one index array (no per-row dicts: 100k rows
-        cost 0.8 MB): ``filter_cfg.filter_empty_gt`` (training only, as MMDetection's
-        CocoDataset), then ``indices``."""
+        """Decide which instances are targets and which rows this dataset serves, as MMDetection's
+        ``CocoDataset`` / ``XMLDataset`` do (``lakedet.instances``), in flat arrays (no per-row
+        dicts: 100k rows cost a few MB): instances of classes ``metainfo['classes']`` leaves out
+        are dropped; when training, degenerate boxes are dropped (counted, logged once), boxes
+        under ``filter_cfg.bbox_min_size`` become ignore regions (not for COCO data, as in
+        MMDetection), and ``filter_cfg`` (``filter_empty_gt``, ``min_size``) selects rows; then
+        ``indices``. In test mode every instance of a selected class stays: evaluation sees the
+        ground truth ``CocoMetric`` reads from the annotation file."""
         if self._fully_initialized:
             return
-        rows = np.arange(len(self._annotations), dtype=np.int64)
-        if not self.test_mode and self.filter_cfg:
-            if self.filter_cfg.get("min_size"):
-                logger.info("filter_cfg.min_size is not applied: image sizes are only known after decoding")
-            if self.filter_cfg.get("filter_empty_gt", False):
-                rows = rows[np.diff(self._annotations.offsets) > 0]
+        ann = self._annotations
+        labels = self._selection.new_label[ann.labels] if len(ann.labels) else ann.labels
+        selected = labels >= 0
+        keep, ignore = selected.copy(), ann.ignore.copy()
+        row_of = np.repeat(np.arange(len(ann), dtype=np.int64), np.diff(ann.offsets))
+        filter_cfg = dict(self.filter_cfg or {})
+        if not self.test_mode and not self.box_format.fractional:
+            valid = training_targets(ann.boxes, ann.area, None if ann.sizes is None else ann.sizes[row_of])
+            dropped = selected & ~valid
+            self.dropped_boxes = int(dropped.sum())
+            if self.dropped_boxes:
+                rows = np.unique(row_of[dropped])
+                logger.warning("%s: %d boxes with area <= 0, a side under 1 pixel or outside the image are left "
+                               "out of the training targets, as MMDetection's CocoDataset does (rows %s%s)",
+                               self.source.description, self.dropped_boxes, ", ".join(map(str, rows[:10].tolist())),
+                               " ..." if len(rows) > 10 else "")
+            keep &= valid
+            if filter_cfg.get("bbox_min_size") is not None and self.annotation_format != COCO_FORMAT:
+                ignore |= small_boxes(ann.boxes, filter_cfg["bbox_min_size"])
+        self._labels, self._keep, self._ignore = labels, keep, ignore
+        rows = np.arange(len(ann), dtype=np.int64)
+        if not self.test_mode and filter_cfg:
+            min_size = filter_cfg.get("min_size", 0) or 0
+            if min_size and ann.sizes is None:
+                logger.warning("%s: filter_cfg.min_size=%s is not applied: the dataset has no 'height' / 'width' "
+                               "columns (lakedet ingest writes them)", self.source.description, min_size)
+            per_row = np.bincount(row_of[selected], minlength=len(ann))
+            rows = rows[rows_to_keep(per_row, ann.sizes, bool(filter_cfg.get("filter_empty_gt", False)), min_size)]
         if self._indices is not None:
             rows = _select(rows, self._indices)
         self._rows = rows
@@ -333,14 +406,25 @@ class DeepLakeDetDataset(BaseDetDataset):
         value = pending.result() if pending is not None else self._reader.read(row)
         info["img_bytes" if isinstance(value, (bytes, bytearray, memoryview)) else "img_array"] = value
         info["deeplake_img_column"] = self.tensor_map.img
-        boxes, labels, ignore = self._annotations.row(row)
+        ann = self._annotations
+        start = ann.offsets[row]
+        kept = np.flatnonzero(self._keep[start:ann.offsets[row + 1]])
+        flat = start + kept
         info["instances"] = [{"bbox": box.tolist(), "bbox_label": int(label), "ignore_flag": int(flag)}
-                             for box, label, flag in zip(boxes, labels, ignore)]
+                             for box, label, flag in zip(ann.boxes[flat], self._labels[flat], self._ignore[flat])]
+        if ann.area is not None:  # COCO's area: the metric's area ranges, as CocoMetric reads the file
+            for instance, area in zip(info["instances"], ann.area[flat]):
+                if area == area:
+                    instance["area"] = float(area)
+        if ann.sizes is not None:
+            info["height"], info["width"] = (int(v) for v in ann.sizes[row])
+        if ann.image_ids is not None:  # the original (COCO) image id, for results written in COCO ids
+            info["image_id"] = int(ann.image_ids[row])
         if self.box_format.fractional:
             info["deeplake_fractional_boxes"] = True
         # masks: for the pipeline when it loads them; for the metric (segm ground truth) when evaluating
         if self._masks_for_pipeline or (self.test_mode and self._mask_kind):
-            self._add_masks(info, row)
+            self._add_masks(info, row, kept, int(ann.count(row)))
         return info
 
     def __getitems__(self, indices: Sequence[int]) -> list:
@@ -370,25 +454,32 @@ class DeepLakeDetDataset(BaseDetDataset):
     def get_cat_ids(self, idx: int) -> list[int]:
         """Labels of one sample, without reading its image (used by ClassBalancedDataset)."""
         row = self._sample(idx)["img_id"]
-        return self._annotations.row(row)[1].tolist()
+        start, stop = self._annotations.offsets[row], self._annotations.offsets[row + 1]
+        return self._labels[start:stop][self._keep[start:stop]].tolist()
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _add_masks(self, info: dict, row: int) -> None:
-        """Binary masks (H x W x N) for the pipeline and as RLE for the metric; polygons as
+    def _add_masks(self, info: dict, row: int, kept: np.ndarray, stored: int) -> None:
+        """The masks of the row's ``kept`` instances (of ``stored``): COCO segmentations (a Text
+        column of JSON) as the file had them, for MMDetection's ``LoadAnnotations`` to decode;
+        binary masks (H x W x N) for the pipeline and as RLE for the metric; polygons as
         MMDetection's instance ``mask`` lists. A degenerate polygon (< 3 points or zero area) is
         dropped with a counted warning and its instance becomes an ignore region."""
         column = self.tensor_map.gt_masks
         value = self._ds[column][row]
         instances = info["instances"]
         info["deeplake_mask_column"] = column
+        if self._mask_kind == "Text":
+            self._add_segmentations(info, row, value, kept, stored)
+            return
         if self._mask_kind in ("BinaryMask", "Generic"):
             masks = np.asarray(value)
             masks = masks.reshape(masks.shape[0], masks.shape[1], -1) if masks.ndim >= 2 else \
                 np.zeros((0, 0, 0), bool)
-            if masks.shape[2] != len(instances):
+            if masks.shape[2] != stored:
                 raise DataError(f"row {row}: column {column!r} has {masks.shape[2]} masks but "
-                                f"column {self.tensor_map.gt_bboxes!r} has {len(instances)} boxes")
+                                f"column {self.tensor_map.gt_bboxes!r} has {stored} boxes")
+            masks = masks[:, :, kept]
             if self._masks_for_pipeline:
                 info["deeplake_binary_masks"] = masks
             if self.test_mode and len(instances):
@@ -399,10 +490,11 @@ class DeepLakeDetDataset(BaseDetDataset):
                     instance["mask"] = dict(size=[int(v) for v in rle["size"]], counts=rle["counts"].decode())
             return
         polygons = list(value) if value is not None else []
-        if len(polygons) != len(instances):
+        if len(polygons) != stored:
             raise DataError(f"row {row}: column {column!r} has {len(polygons)} polygons but "
-                            f"column {self.tensor_map.gt_bboxes!r} has {len(instances)} boxes")
-        for index, (instance, polygon) in enumerate(zip(instances, polygons)):
+                            f"column {self.tensor_map.gt_bboxes!r} has {stored} boxes")
+        for index, instance in zip(kept.tolist(), instances):
+            polygon = polygons[index]
             points = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
             if len(points) >= 3 and polygon_area(points) > 0:
                 instance["mask"] = [points.reshape(-1).tolist()]
@@ -416,6 +508,55 @@ class DeepLakeDetDataset(BaseDetDataset):
             instance["ignore_flag"] = 1
         if self._fractional_polygons:
             info["deeplake_fractional_polygons"] = True
+
+    def _add_segmentations(self, info: dict, row: int, value, kept: np.ndarray, stored: int) -> None:
+        """COCO segmentations as ``CocoDataset`` puts them on instances: ``mask`` is the file's
+        polygons or RLE, absent when the annotation had none."""
+        column = self.tensor_map.gt_masks
+        try:
+            segmentations = json.loads(value) if value else []
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"row {row}, column {column!r}: not a JSON list of COCO segmentations ({exc})") from exc
+        if not isinstance(segmentations, list) or len(segmentations) != stored:
+            raise DataError(f"row {row}: column {column!r} holds "
+                            f"{len(segmentations) if isinstance(segmentations, list) else 'no list of'} "
+                            f"segmentations but column {self.tensor_map.gt_bboxes!r} has {stored} boxes")
+        for index, instance in zip(kept.tolist(), info["instances"]):
+            if segmentations[index]:
+                instance["mask"] = segmentations[index]
+            elif self._masks_for_pipeline:
+                raise DataError(f"row {row}, column {column!r}: instance {index} has no segmentation and the "
+                                "pipeline loads masks (LoadAnnotations with_mask=True); give it one, or map "
+                                "deeplake_tensors['gt_masks'] to None for a box-only model")
+
+    def _select_classes(self, stored: tuple, wanted, label_metadata: dict) -> ClassSelection:
+        """``metainfo['classes']`` against the stored class names (``lakedet.instances.select_classes``)."""
+        column = self.tensor_map.gt_labels
+        if wanted is not None and not label_metadata.get("class_names"):
+            # no names to select by: the given names name the stored labels by position
+            self._check_labels(len(wanted), "metainfo['classes']")
+            return ClassSelection(tuple(wanted), np.arange(len(wanted), dtype=np.int64))
+        self._check_labels(len(stored), f"column {column!r} class_names")
+        if wanted is None:
+            return select_classes(stored, None)
+        wanted = (wanted,) if isinstance(wanted, str) else tuple(wanted)
+        file_order = None
+        if self.annotation_format == COCO_FORMAT and label_metadata.get("categories"):
+            file_order = [str(c.get("name")) for c in json.loads(label_metadata["categories"])]
+        selection = select_classes(stored, wanted, self.annotation_format, file_order)
+        if len(selection.missing) == len(wanted):
+            raise ConfigError(f"metainfo['classes'] = {wanted}: none of these is a class of column {column!r} "
+                              f"(its classes: {list(stored)}); classes are selected by name")
+        if selection.missing:
+            logger.warning("metainfo['classes']: %s not a class of column %r%s; no annotation gets %s",
+                           " and ".join(map(repr, selection.missing)) + (" is" if len(selection.missing) == 1
+                                                                         else " are"),
+                           column, did_you_mean(selection.missing[0], stored),
+                           "it" if len(selection.missing) == 1 else "them")
+        if self.annotation_format == COCO_FORMAT and selection.classes != tuple(n for n in wanted if n in stored):
+            logger.warning("metainfo['classes'] = %s: as in MMDetection's CocoDataset, labels follow the COCO "
+                           "file's category order, not the order given: label i is %s[i]", wanted, selection.classes)
+        return selection
 
     def _check_labels(self, num_classes: int, source: str) -> None:
         labels = self._annotations.labels

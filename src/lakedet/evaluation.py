@@ -31,21 +31,19 @@ STAT_NAMES = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
 def _mask_area(mask, height: int, width: int) -> float:
     from pycocotools import mask as mask_utils
 
-    if isinstance(mask, list):  # polygons
-        rle = mask_utils.merge(mask_utils.frPyObjects(mask, height, width))
-    elif isinstance(mask.get("counts"), list):  # uncompressed RLE
-        rle = mask_utils.frPyObjects(mask, height, width)
-    else:
-        rle = dict(mask, counts=mask["counts"].encode() if isinstance(mask["counts"], str) else mask["counts"])
-    return float(mask_utils.area(rle))
+    from .cocofile import segmentation_rle
+
+    return float(mask_utils.area(segmentation_rle(mask, height, width)))
 
 
 def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
     """COCO-format ground truth from per-image dicts (``img_id``, ``width``, ``height``, ``anns``).
 
     Each ann has ``bbox`` (pixel x1y1x2y2), ``bbox_label``, ``ignore_flag`` (-> ``iscrowd``) and
-    optionally ``mask`` (polygons or RLE). ``area`` is the mask's area when there is a mask (the
-    COCO convention), else the box's. Category ids are the label indices, as in MMDetection's
+    optionally ``mask`` (polygons or RLE) and ``area``. ``area`` (what COCO's area ranges use) is the
+    ann's own ``area`` when it has one (data ingested from COCO: the file's value, as ``CocoMetric``
+    reads it from the annotation file), else the mask's area when there is a mask (the COCO
+    convention), else the box's. Category ids are the label indices, as in MMDetection's
     ``CocoMetric``. Images repeated by distributed padding are kept once.
     """
     images, annotations, seen = [], [], set()
@@ -67,6 +65,8 @@ def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
                     mask = dict(mask, counts=mask["counts"].decode())
                 annotation["segmentation"] = mask
                 annotation["area"] = _mask_area(mask, gt["height"], gt["width"])
+            if ann.get("area") is not None:
+                annotation["area"] = float(ann["area"])
             annotations.append(annotation)
     return dict(info=dict(description="ground truth from Deep Lake rows (lakedet)"), licenses=[],
                 images=images, annotations=annotations,
@@ -177,11 +177,13 @@ class DeepLakeCocoMetric(CocoMetric):
         self.last_tables: dict[str, CocoSummary] = {}
 
     def process(self, data_batch: dict, data_samples) -> None:
-        """CocoMetric's ``process``; each result also keeps its ``img_path`` (``<dataset>[row]``)."""
+        """CocoMetric's ``process``; each result also keeps its ``img_path`` (``<dataset>[row]``)
+        and the original image id (``image_id``, data ingested from COCO)."""
         first = len(self.results)
         super().process(data_batch, data_samples)
         for (gt, pred), sample in zip(self.results[first:], data_samples):
             gt["img_key"] = pred["img_key"] = str(sample.get("img_path", sample["img_id"]))
+            pred["coco_image_id"] = sample.get("image_id")
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         # Image ids are given here, after every rank's results are gathered: ``img_id`` is a row
@@ -196,6 +198,10 @@ class DeepLakeCocoMetric(CocoMetric):
                              "map deeplake_tensors['gt_masks'] to a BinaryMask or Polygon column, or "
                              "evaluate metric='bbox'")
         coco_gt = coco_from_dict(coco_ground_truth(gts, self.dataset_meta["classes"]))
+        category_ids = self.dataset_meta.get("category_ids")
+        if self.format_only and category_ids and None not in category_ids and \
+                all(p.get("coco_image_id") is not None for p in preds):
+            return self._write_coco_results(preds, category_ids)
         if self.format_only or any(m.startswith("proposal") for m in self.metrics):
             self._coco_api = coco_gt  # MMDetection's own path (files, proposal recall)
             self.cat_ids = self.img_ids = None
@@ -215,6 +221,27 @@ class DeepLakeCocoMetric(CocoMetric):
                 for row in summary.per_class:
                     metrics[f"{iou_type}_{row['name']}_AP"] = row["AP"]
         return metrics
+
+
+    def _write_coco_results(self, preds: list, category_ids) -> dict:
+        """``format_only`` on data ingested from COCO: ``{outfile_prefix}.bbox.json`` (and
+        ``.segm.json``) in the original image and category ids, ready for the COCO server."""
+        import json
+        from pathlib import Path
+
+        written = []
+        for iou_type in ("bbox", "segm") if "masks" in preds[0] else ("bbox",):
+            dets = coco_detections(preds, iou_type)
+            for det, pred in zip(dets, (p for p in preds for _ in range(len(p["labels"])))):
+                det["image_id"], det["category_id"] = int(pred["coco_image_id"]), int(category_ids[det["category_id"]])
+            path = Path(f"{self.outfile_prefix}.{iou_type}.json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(dets))
+            written.append(str(path))
+        from mmengine.logging import MMLogger
+
+        MMLogger.get_current_instance().info(f"results in COCO ids written to {', '.join(written)}")
+        return {}
 
 
 @METRICS.register_module()

@@ -39,6 +39,8 @@ TENSOR_KEYS = ("img", "gt_bboxes", "gt_labels", "gt_masks", "gt_ignore")
 _KEY_ALIASES = {"iscrowd": "gt_ignore"}
 #: Column names that fill ``gt_ignore`` when inferring (it has no Deep Lake type of its own).
 _NAMES_FOR_IGNORE = ("iscrowd", "difficult")
+#: Text columns that fill ``gt_masks`` when inferring: COCO segmentations as JSON (``lakedet ingest coco``).
+_NAMES_FOR_MASKS = ("segmentation",)
 
 #: Deep Lake column kinds (``TypeKind`` names) that can fill each key when inferring.
 _KINDS_FOR_KEY = {
@@ -68,7 +70,7 @@ class BoxFormat:
 
 
 def boxes_to_xyxy(boxes: np.ndarray, fmt: BoxFormat, height: int | None = None,
-                  width: int | None = None) -> np.ndarray:
+                  width: int | None = None, dtype=np.float32) -> np.ndarray:
     """Convert stored boxes to MMDetection's pixel ``x1, y1, x2, y2``.
 
     Args:
@@ -77,7 +79,7 @@ def boxes_to_xyxy(boxes: np.ndarray, fmt: BoxFormat, height: int | None = None,
         height, width: image size in pixels; required when ``fmt.fractional``.
 
     Returns:
-        ``(N, 4)`` float32 array.
+        ``(N, 4)`` array of ``dtype`` (float32 unless asked).
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if fmt.mode is BoxMode.LTWH:
@@ -91,7 +93,7 @@ def boxes_to_xyxy(boxes: np.ndarray, fmt: BoxFormat, height: int | None = None,
         if height is None or width is None:
             raise ValueError("fractional boxes need the image height and width")
         out *= np.array([width, height, width, height], dtype=np.float64)
-    return out.astype(np.float32)
+    return out.astype(dtype)
 
 
 def xyxy_to_ltwh(boxes: np.ndarray) -> np.ndarray:
@@ -178,6 +180,9 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
             continue
         if key == "gt_ignore":
             candidates = [name for name in columns if name.lower() in _NAMES_FOR_IGNORE]
+        elif key == "gt_masks":
+            candidates = [name for name, kind in columns.items() if not name.startswith("pred_") and (
+                kind in _KINDS_FOR_KEY[key] or (kind == "Text" and name.lower() in _NAMES_FOR_MASKS))]
         else:  # `pred_*` / `gt_match` are results (lakedet predict / errors write them), never ground truth
             candidates = [name for name, kind in columns.items()
                           if kind in _KINDS_FOR_KEY[key] and not name.startswith("pred_") and name != "gt_match"]
@@ -200,7 +205,7 @@ _ALLOWED_KINDS = {
     "img": ("Image", "Generic"),
     "gt_bboxes": ("BoundingBox", "Generic"),
     "gt_labels": ("ClassLabel", "Generic"),
-    "gt_masks": ("BinaryMask", "Polygon", "Generic"),
+    "gt_masks": ("BinaryMask", "Polygon", "Text", "Generic"),
     "gt_ignore": ("Generic",),
 }
 
