@@ -127,3 +127,25 @@ def test_custom_imports_register_everything_in_a_fresh_process(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["DeepLakeDetDataset", "LoadImageFromDeepLake", "DeepLakeCocoMetric",
                                   "ShardedRowSampler", "LineageHook"]
+
+
+@pytest.mark.slow
+def test_eval_runs_a_test_only_config_on_a_plain_state_dict_checkpoint(shapes_val, tmp_path):
+    import torch
+    from mmengine.config import Config
+
+    from lakedet import build_detector
+
+    full = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
+    full.test_dataloader.dataset.deeplake_path = shapes_val[0]
+    test_only = Config(dict(model=full.model.to_dict(), test_dataloader=full.test_dataloader.to_dict(),
+                            test_evaluator=full.test_evaluator.to_dict(), test_cfg=dict(type="TestLoop"),
+                            default_scope="mmdet", custom_imports=dict(imports=["lakedet"])))
+    config = tmp_path / "test_only.py"
+    test_only.dump(str(config))
+    assert "train_dataloader" not in config.read_text() and "optim_wrapper" not in config.read_text()
+    checkpoint = tmp_path / "weights.pth"
+    torch.save({"state_dict": build_detector(full.model).state_dict()}, checkpoint)  # no meta, no message hub
+    out = run("eval", str(config), str(checkpoint), "--work-dir", str(tmp_path / "eval"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "coco/bbox_mAP" in out.stdout

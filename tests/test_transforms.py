@@ -34,3 +34,26 @@ def test_load_image_sets_shapes_and_fractional_boxes_to_pixels():
 def test_load_image_without_deeplake_sample_is_an_error():
     with pytest.raises(DataError, match="DeepLakeDetDataset"):
         LoadImageFromDeepLake()({"img_path": "x.jpg"})
+
+
+@pytest.mark.parametrize("color_type, shape", [("color", (6, 5, 3)), ("grayscale", (6, 5)), ("unchanged", (6, 5, 4))])
+def test_color_type_and_decode_backend_follow_load_image_from_file(color_type, shape):
+    from mmcv.transforms import LoadImageFromFile
+
+    from lakedet.dataset import place_loading_steps
+
+    bgra = np.random.default_rng(1).integers(0, 255, (6, 5, 4), dtype=np.uint8)
+    png = cv2.imencode(".png", bgra)[1].tobytes()
+    step, = place_loading_steps([dict(type="LoadImageFromFile", color_type=color_type, imdecode_backend="cv2")])
+    assert step["color_type"] == color_type  # the option reaches lakedet's loader
+    ours = LoadImageFromDeepLake(**{k: v for k, v in step.items() if k != "type"})({"img_bytes": png, "img_id": 0})
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".png") as f:
+        f.write(png)
+        f.flush()
+        theirs = LoadImageFromFile(color_type=color_type)({"img_path": f.name})
+    assert ours["img"].shape == shape
+    np.testing.assert_array_equal(ours["img"], theirs["img"])
+    gray_rows = LoadImageFromDeepLake(color_type="grayscale")({"img_array": bgra[:, :, 2::-1].copy(), "img_id": 0})
+    assert gray_rows["img"].shape == (6, 5)
