@@ -116,10 +116,11 @@ def test_coco_bbox_and_segm_equal_pycocotools_with_crowd_and_empty_images(crowd_
     for iou_type in ("bbox", "segm"):
         stats = _reference_coco(rows, preds, iou_type)
         assert 0.05 < stats[0] < 0.95, stats  # a non-trivial case
-        for i, name in enumerate(names):
-            assert result[f"coco/{iou_type}_{name}"] == pytest.approx(stats[i], abs=1e-6), (iou_type, name)
+        for i, name in enumerate(names):  # MMDetection's keys and rounding; full precision in last_tables
+            assert result[f"coco/{iou_type}_{name}"] == round(stats[i], 3), (iou_type, name)
+            assert metric.last_tables[iou_type].stats[i] == pytest.approx(stats[i], abs=1e-9), (iou_type, name)
         assert {row["name"] for row in metric.last_tables[iou_type].per_class} == set(SHAPE_CLASSES)
-        assert f"coco/{iou_type}_circle_AP" in result
+    assert {f"coco/{name}_precision" for name in SHAPE_CLASSES} <= set(result)  # classwise, as MMDetection names it
 
 
 def _reference_voc_inputs(rows, preds):
@@ -304,5 +305,57 @@ def test_metric_on_ingested_coco_equals_pycocotools_on_the_original_file(tmp_pat
         evaluator.params.maxDets = [100, 300, 1000]  # as MMDetection's CocoMetric sets them
         evaluator.evaluate(), evaluator.accumulate(), evaluator.summarize()
         for k, name in enumerate(("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")):
-            assert ours[f"coco/{iou_type}_{name}"] == pytest.approx(evaluator.stats[k], abs=1e-9), (iou_type, name)
+            assert metric.last_tables[iou_type].stats[k] == pytest.approx(evaluator.stats[k], abs=1e-9), (iou_type, name)
+            assert ours[f"coco/{iou_type}_{name}"] == round(evaluator.stats[k], 3), (iou_type, name)
         assert 0 < evaluator.stats[0] < 1
+
+
+def test_the_registered_coco_metric_is_mmdetections_off_deeplake_and_reads_rows_on_it(crowd_rows, tmp_path):
+    """Zoo configs keep CocoMetric(ann_file=...): lakedet's stand-in registered under that name is
+    MMDetection's CocoMetric on a file dataset, and takes the rows on a Deep Lake one."""
+    from mmdet.evaluation.metrics.coco_metric import CocoMetric as MMDetectionCocoMetric
+    from mmdet.registry import METRICS
+
+    from lakedet.evaluation import CocoMetricOrRows
+
+    path, rows = crowd_rows
+    preds = _predictions(rows, seed=4)
+    samples = _samples(path)
+    # a COCO file of the same rows, as a file dataset's metric sees it
+    images = [dict(id=i, width=64, height=64, file_name=f"{i}.jpg") for i in range(len(rows))]
+    anns = [dict(id=len(images) * 100 + 10 * i + k, image_id=i, category_id=int(label), bbox=[float(v) for v in box],
+                 area=float(box[2] * box[3]), iscrowd=0)
+            for i, r in enumerate(rows) for k, (box, label) in enumerate(zip(r.boxes, r.labels))]
+    ann_file = tmp_path / "gt.json"
+    ann_file.write_text(json.dumps(dict(info={}, images=images, annotations=anns,
+                                        categories=[dict(id=i, name=n) for i, n in enumerate(SHAPE_CLASSES)])))
+    file_meta = dict(classes=SHAPE_CLASSES)
+    theirs = MMDetectionCocoMetric(ann_file=str(ann_file), metric="bbox", classwise=True)
+    ours = METRICS.build(dict(type="CocoMetric", ann_file=str(ann_file), metric="bbox", classwise=True))
+    assert type(ours) is CocoMetricOrRows
+    results = []
+    for metric in (theirs, ours):
+        metric.dataset_meta = file_meta
+        results.append(_feed(metric, samples, preds))
+    assert results[0] == results[1] and "coco/bbox_mAP" in results[0] and "coco/circle_precision" in results[0]
+    # over the Deep Lake rows, the same config's metric reads the rows; the file is not needed
+    rows_metric = METRICS.build(dict(type="CocoMetric", ann_file=str(tmp_path / "missing.json"), metric="bbox"))
+    rows_metric.dataset_meta = DeepLakeDetDataset(deeplake_path=path, test_mode=True, pipeline=TEST_PIPELINE).metainfo
+    reference = DeepLakeCocoMetric(metric="bbox")
+    reference.dataset_meta = dict(classes=SHAPE_CLASSES)
+    assert _feed(rows_metric, samples, preds) == _feed(reference, samples, preds)
+    # ... and a missing file on a file dataset is MMDetection's error, once the dataset is known
+    missing = METRICS.build(dict(type="CocoMetric", ann_file=str(tmp_path / "missing.json")))
+    with pytest.raises(FileNotFoundError):
+        missing.dataset_meta = file_meta
+
+
+def test_metric_items_and_empty_predictions_follow_coco_metric(crowd_rows):
+    path, _ = crowd_rows
+    samples = [s.to_dict() for s in _samples(path)]
+    for s in samples:
+        s["pred_instances"] = dict(bboxes=torch.zeros((0, 4)), scores=torch.zeros(0), labels=torch.zeros(0, dtype=torch.long))
+    metric = DeepLakeCocoMetric(metric="bbox", metric_items=["mAP", "AR@100"])
+    metric.dataset_meta = dict(classes=SHAPE_CLASSES)
+    metric.process({}, samples)
+    assert metric.evaluate(len(samples)) == {"coco/bbox_mAP": 0.0, "coco/bbox_AR@100": 0.0}

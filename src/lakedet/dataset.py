@@ -38,6 +38,10 @@ __all__ = ["DeepLakeDetDataset", "DATASET_KEYS", "column_kinds", "column_metadat
 
 logger = logging.getLogger("lakedet")
 
+#: The ``metainfo`` key naming the Deep Lake source: its evaluated samples carry their rows' ground
+#: truth, which the metrics (``lakedet.evaluation``) then use instead of an annotation file.
+ROWS_KEY = "deeplake_source"
+
 #: The ``deeplake_*`` arguments the dataset itself takes.
 DATASET_KEYS = ("deeplake_path", "deeplake_credentials", "deeplake_commit_id", "deeplake_commit",
                 "deeplake_view_id", "deeplake_query", "deeplake_tensors", "deeplake_dataset",
@@ -306,6 +310,7 @@ class DeepLakeDetDataset(BaseDetDataset):
         self.class_names_generated = not metainfo.get("classes") and not label_metadata.get("class_names")
         self._selection = self._select_classes(classes, metainfo.get("classes"), label_metadata)
         metainfo["classes"] = self._selection.classes
+        metainfo[ROWS_KEY] = dict(url=self.source.description)  # not a str: mmengine reads str values as files
         if label_metadata.get("category_ids") and label_metadata.get("class_names"):
             # the COCO category id of each label, for results written in COCO ids
             id_of = {name: int(i) for name, i in zip(classes, label_metadata["category_ids"])}

@@ -22,7 +22,9 @@ from mmdet.evaluation.functional import eval_map
 from mmdet.evaluation.metrics import CocoMetric, VOCMetric
 from mmdet.registry import METRICS
 
-__all__ = ["DeepLakeCocoMetric", "DeepLakeVOCMetric", "CocoSummary", "coco_ground_truth", "coco_from_dict",
+from .dataset import ROWS_KEY
+
+__all__ = ["DeepLakeCocoMetric", "DeepLakeVOCMetric", "CocoMetricOrRows", "VOCMetricOrRows", "ROWS_KEY", "CocoSummary", "coco_ground_truth", "coco_from_dict",
            "coco_detections", "coco_evaluate"]
 
 STAT_NAMES = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
@@ -160,32 +162,93 @@ def _per_class(evaluator: COCOeval, coco_gt: COCO) -> list[dict]:
     return rows
 
 
-@METRICS.register_module()
-class DeepLakeCocoMetric(CocoMetric):
-    """``CocoMetric`` with in-memory ground truth from the evaluated Deep Lake rows.
+class _OverRows:
+    """Whether a metric takes its ground truth from Deep Lake rows: always (``rows_only``, the
+    ``DeepLake*`` metrics), or, for the stand-ins registered under MMDetection's own names, when the
+    evaluated dataset is a Deep Lake one (its ``metainfo`` has ``ROWS_KEY``); otherwise the metric
+    is MMDetection's, unchanged."""
 
-    Takes every ``CocoMetric`` argument; ``ann_file`` must stay unset. Keys: ``coco/bbox_mAP``,
-    ``coco/bbox_mAP_50`` ... (and ``segm_*``); with ``classwise=True`` also
-    ``coco/bbox_{class}_AP`` per class.
+    rows_only = True
+    _rows = True
+
+    @property
+    def dataset_meta(self):
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta) -> None:
+        self._dataset_meta = meta
+        if not self.rows_only:
+            self._rows = bool(meta and meta.get(ROWS_KEY))
+            self._dataset_changed(meta)
+
+    def _dataset_changed(self, meta) -> None:
+        """Hook for the stand-ins: the evaluated dataset is known."""
+#: ``CocoMetric``'s default ``metric_items`` per metric (what it reports when none are given).
+_DEFAULT_ITEMS = {"bbox": STAT_NAMES, "segm": STAT_NAMES,
+                  "proposal": ("AR@100", "AR@300", "AR@1000", "AR_s@1000", "AR_m@1000", "AR_l@1000")}
+
+
+@METRICS.register_module()
+class DeepLakeCocoMetric(_OverRows, CocoMetric):
+    """MMDetection's ``CocoMetric`` over the rows of a Deep Lake dataset.
+
+    The same arguments, keys and numbers as ``CocoMetric``: ``coco/bbox_mAP``, ``coco/bbox_mAP_50``
+    ... rounded to 3 decimals, ``metric_items``, ``proposal_nums``, ``iou_thrs``, ``classwise``
+    (``coco/{class}_precision`` and MMDetection's per-class log table), ``format_only`` +
+    ``outfile_prefix``; ``compute_metrics`` is MMDetection's, run on a ground truth index built in
+    memory from the evaluated rows (the ``instances`` each test-mode sample carries) instead of
+    ``ann_file``, which is not read. lakedet's additions:
+
+    * the area of an instance (COCO's size ranges) is its stored ``area`` (data ingested from
+      COCO), else its mask's area, as in COCO's own files (``CocoMetric`` without a file uses box
+      areas); crowd regions come from the rows' flags;
+    * a metric the model predicted nothing for is reported as 0 instead of left out;
+    * image ids are given after every rank's results are gathered (rows of concatenated datasets,
+      distributed evaluation);
+    * ``format_only`` on data ingested from COCO writes the file's image and category ids;
+    * ``last_tables``: per-class AP, AP50, AP75, AP_s/m/l at full precision (``lakedet eval``).
     """
 
-    def __init__(self, *args, **kwargs):
-        if kwargs.get("ann_file"):
+    def __init__(self, ann_file: str | None = None, *args, **kwargs):
+        if self.rows_only and ann_file:
             raise ValueError("DeepLakeCocoMetric takes its ground truth from the dataset rows; "
                              "use CocoMetric for an annotation file")
-        super().__init__(*args, **kwargs)
-        self.last_tables: dict[str, CocoSummary] = {}
+        self._ann_file, self._missing_file = ann_file, None
+        try:
+            super().__init__(ann_file, *args, **kwargs)
+        except (FileNotFoundError, OSError) as exc:  # maybe a Deep Lake split: known once dataset_meta is set
+            self._missing_file = exc
+            super().__init__(None, *args, **kwargs)
+        self._evaluated: tuple | None = None  # (ground truth index, predictions) of the last run
+        self._tables: dict[str, CocoSummary] | None = None
+
+    def _dataset_changed(self, meta) -> None:
+        if self._rows:
+            if self._ann_file:
+                from mmengine.logging import MMLogger
+
+                MMLogger.get_current_instance().info(
+                    f"CocoMetric over the Deep Lake rows of {meta[ROWS_KEY]['url']}: the ground truth comes from the rows "
+                    f"(ann_file={self._ann_file!r} is not read)")
+            self._coco_api = None
+        elif self._missing_file is not None:
+            raise self._missing_file
 
     def process(self, data_batch: dict, data_samples) -> None:
-        """CocoMetric's ``process``; each result also keeps its ``img_path`` (``<dataset>[row]``)
-        and the original image id (``image_id``, data ingested from COCO)."""
+        """CocoMetric's ``process``; over rows each result also keeps its ``img_path``
+        (``<dataset>[row]``) and the original image id (``image_id``, data ingested from COCO)."""
         first = len(self.results)
         super().process(data_batch, data_samples)
+        if not self._rows:
+            return
         for (gt, pred), sample in zip(self.results[first:], data_samples):
             gt["img_key"] = pred["img_key"] = str(sample.get("img_path", sample["img_id"]))
             pred["coco_image_id"] = sample.get("image_id")
 
     def compute_metrics(self, results: list) -> dict[str, float]:
+        if not self._rows:
+            return super().compute_metrics(results)
         # Image ids are given here, after every rank's results are gathered: ``img_id`` is a row
         # number, so two concatenated datasets share ids, and ids numbered per rank would collide.
         ids: dict[str, int] = {}
@@ -202,26 +265,32 @@ class DeepLakeCocoMetric(CocoMetric):
         if self.format_only and category_ids and None not in category_ids and \
                 all(p.get("coco_image_id") is not None for p in preds):
             return self._write_coco_results(preds, category_ids)
-        if self.format_only or any(m.startswith("proposal") for m in self.metrics):
-            self._coco_api = coco_gt  # MMDetection's own path (files, proposal recall)
-            self.cat_ids = self.img_ids = None
-            try:
-                return super().compute_metrics(results)
-            finally:
-                self._coco_api = None
-        metrics: dict[str, float] = {}
-        self.last_tables = {}
-        for iou_type in self.metrics:
-            summary = coco_evaluate(coco_gt, coco_detections(preds, iou_type), iou_type, self.iou_thrs,
-                                    self.proposal_nums)
-            self.last_tables[iou_type] = summary
-            for name, value in zip(STAT_NAMES, summary.stats[:6]):
-                metrics[f"{iou_type}_{name}"] = float(value)
-            if self.classwise:
-                for row in summary.per_class:
-                    metrics[f"{iou_type}_{row['name']}_AP"] = row["AP"]
+        self._coco_api, self.cat_ids, self.img_ids = coco_gt, None, None
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its summaries
+                metrics = super().compute_metrics(results)
+        finally:
+            self._coco_api = self.cat_ids = self.img_ids = None
+        self._evaluated, self._tables = (coco_gt, preds), None
+        if not self.format_only:
+            for metric in self.metrics:
+                for item in self.metric_items or _DEFAULT_ITEMS.get(metric, ()):
+                    key = item if metric == "proposal" else f"{metric}_{item}"
+                    metrics.setdefault(key, 0.0)  # MMDetection leaves a metric out when nothing was predicted
         return metrics
 
+    @property
+    def last_tables(self) -> dict[str, CocoSummary]:
+        """Per IoU type (``bbox``, ``segm``) of the last evaluation: pycocotools' 12 numbers at full
+        precision and AP per class (computed on first use, from the kept ground truth and predictions)."""
+        if self._tables is None:
+            self._tables = {}
+            if self._evaluated is not None:
+                coco_gt, preds = self._evaluated
+                for iou_type in (m for m in self.metrics if m in ("bbox", "segm")):
+                    self._tables[iou_type] = coco_evaluate(coco_gt, coco_detections(preds, iou_type), iou_type,
+                                                           self.iou_thrs, self.proposal_nums)
+        return self._tables
 
     def _write_coco_results(self, preds: list, category_ids) -> dict:
         """``format_only`` on data ingested from COCO: ``{outfile_prefix}.bbox.json`` (and
@@ -245,7 +314,7 @@ class DeepLakeCocoMetric(CocoMetric):
 
 
 @METRICS.register_module()
-class DeepLakeVOCMetric(VOCMetric):
+class DeepLakeVOCMetric(_OverRows, VOCMetric):
     """MMDetection's ``VOCMetric`` (same options and numbers) that also reports AP per class.
 
     Keys: ``pascal_voc/mAP``, ``pascal_voc/AP50`` ..., ``pascal_voc/{class}_AP50`` ...; with
@@ -255,6 +324,8 @@ class DeepLakeVOCMetric(VOCMetric):
     def process(self, data_batch: dict, data_samples) -> None:
         """Ground truth from the row (``instances``, original pixels, crowd as ignored), not from
         whatever the test pipeline loaded; predictions as VOCMetric formats them."""
+        if not self._rows:
+            return super().process(data_batch, data_samples)
         for sample in data_samples:
             instances = sample["instances"]
             boxes = np.asarray([i["bbox"] for i in instances], np.float32).reshape(-1, 4)
@@ -270,6 +341,8 @@ class DeepLakeVOCMetric(VOCMetric):
 
     def compute_metrics(self, results: list) -> dict:
         self.last_tables = {}
+        if not self._rows:
+            return super().compute_metrics(results)
         if self.metric == "recall":
             return self._recall(results)
         metrics = super().compute_metrics(results)
@@ -307,3 +380,22 @@ class DeepLakeVOCMetric(VOCMetric):
         recalls = _recalls(all_ious, proposal_nums, iou_thrs)
         return {f"recall@{num}@{thr}": float(recalls[i, j]) for i, num in enumerate(proposal_nums)
                 for j, thr in enumerate(iou_thrs)}
+
+
+# The stand-ins: zoo configs keep ``CocoMetric(ann_file=...)`` / ``VOCMetric`` when only their
+# datasets are swapped for Deep Lake ones (MMDetection's tools/train.py and tools/test.py build
+# them from the registry): over Deep Lake rows they are the metrics above, over any other dataset
+# MMDetection's own.
+@METRICS.register_module(name="CocoMetric", force=True)
+class CocoMetricOrRows(DeepLakeCocoMetric):
+    """MMDetection's ``CocoMetric``; over a Deep Lake dataset, ``DeepLakeCocoMetric`` (the ground
+    truth from the evaluated rows; a given ``ann_file`` is not read, a missing one is no error)."""
+
+    rows_only = False
+
+
+@METRICS.register_module(name="VOCMetric", force=True)
+class VOCMetricOrRows(DeepLakeVOCMetric):
+    """MMDetection's ``VOCMetric``; over a Deep Lake dataset, ``DeepLakeVOCMetric``."""
+
+    rows_only = False

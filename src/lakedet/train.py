@@ -62,9 +62,9 @@ def _is_deeplake_dataset_cfg(cfg: Any) -> bool:
 def adapt_config(cfg) -> None:
     """Fit a config whose splits are Deep Lake datasets (in place).
 
-    ``CocoMetric(ann_file=...)`` / ``VOCMetric`` over a ``DeepLakeDetDataset`` become
-    ``DeepLakeCocoMetric`` / ``DeepLakeVOCMetric`` (same options, ground truth from the rows,
-    per-class tables); ``AspectRatioBatchSampler`` is dropped; a ``DefaultSampler`` becomes
+    (``CocoMetric(ann_file=...)`` / ``VOCMetric`` need nothing here: over Deep Lake rows the
+    registered stand-ins take the ground truth from the rows, see ``lakedet.evaluation``.)
+    ``AspectRatioBatchSampler`` is dropped; a ``DefaultSampler`` becomes
     ``ShardedRowSampler`` (same options; see ``lakedet.sampler`` for which rows each rank reads).
     """
     _top_level_deeplake_keys(cfg)
@@ -86,13 +86,6 @@ def adapt_config(cfg) -> None:
         if not loader or not evaluator or not _is_deeplake_dataset_cfg(loader.get("dataset")):
             continue
         _evaluation_mode(split, loader.get("dataset"))
-        metrics = evaluator if isinstance(evaluator, list) else [evaluator]
-        for metric in metrics:
-            kind = bare_type(metric) if isinstance(metric, Mapping) else ""
-            if kind in ("CocoMetric", "VOCMetric"):
-                metric["type"] = "DeepLake" + kind
-                metric.pop("ann_file", None)
-                metric.pop("backend_args", None)
 
 
 def _top_level_deeplake_keys(cfg) -> None:
