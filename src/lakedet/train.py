@@ -134,7 +134,45 @@ def _shard_rows_of(split: str, loader) -> None:
         sampler["type"] = "ShardedRowSampler"
         kept = {k: v for k, v in sampler.items() if k != "type"}
         logger.info(f"lakedet: {split}_dataloader samples with ShardedRowSampler instead of DefaultSampler "
-                    f"(a seeded permutation per epoch, one disjoint shard per rank; options kept: {kept})")
+                    f"(a seeded order per epoch, one disjoint shard per rank; options kept: {kept})")
+    if isinstance(sampler, Mapping) and bare_type(sampler) == "ShardedRowSampler":
+        # the chunk-aware order gives each DataLoader worker whole chunks: it needs the batching
+        sampler.setdefault("batch_size", int(loader.get("batch_size", 1) or 1))
+        sampler.setdefault("num_workers", int(loader.get("num_workers", 0) or 0))
+    _worker_start_method(split, loader)
+
+
+def _worker_start_method(split: str, loader) -> None:
+    """DataLoader workers over remote Deep Lake data start with ``forkserver``, not ``fork``.
+
+    Deep Lake replaces ``os.fork`` with a version that first joins its native I/O threads; after
+    in-process remote reads that are stuck on unresponsive storage, a fork waits for them without
+    end (reproduced in ``tests/test_fork_safety.py``). ``forkserver`` workers are forked from a
+    clean server process that never did Deep Lake I/O; each reopens the dataset itself
+    (``DeepLakeDetDataset.__getstate__``). A ``multiprocessing_context`` the config sets is kept.
+    """
+    if not int(loader.get("num_workers", 0) or 0) or loader.get("multiprocessing_context"):
+        return
+    if not _reads_remote_data(loader.get("dataset")):
+        return
+    loader["multiprocessing_context"] = "forkserver"
+    from .dataset import prepare_worker_start
+
+    prepare_worker_start()
+    logger.info(f"lakedet: {split}_dataloader's workers start with forkserver (remote Deep Lake data: a fork "
+                "after Deep Lake's remote I/O can hang)")
+
+
+def _reads_remote_data(cfg) -> bool:
+    from .source import is_remote
+
+    if not isinstance(cfg, Mapping):
+        return False
+    if bare_type(cfg) == "DeepLakeDetDataset":
+        path = cfg.get("deeplake_path")  # (an opened object, ds_train, goes as the caller made it)
+        return isinstance(path, str) and is_remote(path) and cfg.get("deeplake_dataset") is None
+    inner = cfg.get("dataset") or cfg.get("datasets")
+    return any(_reads_remote_data(d) for d in (inner if isinstance(inner, (list, tuple)) else [inner]))
 
 
 def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
