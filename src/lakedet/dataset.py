@@ -273,6 +273,7 @@ class DeepLakeDetDataset(BaseDetDataset):
             raise ConfigError(f"deeplake_prefetch={deeplake_prefetch!r}: expected a number of windows >= 0, e.g. 1")
         self.prefetch = deeplake_prefetch
         self._plan = None  # the sampler's ReadPlan (attach_read_plan)
+        self._in_batch = False  # inside __getitems__: the random states are restored once, after the batch
         self._following: tuple | None = None
         metainfo = dict(kwargs.pop("metainfo", None) or {})
         metainfo.setdefault("classes", classes)
@@ -368,24 +369,31 @@ class DeepLakeDetDataset(BaseDetDataset):
         loader reads one row at a time and leaves the hand-over to PyTorch.
         """
         self._ensure_open()
-        with _kept_random_states(self._plan is not None and not in_worker()):
-            if self.loader_type == "python":
-                return [self[idx] for idx in indices]
-            rows = [self._sample(idx)["img_id"] for idx in indices]
-            with single_threaded():
-                self._follow_plan()
-                self._pending = self._reader.start(dict.fromkeys(rows))
-                try:
-                    samples = [self[idx] for idx in indices]
-                finally:
-                    self._pending = {}
-                if in_worker():
-                    share_batch(samples)
-                return samples
+        with _kept_random_states(self._plan is not None and not in_worker() and not self._in_batch):
+            self._in_batch = True
+            try:
+                return self._batch(indices)
+            finally:
+                self._in_batch = False
+
+    def _batch(self, indices: Sequence[int]) -> list:
+        if self.loader_type == "python":
+            return [self[idx] for idx in indices]
+        rows = [self._sample(idx)["img_id"] for idx in indices]
+        with single_threaded():
+            self._follow_plan()
+            self._pending = self._reader.start(dict.fromkeys(rows))
+            try:
+                samples = [self[idx] for idx in indices]
+            finally:
+                self._pending = {}
+            if in_worker():
+                share_batch(samples)
+            return samples
 
     def __getitem__(self, idx: int) -> dict:
         self._ensure_open()
-        with _kept_random_states(self._plan is not None and not in_worker()):
+        with _kept_random_states(self._plan is not None and not in_worker() and not self._in_batch):
             return super().__getitem__(idx)
 
     def prepare_data(self, idx) -> Any:

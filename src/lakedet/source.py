@@ -102,16 +102,24 @@ def open_source_with_origin(spec: SourceSpec):
     if spec.view:
         tag = _find_view(ds, spec)
         origin = Origin(origin.branch, str(tag.version))  # the commit the view was saved at
-        ds = _bounded(spec, tag.open, tag.open_async, f"opening saved view deeplake_view_id={spec.view!r}")
+        ds = _open_view(tag, spec)
     elif spec.query:
-        try:
-            ds = _bounded(spec, lambda: ds.query(spec.query), lambda: ds.query_async(spec.query),
-                          f"running deeplake_query={spec.query!r}")
-        except SourceTimeout:
-            raise
-        except Exception as exc:  # deeplake raises RuntimeError for TQL errors
-            raise SourceError(f"deeplake_query {spec.query!r} on {spec.path!r} failed: {exc}") from exc
+        ds = _run_query(ds, spec)
     return ds, origin
+
+
+def _open_view(tag, spec: SourceSpec):
+    return _bounded(spec, tag.open, tag.open_async, f"opening saved view deeplake_view_id={spec.view!r}")
+
+
+def _run_query(ds, spec: SourceSpec):
+    try:
+        return _bounded(spec, lambda: ds.query(spec.query), lambda: ds.query_async(spec.query),
+                        f"running deeplake_query={spec.query!r}")
+    except SourceTimeout:
+        raise
+    except Exception as exc:  # deeplake raises RuntimeError for TQL errors
+        raise SourceError(f"deeplake_query {spec.query!r} on {spec.path!r} failed: {exc}") from exc
 
 
 def _bounded(spec: SourceSpec, call, call_async, what: str):
@@ -161,7 +169,14 @@ def _open_path(deeplake, spec: SourceSpec):
         except Exception as exc:
             raise SourceError(f"cannot open Deep Lake dataset at deeplake_path={spec.path!r}: {exc}") from exc
     check_credentials(spec)
+    global remote_io_started
+    remote_io_started = True
     return _open_with_timeout(deeplake.open_read_only_async(spec.path, **kwargs), spec)
+
+
+#: This process has opened remote Deep Lake data: its native I/O threads may be busy, and a later
+#: fork of it can wait on them (``lakedet.train`` then starts DataLoader workers with forkserver).
+remote_io_started = False
 
 
 def _open_with_timeout(future, spec: SourceSpec, timeout: float | None = None):

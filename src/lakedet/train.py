@@ -149,11 +149,15 @@ def _worker_start_method(split: str, loader) -> None:
     in-process remote reads that are stuck on unresponsive storage, a fork waits for them without
     end (reproduced in ``tests/test_fork_safety.py``). ``forkserver`` workers are forked from a
     clean server process that never did Deep Lake I/O; each reopens the dataset itself
-    (``DeepLakeDetDataset.__getstate__``). A ``multiprocessing_context`` the config sets is kept.
+    (``DeepLakeDetDataset.__getstate__``). Local data gets them too once this process has opened
+    remote data. A ``multiprocessing_context`` the config sets is kept.
     """
+    from . import source
+
     if not int(loader.get("num_workers", 0) or 0) or loader.get("multiprocessing_context"):
         return
-    if not _reads_remote_data(loader.get("dataset")):
+    if not (_reads_remote_data(loader.get("dataset")) or
+            (source.remote_io_started and _is_deeplake_dataset_cfg(loader.get("dataset")))):
         return
     loader["multiprocessing_context"] = "forkserver"
     from .dataset import prepare_worker_start
@@ -420,21 +424,15 @@ def _seed_of_resumed_run(cfg) -> None:
 
 
 def _redacted(cfg):
-    """A copy of ``cfg`` with every credential value (``checkpoints.SECRET_KEYS``) replaced by
-    ``'<redacted>'``: the datasets are built from the loader dicts given to the runner, so only
-    the copy the runner writes out and logs loses the secrets."""
+    """A copy of ``cfg`` without secrets (``checkpoints.redact_credentials``: everything under
+    ``deeplake_credentials`` but the endpoint and region, and every ``SECRET_KEYS`` value): the
+    datasets are built from the loader dicts given to the runner, so only the copy the runner
+    writes out and logs loses the secrets."""
     from mmengine.config import Config
 
-    from .checkpoints import SECRET_KEYS
+    from .checkpoints import redact_credentials
 
-    def walk(node):
-        if isinstance(node, Mapping):
-            return {k: "<redacted>" if k in SECRET_KEYS and isinstance(v, str) else walk(v) for k, v in node.items()}
-        if isinstance(node, (list, tuple)):
-            return type(node)(walk(v) for v in node)
-        return node
-
-    redacted = Config(walk(cfg.to_dict()))  # no filename: the file itself may be gone, and holds the secrets
+    redacted = Config(redact_credentials(cfg.to_dict()))  # no filename: the file itself holds the secrets
     return Config(redacted.to_dict(), cfg_text=redacted.pretty_text)
 
 
