@@ -7,7 +7,8 @@ HTTP keep-alive to the client as S3 does, ``rtt/2`` added each way, one round tr
 connection; optionally a bandwidth cap). The dataset is the loader benchmark's 640x480 JPEG set,
 ingested by ``lakedet ingest``.
 
-Each measurement runs in its own process: the ``c++`` loader, ``minimal`` pipeline, batch 8,
+Each measurement runs in its own process, one at a time (local disk is measured again before each
+group of remote runs, and each ratio is to that paired run): the ``c++`` loader, ``minimal`` pipeline, batch 8,
 2 persistent workers, ``ShardedRowSampler`` with ``order="permutation"`` (a full per-row
 permutation) or ``order="chunks"`` (the chunk-aware order), as ``lakedet.train.adapt_config``
 sets it up (forkserver workers for remote data). Reported per run: images/s (median of the
@@ -258,20 +259,30 @@ def main(argv=None) -> int:
                              vs_local=round(steady(result) / local_rate, 3), worker_rss_mb=result["worker_rss_mb"],
                              epochs=[round(r, 1) for r in result["rates"]], **result["quality"]))
             print(f"  local disk                   {order:11s} {steady(result):7.1f} img/s", flush=True)
+        def paired_local() -> float:
+            """Local disk measured again right before a remote group: the machine's load drifts
+            (shared cores), so each ratio compares measurements minutes, not tens of minutes, apart."""
+            result = measure_in_subprocess(data["lake"], None, "permutation", args.epochs)
+            print(f"  local disk (paired)          permutation {steady(result):7.1f} img/s", flush=True)
+            return steady(result)
+
         for rtt in [float(x) for x in args.rtts.split(",")]:
             proxies[rtt] = proxy = Proxy(creds["endpoint_url"], rtt)
+            base = paired_local()
             for order in ("permutation", "chunks"):
                 rows.append(remote_run(f"S3, {rtt:g} ms RTT", server, proxy, url, creds, order, args.epochs, args.n,
-                                       local_rate))
+                                       base))
         if args.rate_mbit:
             capped = proxies["capped"] = Proxy(creds["endpoint_url"], 20, args.rate_mbit)
+            base = paired_local()
             for order in ("permutation", "chunks"):
                 rows.append(remote_run(f"S3, 20 ms, {args.rate_mbit:g} Mbit/s", server, capped, url, creds, order,
-                                       args.epochs, args.n, local_rate))
-        with tempfile.TemporaryDirectory() as cache:  # epoch 1 fills the cache, the later epochs read it
+                                       args.epochs, args.n, base))
+        # epoch 1 fills the cache, the later epochs read it (the cache on local disk, like the dataset)
+        with tempfile.TemporaryDirectory(dir=args.data) as cache:
             worst = proxies[max(k for k in proxies if k != "capped")]
             rows.append(remote_run("S3, max RTT, cache on", server, worst, url, creds, "chunks", args.epochs, args.n,
-                                   local_rate, cache=cache))
+                                   paired_local(), cache=cache))
 
         # bytes over all ranks in one epoch, 2 ranks x 2 workers
         dataset_bytes = stored_bytes(url, creds)

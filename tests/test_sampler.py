@@ -300,3 +300,24 @@ def test_auto_order_is_chunks_for_remote_data_with_a_layout_only():
         ShardedRowSampler(list(range(5)), order="chunks")
     with pytest.raises(ValueError, match="order='blocks': expected one of"):
         ShardedRowSampler(list(range(5)), order="blocks")
+
+
+def test_blocks_can_be_cut_smaller_than_chunks():
+    from lakedet.sampler import split_blocks
+
+    pieces = split_blocks(block_layout([5, 3]), 2)
+    assert pieces.tolist() == [0, 0, 1, 1, 2, 3, 3, 4]
+    blocks = block_layout([12, 12])
+
+    class Data(list):
+        is_remote = True
+
+        def read_blocks(self):
+            return blocks
+
+    sampler = ShardedRowSampler(Data(range(24)), seed=1, order="chunks", window=1, block_rows=4)
+    order = list(sampler)
+    assert sorted(order) == list(range(24))
+    # window=1: each run of 4 consecutive positions is one piece of 4 consecutive rows, shuffled
+    assert all(sorted(order[i:i + 4]) == list(range(min(order[i:i + 4]), min(order[i:i + 4]) + 4))
+               for i in range(0, 24, 4))

@@ -140,6 +140,7 @@ def test_local_cache_serves_the_chunks_to_a_later_reader(noise_on_s3, proxy, tmp
     cache = str(tmp_path / "cache")
     first = build_loader(url, via_proxy, cache=cache)
     samples, _ = epoch(first, 0)
+    first.dataset._reader.flush()  # the cache is written in the background
     chunks = len(first.dataset._reader.layout)
     assert first.dataset._reader.stats == dict(chunk_reads=chunks, cache_hits=0, row_reads=0)
     assert BlockCache(cache, 10**9).size() >= IMAGE_BYTES

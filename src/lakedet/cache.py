@@ -46,6 +46,10 @@ class BlockCache:
     def _file(self, key: str) -> str:
         return os.path.join(self.path, hashlib.sha256(key.encode()).hexdigest() + ".blk")
 
+    def has(self, key: str) -> bool:
+        """Whether an entry for ``key`` exists now (it may still be evicted before ``get``)."""
+        return os.path.exists(self._file(key))
+
     def get(self, key: str) -> list[bytes] | None:
         """The values stored under ``key``, or None (a miss)."""
         path = self._file(key)
@@ -102,8 +106,16 @@ class BlockCache:
                 total -= size
 
     def _entries(self):
+        import time
+
         for entry in os.scandir(self.path):
-            if entry.name.endswith(".blk"):
+            if entry.name.startswith(".tmp-"):  # a write killed half way (an hour ago): never renamed
+                try:
+                    if entry.stat().st_mtime < time.time() - 3600:
+                        _remove(entry.path)
+                except OSError:
+                    pass
+            elif entry.name.endswith(".blk"):
                 try:
                     stat = entry.stat()
                 except OSError:

@@ -140,15 +140,29 @@ class _FromChunk:
 
 
 class _CachedChunk:
-    """A chunk read whose values go to the local cache once they arrive."""
+    """A chunk read whose values go to the local cache (written in the background) once they arrive."""
 
-    def __init__(self, pending, cache, key):
-        self.pending, self.cache, self.key, self._values = pending, cache, key, None
+    def __init__(self, pending, cache, key, background):
+        self.pending, self.cache, self.key, self.background, self._values = pending, cache, key, background, None
 
     def result(self):
         if self._values is None:
             self._values = self.pending.result()
-            self.cache.put(self.key, self._values)
+            self.background.submit(self.cache.put, self.key, self._values)
+        return self._values
+
+
+class _FromCache:
+    """A chunk read from the local cache in the background; ``fallback()`` reads it remotely if
+    the entry went away meanwhile (another process evicted it)."""
+
+    def __init__(self, future, rows: int, fallback):
+        self.future, self.rows, self.fallback, self._values = future, rows, fallback, None
+
+    def result(self):
+        if self._values is None:
+            values = self.future.result()
+            self._values = values if values is not None and len(values) == self.rows else self.fallback().result()
         return self._values
 
 
@@ -180,14 +194,29 @@ class ImageReader:
         self._whole: np.ndarray | None = None  # per chunk: read it with one slice call
         self._last: np.ndarray | None = None  # per chunk: position of its last row in the plan
         self.stats = dict(chunk_reads=0, cache_hits=0, row_reads=0)
+        self._background = None
 
     def where(self, row: int) -> str:
         return f"row {row}, column {self.column!r} of {self.url!r}"
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(ds=None, _chunks={}, _rows={})  # the dataset reopens its source (see DeepLakeDetDataset)
+        state.update(ds=None, _chunks={}, _rows={}, _background=None)  # the dataset reopens its source
         return state
+
+    def flush(self) -> None:
+        """Wait until the local cache writes started so far are done."""
+        if self._background is not None:
+            self._background.submit(lambda: None).result()
+
+    @property
+    def background(self):
+        """One thread for local cache reads and writes (file I/O releases the GIL)."""
+        if self._background is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._background = ThreadPoolExecutor(1, thread_name_prefix="lakedet-cache")
+        return self._background
 
     # --- one row ------------------------------------------------------------------------------
 
@@ -294,11 +323,13 @@ class ImageReader:
     def _chunk_read(self, chunk: int):
         start, stop = int(self.layout.bounds[chunk]), int(self.layout.bounds[chunk + 1])
         key = f"{self.cache_key}|{self.column}|{self.layout.names[chunk]}|{start}:{stop}"
-        if self.cache is not None:
-            values = self.cache.get(key)
-            if values is not None and len(values) == stop - start:
-                self.stats["cache_hits"] += 1
-                return _Read(values)
+        if self.cache is not None and self.cache.has(key):
+            self.stats["cache_hits"] += 1
+            return _FromCache(self.background.submit(self.cache.get, key), stop - start,
+                              lambda: self._remote_chunk(chunk, start, stop, key))
+        return self._remote_chunk(chunk, start, stop, key)
+
+    def _remote_chunk(self, chunk: int, start: int, stop: int, key: str):
         self.stats["chunk_reads"] += 1
         what = f"rows {start}-{stop - 1} (one storage chunk), column {self.column!r} of {self.url!r}"
 
@@ -309,7 +340,7 @@ class ImageReader:
                 raise DataError(f"{what}: cannot read the images: {exc}") from exc
 
         pending = PendingRead(self, what, request)
-        return _CachedChunk(pending, self.cache, key) if self.cache is not None else pending
+        return _CachedChunk(pending, self.cache, key, self.background) if self.cache is not None else pending
 
     def _forget(self, done: int, rows) -> None:
         """Drop chunk reads whose rows this worker has all used (their last position < ``done``)."""
