@@ -132,7 +132,7 @@ def shuffle_quality(order, blocks, batch_size: int) -> dict:
 
 
 def measure(path: str, creds: dict | None, order: str, epochs: int, cache: str | None, world_size: int,
-            rank: int) -> dict:
+            rank: int, prefetch: int = 1) -> dict:
     """Images/s per epoch of the c++ loader over ``path``, in this process, plus the order's quality."""
     import resource
 
@@ -151,19 +151,14 @@ def measure(path: str, creds: dict | None, order: str, epochs: int, cache: str |
         dataset["deeplake_credentials"] = dict(creds=creds)
     if cache:
         dataset["deeplake_cache"] = cache
+    dataset["deeplake_prefetch"] = prefetch
     cfg = Config(dict(train_dataloader=dict(
         batch_size=bench.BATCH, num_workers=WORKERS, persistent_workers=True,
         sampler=dict(type="DefaultSampler", shuffle=True, seed=0, order=order, world_size=world_size, rank=rank),
         collate_fn=dict(type="pseudo_collate"), dataset=dataset)))
     adapt_config(cfg)  # ShardedRowSampler with the batching, forkserver workers for remote data
     loader = Runner.build_dataloader(cfg.train_dataloader.to_dict(), seed=0)
-    rates = []
-    for epoch in range(epochs):
-        loader.sampler.set_epoch(epoch)
-        count, started = 0, time.perf_counter()
-        for batch in loader:
-            count += len(batch["inputs"])
-        rates.append(count / (time.perf_counter() - started))
+    rates = bench.epoch_rates(loader, epochs)
     sampler = loader.sampler
     sampler.set_epoch(1)
     quality = shuffle_quality(list(sampler), loader.dataset.read_blocks(), bench.BATCH)
@@ -173,9 +168,9 @@ def measure(path: str, creds: dict | None, order: str, epochs: int, cache: str |
                 rows=len(sampler))
 
 
-def measure_in_subprocess(path, creds, order, epochs, cache=None, world_size=1, rank=0) -> dict:
+def measure_in_subprocess(path, creds, order, epochs, cache=None, world_size=1, rank=0, prefetch=1) -> dict:
     out = subprocess.run([sys.executable, __file__, "--measure",
-                          json.dumps([path, creds, order, epochs, cache, world_size, rank])],
+                          json.dumps([path, creds, order, epochs, cache, world_size, rank, prefetch])],
                          capture_output=True, text=True, check=False)
     if out.returncode:
         raise RuntimeError(f"measuring {order} on {path} failed:\n{out.stderr[-3000:]}")
@@ -284,18 +279,22 @@ def main(argv=None) -> int:
             rows.append(remote_run("S3, max RTT, cache on", server, worst, url, creds, "chunks", args.epochs, args.n,
                                    paired_local(), cache=cache))
 
-        # bytes over all ranks in one epoch, 2 ranks x 2 workers
+        # bytes over all ranks in one epoch, 2 ranks x 2 workers (one epoch: Deep Lake's in-memory
+        # chunk cache would serve later ones). With read-ahead, the end of the epoch also reads the
+        # next epoch's first window (one per worker), which training uses but one epoch alone does
+        # not: measured both with it and without it (deeplake_prefetch=0, the epoch's own reads).
         dataset_bytes = stored_bytes(url, creds)
         ranks = {}
-        for order in ("permutation", "chunks"):
+        for order, prefetch in (("permutation", 1), ("chunks", 1), ("chunks", 0)):
             before = proxies[0.0].stats()
             for rank in (0, 1):
                 measure_in_subprocess(url, dict(creds, endpoint_url=proxies[0.0].endpoint), order, 1,
-                                      world_size=2, rank=rank)
+                                      world_size=2, rank=rank, prefetch=prefetch)
             fetched = proxies[0.0].stats()["bytes_down"] - before["bytes_down"]
-            ranks[order] = dict(fetched_mb=round(fetched / 1e6, 1), dataset_mb=round(dataset_bytes / 1e6, 1),
-                                ratio=round(fetched / dataset_bytes, 3))
-            print(f"  2 ranks x {WORKERS} workers, 1 epoch of {args.n} images, {order}: fetched "
+            name = order if prefetch else f"{order}, no read-ahead"
+            ranks[name] = dict(fetched_mb=round(fetched / 1e6, 1), dataset_mb=round(dataset_bytes / 1e6, 1),
+                               ratio=round(fetched / dataset_bytes, 3))
+            print(f"  2 ranks x {WORKERS} workers, 1 epoch of {args.n} images, {name}: fetched "
                   f"{fetched / 1e6:.1f} MB of {dataset_bytes / 1e6:.1f} MB stored ({fetched / dataset_bytes:.3f}x)",
                   flush=True)
     finally:
@@ -310,7 +309,7 @@ def main(argv=None) -> int:
     targets = [("chunks, 20 ms RTT / local", ratio("S3, 20 ms RTT"), 0.9),
                ("chunks, 50 ms RTT / local", ratio("S3, 50 ms RTT"), 0.8),
                ("epoch 2+ with the cache / local", ratio("S3, max RTT, cache on"), 0.95)]
-    result = dict(machine=bench.machine(), images=args.n, batch_size=bench.BATCH, workers=WORKERS, pipeline="minimal",
+    result = dict(machine=bench.machine(), load_average=os.getloadavg(), images=args.n, batch_size=bench.BATCH, workers=WORKERS, pipeline="minimal",
                   s3_server="moto (local, 127.0.0.1) behind latency_proxy.py", rows=rows, two_ranks=ranks,
                   targets=[dict(measure=m, value=v, target=t, met=v >= t) for m, v, t in targets])
     print()
@@ -324,7 +323,7 @@ def main(argv=None) -> int:
     print(bench.table(["2 ranks, 1 epoch", "fetched MB", "dataset MB", "ratio"],
                       [(o, v["fetched_mb"], v["dataset_mb"], v["ratio"]) for o, v in ranks.items()]))
     print()
-    targets.append(("2 ranks, bytes per epoch / dataset (chunks)", ranks["chunks"]["ratio"], None))
+    targets.append(("2 ranks, bytes of one epoch / dataset (chunks)", ranks["chunks, no read-ahead"]["ratio"], None))
     print(bench.table(["measure", "value", "target", "met"],
                       [(m, v, f">= {t}" if t else "<= 1.05", "yes" if (v >= t if t else v <= 1.05) else "NO")
                        for m, v, t in targets]))

@@ -122,3 +122,45 @@ def test_random_states_survive_a_weights_only_checkpoint(tmp_path):
     draws = random.random(), np.random.rand(3).tolist(), np.random.randn(), torch.rand(3).tolist()
     set_rng_states(torch.load(tmp_path / "c.pth", weights_only=True)["rng_states"])
     assert (random.random(), np.random.rand(3).tolist(), np.random.randn(), torch.rand(3).tolist()) == draws
+
+
+@pytest.mark.slow
+def test_iteration_based_resume_reads_no_trained_batch_and_replays_the_losses(shapes, tmp_path):
+    """Resume at iteration 6 of 10 (4 batches per epoch: epoch 1, batch 2): the resumed run prepares
+    only the 4 batches left (mmengine alone reads and decodes the 6 trained ones first) and logs
+    the uninterrupted run's losses."""
+    import shutil
+
+    from mmengine.config import Config
+
+    from lakedet import build_detector, train_detector
+
+    def run(work_dir, resume_from=None):
+        cfg = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
+        cfg.train_dataloader.dataset.deeplake_path = shapes[0]
+        cfg.train_dataloader.dataset.deeplake_query = "SELECT * WHERE ROW_NUMBER() < 8"
+        cfg.train_dataloader.dataset.pipeline = [dict(type="LoadImageFromFile"),
+                                                 dict(type="LoadAnnotations", with_bbox=True),
+                                                 dict(type="RandomFlip", prob=0.5), dict(type="PackDetInputs")]
+        cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=10, val_interval=100)
+        cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=3, by_epoch=False)
+        cfg.log_processor = dict(by_epoch=False, window_size=1)
+        cfg.randomness = dict(seed=0, deterministic=True)
+        cfg.work_dir = str(work_dir)
+        # its own visualizer: mmengine keeps one per name in the process, and it writes the losses
+        cfg.visualizer = dict(type="DetLocalVisualizer", vis_backends=[dict(type="LocalVisBackend")],
+                              name=f"resume-{work_dir.name}")
+        if resume_from:
+            cfg.resume, cfg.load_from = True, str(resume_from)
+        runner = train_detector(build_detector(cfg.model), cfg, validate=False)
+        return runner.train_dataloader.dataset.samples_prepared, logged_losses(work_dir)[-1]
+
+    prepared_whole, whole = run(tmp_path / "whole")
+    assert prepared_whole == 20 and sorted(whole) == list(range(1, 11))
+    (tmp_path / "resumed").mkdir()
+    shutil.copy(tmp_path / "whole" / "iter_6.pth", tmp_path / "resumed" / "iter_6.pth")
+    prepared, resumed = run(tmp_path / "resumed", tmp_path / "resumed" / "iter_6.pth")
+    assert prepared == 8  # iterations 7-10 only: the 6 trained batches were not read again
+    assert sorted(resumed) == [7, 8, 9, 10]
+    for step, loss in resumed.items():
+        assert loss == pytest.approx(whole[step], abs=1e-6), (step, resumed, whole)

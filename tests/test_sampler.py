@@ -161,9 +161,10 @@ def test_adapt_config_swaps_default_sampler_of_deeplake_splits_only(caplog):
     assert cfg.val_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=False, batch_size=1, num_workers=0)
     assert cfg.test_dataloader.sampler.type == "DefaultSampler"  # not a Deep Lake split
     assert "train_dataloader samples with ShardedRowSampler" in caplog.text and "test_dataloader" not in caplog.text
-    infinite = Config(dict(train_dataloader=dict(sampler=dict(type="InfiniteSampler"), dataset=deeplake)))
+    # an iteration-based run's InfiniteSampler: epochs of ShardedRowSampler, restarted by mmengine
+    infinite = Config(dict(train_dataloader=dict(sampler=dict(type="InfiniteSampler", shuffle=True), dataset=deeplake)))
     adapt_config(infinite)
-    assert infinite.train_dataloader.sampler.type == "InfiniteSampler"
+    assert infinite.train_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=True, batch_size=1, num_workers=0)
 
 
 # --- the chunk-aware order --------------------------------------------------------------------

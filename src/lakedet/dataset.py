@@ -274,6 +274,7 @@ class DeepLakeDetDataset(BaseDetDataset):
         self.prefetch = deeplake_prefetch
         self._plan = None  # the sampler's ReadPlan (attach_read_plan)
         self._in_batch = False  # inside __getitems__: the random states are restored once, after the batch
+        self.samples_prepared = 0  # samples that went through the pipeline in this process
         self._following: tuple | None = None
         metainfo = dict(kwargs.pop("metainfo", None) or {})
         metainfo.setdefault("classes", classes)
@@ -403,6 +404,7 @@ class DeepLakeDetDataset(BaseDetDataset):
         plan = self._plan
         if plan is not None and plan.epoch >= 0:
             seed_sample(plan.seed, plan.epoch, plan.rank, int(idx))
+        self.samples_prepared += 1
         return super().prepare_data(idx)
 
     # --- the read plan, remote reading -------------------------------------------------------

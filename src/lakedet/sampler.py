@@ -307,6 +307,7 @@ class ShardedRowSampler(Sampler):
         self.round_up = bool(round_up)
         self.world_size, self.rank = world_size, rank
         self.epoch = 0
+        self.skip = 0  # samples the next __iter__ leaves out (a resumed iteration-based run)
         shard_rows(0, world_size, rank, 0, self.seed)  # validate the arguments now
         if order not in ORDERS:
             raise ValueError(f"order={order!r}: expected one of {ORDERS}")
@@ -320,7 +321,7 @@ class ShardedRowSampler(Sampler):
                              f"known; {type(dataset).__name__} has none: use order='permutation'")
         if order == "auto":
             remote = bool(getattr(dataset, "is_remote", False))
-            order = "chunks" if remote and block_ids is not None else "permutation"
+            order = "chunks" if remote and block_ids is not None and self.shuffle else "permutation"
         self.order = order
         self.plan = ReadPlan(self.seed, world_size, rank, order, window, batch_size, num_workers, self.shuffle,
                              self.round_up, block_ids)
@@ -330,7 +331,8 @@ class ShardedRowSampler(Sampler):
 
     def __iter__(self) -> Iterator[int]:
         self.plan.start_epoch(self.epoch)  # before any index of the epoch reaches a worker
-        return iter(self.plan.rank_rows(self.epoch, len(self.dataset)).tolist())
+        skip, self.skip = self.skip, 0
+        return iter(self.plan.rank_rows(self.epoch, len(self.dataset))[skip:].tolist())
 
     def __len__(self) -> int:
         return shard_size(len(self.dataset), self.world_size, self.round_up, self.rank)

@@ -130,6 +130,12 @@ def _shard_rows_of(split: str, loader) -> None:
     if not loader or not _is_deeplake_dataset_cfg(loader.get("dataset")):
         return
     sampler = loader.get("sampler")
+    if isinstance(sampler, Mapping) and bare_type(sampler) == "InfiniteSampler" and split == "train":
+        # epochs of ShardedRowSampler, restarted by mmengine's IterBasedTrainLoop at each end: the
+        # same read plan, per-sample seeding and resume without reading skipped batches
+        logger.info("lakedet: train_dataloader's InfiniteSampler becomes ShardedRowSampler (mmengine's "
+                    "IterBasedTrainLoop restarts it each epoch, with set_epoch)")
+        sampler["type"] = "DefaultSampler"
     if isinstance(sampler, Mapping) and bare_type(sampler) == "DefaultSampler":
         sampler["type"] = "ShardedRowSampler"
         kept = {k: v for k, v in sampler.items() if k != "type"}
@@ -347,6 +353,7 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
     custom_hooks.append(dict(type="CheckpointCodecHook", meta=dict(meta or {})))
     custom_hooks.append(dict(type="ClassCountCheckHook"))
     custom_hooks.append(dict(type="LineageHook"))
+    custom_hooks.append(dict(type="SkipTrainedBatchesHook"))
 
     class _Runner(Runner):
         def setup_env(self, env_cfg):
