@@ -43,3 +43,34 @@ def test_lakedet_dataloader_workers_start_and_read_despite_stuck_remote_reads(sm
     assert result["finished"], result
     assert result["context"] == "forkserver"
     assert result["rows"] == list(range(12))  # the workers reopened the dataset and read every row
+
+
+UNGUARDED = '''# the seed's style: a script that does its work at the top level, with no __main__ guard
+import sys, json
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import Runner
+from lakedet.train import adapt_config
+print("the script runs", flush=True)
+init_default_scope("mmdet")
+cfg = Config(dict(train_dataloader=dict(
+    batch_size=4, num_workers=2, persistent_workers=False, collate_fn=dict(type="pseudo_collate"),
+    sampler=dict(type="DefaultSampler", shuffle=True, seed=0),
+    dataset=dict(type="DeepLakeDetDataset", deeplake_path=sys.argv[1],
+                 deeplake_credentials=dict(creds=json.loads(sys.argv[2])),
+                 pipeline=[dict(type="LoadImageFromFile"), dict(type="PackDetInputs")]))))
+adapt_config(cfg)
+loader = Runner.build_dataloader(cfg.train_dataloader.to_dict(), seed=0)
+print("rows", sorted(s.img_id for b in loader for s in b["data_samples"]), flush=True)
+'''
+
+
+def test_forkserver_workers_do_not_run_an_unguarded_script_again(small_on_s3, tmp_path):
+    url, creds = small_on_s3
+    script = tmp_path / "train_like_the_seed.py"
+    script.write_text(UNGUARDED)
+    out = subprocess.run([sys.executable, str(script), url, json.dumps(creds)], capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("the script runs") == 1  # not once more per worker
+    assert f"rows {list(range(12))}" in out.stdout

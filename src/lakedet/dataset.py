@@ -32,7 +32,7 @@ from .schema import (BoxFormat, TensorMap, box_format_from_metadata, boxes_to_xy
 from .source import SourceSpec, is_deeplake_dataset, open_source_with_origin, origin_of
 
 __all__ = ["DeepLakeDetDataset", "DATASET_KEYS", "column_kinds", "column_metadata", "place_loading_steps",
-           "prepare_worker_start", "seed_sample"]
+           "seed_sample"]
 
 logger = logging.getLogger("lakedet")
 
@@ -560,12 +560,6 @@ def _select(rows: np.ndarray, indices) -> np.ndarray:
     raise ConfigError(f"indices={indices!r}: expected an int (the first n samples) or a list of sample indices")
 
 
-def prepare_worker_start() -> None:
-    """Have the ``forkserver`` (DataLoader workers over remote data) import lakedet once, so each
-    worker forks from a server with MMDetection already imported instead of importing it anew."""
-    import multiprocessing
-
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["lakedet.dataset", "lakedet.sampler"])
 
 
 def _is_remote_url(path: str) -> bool:

@@ -155,7 +155,8 @@ def _worker_start_method(split: str, loader) -> None:
     in-process remote reads that are stuck on unresponsive storage, a fork waits for them without
     end (reproduced in ``tests/test_fork_safety.py``). ``forkserver`` workers are forked from a
     clean server process that never did Deep Lake I/O; each reopens the dataset itself
-    (``DeepLakeDetDataset.__getstate__``). Local data gets them too once this process has opened
+    (``DeepLakeDetDataset.__getstate__``); the user's main script is not run again in them
+    (``lakedet.workers``). Local data gets them too once this process has opened
     remote data. A ``multiprocessing_context`` the config sets is kept.
     """
     from . import source
@@ -165,10 +166,9 @@ def _worker_start_method(split: str, loader) -> None:
     if not (_reads_remote_data(loader.get("dataset")) or
             (source.remote_io_started and _is_deeplake_dataset_cfg(loader.get("dataset")))):
         return
-    loader["multiprocessing_context"] = "forkserver"
-    from .dataset import prepare_worker_start
+    from .workers import worker_context
 
-    prepare_worker_start()
+    loader["multiprocessing_context"] = worker_context()
     logger.info(f"lakedet: {split}_dataloader's workers start with forkserver (remote Deep Lake data: a fork "
                 "after Deep Lake's remote I/O can hang)")
 
