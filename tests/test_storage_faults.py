@@ -30,7 +30,8 @@ def test_s3_server_stopped_mid_epoch_fails_clearly_within_30_s(tmp_path):
             f"deeplake_credentials=dict(creds={creds!r})))\n"
             "val_dataloader = val_cfg = val_evaluator = None\n"
             "test_dataloader = test_cfg = test_evaluator = None\n")
-        env = dict(os.environ, PYTHONPATH=str(CONFIG_DIR), LAKEDET_STOP_PID=str(server.pid),
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(CONFIG_DIR), os.environ.get("PYTHONPATH")])),
+                   LAKEDET_STOP_PID=str(server.pid),
                    LAKEDET_STOP_MARK=str(mark))
         env.pop("LAKEDET_READ_TIMEOUT", None)  # the default bound is what is tested
         out = subprocess.run(
