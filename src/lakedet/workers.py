@@ -61,6 +61,9 @@ class WorkerContext(context.ForkServerContext):
     def __reduce__(self):
         return (worker_context, ())
 
+    def __repr__(self) -> str:  # how a dumped config shows it (mmengine formats configs from reprs)
+        return "'forkserver'"
+
 
 _CONTEXT: WorkerContext | None = None
 
