@@ -155,8 +155,8 @@ def build_loader(loader: str, pipeline: str, data: dict, workers: int, seed: int
     return Runner.build_dataloader(cfg, seed=seed)
 
 
-def throughput(loader, epochs: int) -> float:
-    """Median images/s over ``epochs`` full passes."""
+def epoch_rates(loader, epochs: int) -> list[float]:
+    """Images/s of each of ``epochs`` full passes."""
     rates = []
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
@@ -164,7 +164,12 @@ def throughput(loader, epochs: int) -> float:
         for batch in loader:
             count += len(batch["inputs"])
         rates.append(count / (time.perf_counter() - started))
-    return statistics.median(rates)
+    return rates
+
+
+def throughput(loader, epochs: int) -> float:
+    """Median images/s over ``epochs`` full passes."""
+    return statistics.median(epoch_rates(loader, epochs))
 
 
 def measure(pipeline: str, name: str, workers: int, data_root: Path, n: int, epochs: int) -> float:

@@ -47,6 +47,64 @@ def start_s3_server():
             time.sleep(0.1)
 
 
+class ThreadedProxy:
+    """``benchmarks/latency_proxy.py``'s proxy run on an event loop in a thread of this process:
+    ``endpoint`` to give Deep Lake, ``stats`` (connections, requests, GETs, bytes), ``paused``
+    (set: storage that stops answering), ``stop()``."""
+
+    def __init__(self, endpoint: str, rtt: float = 0.0):
+        import asyncio
+        import importlib.util
+        import threading
+
+        spec = importlib.util.spec_from_file_location(
+            "latency_proxy", Path(__file__).resolve().parent.parent / "benchmarks" / "latency_proxy.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
+        self.proxy = module.LatencyProxy(host, int(port), rtt, http=True)
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.proxy.start())
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        started.wait(10)
+        self.endpoint = f"http://127.0.0.1:{self.proxy.listen_port}"
+
+    @property
+    def stats(self) -> dict:
+        return dict(self.proxy.stats)
+
+    @property
+    def paused(self) -> bool:
+        return self.proxy.paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self.proxy.paused = value
+
+    def stop(self) -> None:
+        import asyncio
+
+        async def shutdown():
+            self.proxy._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.proxy.paused = False
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """A moto S3 server for the whole session (``start_s3_server``); yields its creds, stops it at the end."""
@@ -87,9 +145,11 @@ def dataset_hash(path: str, creds: dict | None = None) -> str:
 def pytest_collection_modifyitems(session, config, items):
     """Run the tests that use S3 in this process last.
 
-    Deep Lake wraps ``os.fork`` and prepares its native I/O threads (the AWS SDK's event loop
-    among them) before every fork. After the in-process S3 tests of ``test_remote.py``, a later
-    fork in the same pytest process (a DataLoader worker start) was seen to hang in that
-    preparation in one run and to crash in it in the next; no fork follows them here.
+    Deep Lake replaces ``os.fork`` with a version that first joins its native I/O threads; while
+    any of them waits on storage, the fork waits too (``test_fork_safety.py`` reproduces it).
+    lakedet's own DataLoaders start their workers with forkserver once the process has opened
+    remote data (``lakedet.train._worker_start_method``), but several tests here build plain
+    PyTorch DataLoaders, which fork: they run before any in-process S3 use. (Seen before the
+    forkserver change: a hang, then a crash, in that preparation after ``test_remote.py``.)
     """
     items.sort(key=lambda item: item.get_closest_marker("remote") is not None)

@@ -86,7 +86,8 @@ def test_train_detector_under_torchrun_reads_disjoint_shards_per_rank_and_worker
     script.write_text(TRAIN_DETECTOR_SCRIPT)
     out = subprocess.run(_torchrun(str(script), str(CONFIG_DIR / "tiny_retinanet_epochs.py"), rows11, str(tmp_path / "work")),
                          capture_output=True, text=True, timeout=280,
-                         env=_env(PYTHONPATH=str(CONFIG_DIR), LAKEDET_RECORD_ROWS_DIR=str(tmp_path / "rows")))
+                         env=_env(PYTHONPATH=os.pathsep.join(filter(None, [str(CONFIG_DIR), os.environ.get("PYTHONPATH")])),
+                                  LAKEDET_RECORD_ROWS_DIR=str(tmp_path / "rows")))
     log = out.stdout + out.stderr
     assert out.returncode == 0, log[-3000:]  # a process group left up makes gloo abort at exit
     results = sorted((json.loads(f.read_text()) for f in (tmp_path / "work").glob("result-*.json")),

@@ -109,6 +109,9 @@ class CountingReader:
         self.rows.append(row)
         return self.reader.read(row)
 
+    def __getattr__(self, name):
+        return getattr(self.reader, name)
+
 
 def test_start_up_reads_annotations_column_wise_and_only_the_first_batch_images(tmp_path):
     path = str(tmp_path / "ds")

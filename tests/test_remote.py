@@ -179,3 +179,27 @@ def test_a_missing_dataset_on_s3_is_a_clear_error_naming_the_path(s3_server):
         open_source(SourceSpec("s3://lakedet/no-such-dataset", creds=s3_server))
     assert str(err.value).startswith(f"deeplake_path='s3://lakedet/no-such-dataset': no Deep Lake dataset there at "
                                      f"endpoint_url={s3_server['endpoint_url']!r}; check the bucket and folder names")
+
+
+@pytest.mark.remote
+def test_credentials_come_from_the_aws_sdk_chain_when_the_config_gives_none(s3_checking_keys, tmp_path):
+    """Only ``endpoint_url`` in the config: the keys come from AWS_SHARED_CREDENTIALS_FILE (a file
+    outside ~/.aws, which a hand-written check would not know); with no keys anywhere, the server's
+    refusal is explained as such."""
+    url, creds = s3_checking_keys
+    keys = tmp_path / "aws-credentials"
+    keys.write_text(f"[lab]\naws_access_key_id = {creds['aws_access_key_id']}\n"
+                    f"aws_secret_access_key = {creds['aws_secret_access_key']}\n")
+    code = ("import sys, json\nfrom lakedet.source import SourceSpec, open_source\n"
+            "try:\n    print('rows', len(open_source(SourceSpec(sys.argv[1], creds=json.loads(sys.argv[2])))))\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    where = json.dumps(dict(endpoint_url=creds["endpoint_url"], aws_region="us-east-1"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path)  # no ~/.aws
+    found = subprocess.run([sys.executable, "-c", code, url, where], capture_output=True, text=True, timeout=120,
+                           env=dict(env, AWS_SHARED_CREDENTIALS_FILE=str(keys), AWS_PROFILE="lab"))
+    assert found.stdout.strip().splitlines()[-1] == "rows 8", found.stdout + found.stderr[-2000:]
+    missing = subprocess.run([sys.executable, "-c", code, url, where], capture_output=True, text=True, timeout=120,
+                             env=env)
+    last = missing.stdout.strip().splitlines()[-1]
+    assert last.startswith("SourceError") and url in last and "the cloud SDK's own chain" in last, last

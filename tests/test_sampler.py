@@ -155,10 +155,170 @@ def test_adapt_config_swaps_default_sampler_of_deeplake_splits_only(caplog):
         test_dataloader=dict(sampler=dict(type="DefaultSampler", shuffle=False), dataset=dict(type="CocoDataset"))))
     with caplog.at_level("INFO", logger="lakedet"):
         adapt_config(cfg)
-    assert cfg.train_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=True, seed=3)
-    assert cfg.val_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=False)
+    # the batching goes along: the chunk-aware order gives each DataLoader worker whole chunks
+    assert cfg.train_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=True, seed=3, batch_size=1,
+                                                num_workers=0)
+    assert cfg.val_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=False, batch_size=1, num_workers=0)
     assert cfg.test_dataloader.sampler.type == "DefaultSampler"  # not a Deep Lake split
     assert "train_dataloader samples with ShardedRowSampler" in caplog.text and "test_dataloader" not in caplog.text
-    infinite = Config(dict(train_dataloader=dict(sampler=dict(type="InfiniteSampler"), dataset=deeplake)))
+    # an iteration-based run's InfiniteSampler: epochs of ShardedRowSampler, restarted by mmengine
+    infinite = Config(dict(train_dataloader=dict(sampler=dict(type="InfiniteSampler", shuffle=True), dataset=deeplake)))
     adapt_config(infinite)
-    assert infinite.train_dataloader.sampler.type == "InfiniteSampler"
+    assert infinite.train_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=True, batch_size=1, num_workers=0)
+
+
+# --- the chunk-aware order --------------------------------------------------------------------
+
+from lakedet.sampler import ReadPlan, chunk_shard_rows, worker_parts  # noqa: E402
+
+
+def block_layout(sizes):
+    """Block id per sample position for blocks of the given sizes, in storage order."""
+    return np.repeat(np.arange(len(sizes)), sizes)
+
+
+LAYOUTS = {"equal": [8] * 6, "ragged": [5, 9, 3, 8, 1, 7, 6], "one": [13], "many-small": [2] * 11}
+
+
+def dataloader_order(rows, batch_size, num_workers):
+    """Which worker PyTorch gives each position of ``rows`` (batch k -> worker k % num_workers)."""
+    return [(k // batch_size) % max(1, num_workers) for k in range(len(rows))]
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+@pytest.mark.parametrize("num_workers,batch_size", [(0, 1), (2, 4), (3, 2)])
+def test_chunk_order_is_exactly_once_disjoint_equal_and_padded_like_mmdetection(layout, world_size, num_workers,
+                                                                                 batch_size):
+    blocks = block_layout(LAYOUTS[layout])
+    num_rows = len(blocks)
+    for epoch in (0, 3):
+        parts = [chunk_shard_rows(blocks, world_size, r, epoch, 11, window=2, batch_size=batch_size,
+                                  num_workers=num_workers) for r in range(world_size)]
+        assert {len(p) for p in parts} == {-(-num_rows // world_size)}  # equal: same number of batches
+        assert all(len(set(p.tolist())) == len(p) for p in parts)  # never a row twice on one rank
+        everything = np.concatenate(parts)
+        assert set(everything.tolist()) == set(range(num_rows))  # every row, each epoch
+        assert len(everything) - num_rows == (-num_rows) % world_size  # padding < world_size, as DefaultSampler
+        unpadded = [chunk_shard_rows(blocks, world_size, r, epoch, 11, 2, pad=False, batch_size=batch_size,
+                                     num_workers=num_workers) for r in range(world_size)]
+        assert sorted(np.concatenate(unpadded).tolist()) == list(range(num_rows))
+
+
+def test_chunk_order_reads_whole_blocks_in_windows_and_is_reproducible():
+    blocks = block_layout(LAYOUTS["ragged"])
+    order = chunk_shard_rows(blocks, 1, 0, epoch=2, seed=5, window=2)
+    assert order.tolist() == chunk_shard_rows(blocks, 1, 0, epoch=2, seed=5, window=2).tolist()  # same seed, same order
+    assert order.tolist() != chunk_shard_rows(blocks, 1, 0, epoch=3, seed=5, window=2).tolist()  # new every epoch
+    assert order.tolist() != chunk_shard_rows(blocks, 1, 0, epoch=2, seed=6, window=2).tolist()
+    # walk the windows: each one is all the rows of 2 whole blocks (the last one of 1), shuffled together
+    seen, position, windows = set(), 0, 0
+    while position < len(order):
+        ids = []  # blocks of this window, in the order their rows first appear
+        for row in order[position:].tolist():
+            if int(blocks[row]) not in ids and len(ids) == 2:
+                break
+            ids.append(int(blocks[row])) if int(blocks[row]) not in ids else None
+        size = sum(LAYOUTS["ragged"][i] for i in ids)
+        assert sorted(order[position:position + size].tolist()) == np.flatnonzero(np.isin(blocks, ids)).tolist()
+        assert not seen & set(ids)
+        seen |= set(ids)
+        position += size
+        windows += 1
+    assert seen == set(range(len(LAYOUTS["ragged"]))) and windows == 4
+    # mixing within a window: not each block's rows in storage order
+    assert order.tolist() != sorted(order.tolist()) and any(np.diff(order) < 0)
+
+
+@pytest.mark.parametrize("world_size", [1, 2])
+@pytest.mark.parametrize("num_workers,batch_size", [(2, 4), (3, 3)])
+def test_each_dataloader_worker_reads_whole_blocks_sharing_at_most_one_with_a_neighbour(world_size, num_workers,
+                                                                                        batch_size):
+    blocks = block_layout([20] * 6 + [7])
+    parts = [chunk_shard_rows(blocks, world_size, r, epoch=1, seed=3, window=2, batch_size=batch_size,
+                              num_workers=num_workers) for r in range(world_size)]
+    touched = []  # per rank and worker: the blocks its rows come from
+    for part in parts:
+        workers = dataloader_order(part, batch_size, num_workers)
+        for worker in range(num_workers):
+            touched.append(set(blocks[[row for row, w in zip(part.tolist(), workers) if w == worker]].tolist()))
+    streams = world_size * num_workers
+    # every block is read by one stream, except one block at each of the streams - 1 cuts
+    # (and the padded rows, which repeat the first block)
+    assert sum(map(len, touched)) <= len(set(blocks.tolist())) + streams - 1 + (world_size > 1)
+    shared = [b for b in set(blocks.tolist()) if sum(b in t for t in touched) > 1]
+    assert len(shared) <= streams - 1 + (world_size > 1)
+
+
+def test_read_plan_worker_rows_are_what_dataloader_workers_receive():
+    from torch.utils.data import DataLoader
+
+    class Recorded(_Rows):
+        def __len__(self):
+            return 60
+
+        def read_blocks(self):
+            return block_layout([10] * 6)
+
+        def attach_read_plan(self, plan):
+            self.plan = plan
+
+        def __getitem__(self, index):
+            import torch.utils.data
+
+            info = torch.utils.data.get_worker_info()
+            return index, info.id, self.plan.epoch
+
+    dataset = Recorded()
+    sampler = ShardedRowSampler(dataset, seed=4, world_size=2, rank=1, order="chunks", window=2, batch_size=3,
+                                num_workers=2)
+    loader = DataLoader(dataset, batch_size=3, sampler=sampler, num_workers=2, collate_fn=list, persistent_workers=True)
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        read = [item for batch in loader for item in batch]
+        assert [row for row, _, _ in read] == list(sampler)
+        assert {seen for _, _, seen in read} == {epoch}  # persistent workers see the new epoch (shared memory)
+        for worker in (0, 1):
+            assert [row for row, w, _ in read if w == worker] == sampler.plan.worker_rows(epoch, worker, 60).tolist()
+    assert sampler.order == "chunks"
+
+
+def test_auto_order_is_chunks_for_remote_data_with_a_layout_only():
+    class Data(list):
+        def __init__(self, remote, blocks):
+            super().__init__(range(12))
+            self.is_remote, self._blocks = remote, blocks
+
+        def read_blocks(self):
+            return self._blocks
+
+    blocks = block_layout([4, 4, 4])
+    assert ShardedRowSampler(Data(True, blocks), seed=0).order == "chunks"
+    assert ShardedRowSampler(Data(False, blocks), seed=0).order == "permutation"  # local: a full permutation
+    assert ShardedRowSampler(Data(True, None), seed=0).order == "permutation"  # a view: layout unknown
+    assert ShardedRowSampler(Data(False, blocks), seed=0, order="chunks").order == "chunks"  # asked for locally
+    with pytest.raises(ValueError, match="order='chunks' needs"):
+        ShardedRowSampler(list(range(5)), order="chunks")
+    with pytest.raises(ValueError, match="order='blocks': expected one of"):
+        ShardedRowSampler(list(range(5)), order="blocks")
+
+
+def test_blocks_can_be_cut_smaller_than_chunks():
+    from lakedet.sampler import split_blocks
+
+    pieces = split_blocks(block_layout([5, 3]), 2)
+    assert pieces.tolist() == [0, 0, 1, 1, 2, 3, 3, 4]
+    blocks = block_layout([12, 12])
+
+    class Data(list):
+        is_remote = True
+
+        def read_blocks(self):
+            return blocks
+
+    sampler = ShardedRowSampler(Data(range(24)), seed=1, order="chunks", window=1, block_rows=4)
+    order = list(sampler)
+    assert sorted(order) == list(range(24))
+    # window=1: each run of 4 consecutive positions is one piece of 4 consecutive rows, shuffled
+    assert all(sorted(order[i:i + 4]) == list(range(min(order[i:i + 4]), min(order[i:i + 4]) + 4))
+               for i in range(0, 24, 4))

@@ -69,21 +69,24 @@ def test_errors_name_the_problem(versioned, tmp_path):
         SourceSpec(path, view="first_row", query="SELECT *")
 
 
-def test_remote_paths_without_credentials_fail_before_any_network_wait(monkeypatch, tmp_path):
-    import time
+def test_no_credentials_are_refused_before_the_sdk_chain_is_asked(monkeypatch, tmp_path):
+    """Credentials may come from anywhere the cloud SDK looks (instance roles, SSO profiles, files
+    outside ~/.aws): nothing is refused up front (the S3 chain itself is tested in test_remote.py)."""
+    from lakedet.source import check_credentials
 
-    for var in ("ACTIVELOOP_TOKEN", "DEEPLAKE_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_PROFILE",
-                "GOOGLE_APPLICATION_CREDENTIALS"):
+    for var in ("ACTIVELOOP_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "GOOGLE_APPLICATION_CREDENTIALS"):
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.aws/credentials
-    started = time.monotonic()
-    with pytest.raises(SourceError, match="hub://org/ds.*token.*ACTIVELOOP_TOKEN"):
-        open_source(SourceSpec("hub://org/ds"))
-    with pytest.raises(SourceError, match="s3://bucket/ds.*no credentials.*aws_access_key_id"):
-        open_source(SourceSpec("s3://bucket/ds"))
-    with pytest.raises(SourceError, match="gs://bucket/ds.*no credentials"):
-        open_source(SourceSpec("gs://bucket/ds", token=""))
-    assert time.monotonic() - started < 2
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for path in ("hub://org/ds", "s3://bucket/ds", "gs://bucket/ds", "az://account/ds"):
+        check_credentials(SourceSpec(path))  # no exception
+    with pytest.raises(ConfigError, match="deeplake_credentials\\['creds'\\] must be a dict"):
+        check_credentials(SourceSpec("s3://bucket/ds", creds="aws_access_key_id=x"))
+
+
+def test_source_spec_repr_shows_no_secret():
+    spec = SourceSpec("s3://bucket/ds", token="tok-SECRET", creds=dict(aws_secret_access_key="key-SECRET",
+                                                                        endpoint_url="http://127.0.0.1:1"))
+    assert "SECRET" not in repr(spec) and "SECRET" not in str(spec) and "s3://bucket/ds" in repr(spec)
 
 
 def test_a_remote_open_that_stalls_is_bounded(tmp_path):

@@ -16,13 +16,16 @@ Secrets in the config text a checkpoint carries (``deeplake_credentials``) are b
 
 from __future__ import annotations
 
-__all__ = ["allow_mmengine_checkpoints", "history_buffer_method", "encode_buffers", "decode_buffers", "get_rng_states", "set_rng_states",
-           "redact_secrets"]
+__all__ = ["allow_mmengine_checkpoints", "history_buffer_method", "encode_buffers", "decode_buffers",
+           "get_rng_states", "set_rng_states", "redact_secrets", "redact_credentials", "PUBLIC_CREDENTIAL_KEYS"]
 
 _BUFFER_TAG = "__lakedet_history_buffer__"
 #: Credential keys whose values never leave the process (Deep Lake token, cloud secrets).
 SECRET_KEYS = ("token", "aws_secret_access_key", "aws_session_token", "account_key", "sas_token",
                "connection_string", "password", "private_key", "client_secret")
+#: The only settings under ``deeplake_credentials`` kept in saved configs, logs, checkpoints and
+#: lineage: where the storage is, not who may read it. Everything else is redacted.
+PUBLIC_CREDENTIAL_KEYS = ("endpoint_url", "aws_region", "region", "region_name")
 _done = False
 
 
@@ -37,6 +40,32 @@ def history_buffer_method(owner, name: str):
         return getattr(HistoryBuffer, name)
     raise UnpicklingError(f"checkpoint asks for getattr({getattr(owner, '__name__', owner)!r}, {name!r}); "
                           "with weights_only=True only mmengine's HistoryBuffer statistics are allowed")
+
+
+def redact_credentials(node):
+    """A copy of a config tree (dicts, lists) in which every value under a ``deeplake_credentials``
+    key is ``'<redacted>'`` except ``PUBLIC_CREDENTIAL_KEYS`` (deny by default: a key lakedet does
+    not know, e.g. a new cloud's secret, is redacted too), and every ``SECRET_KEYS`` value anywhere."""
+    from collections.abc import Mapping
+
+    def hide(value, inside: bool):
+        if isinstance(value, Mapping):
+            out = {}
+            for key, item in value.items():
+                if isinstance(item, (Mapping, list, tuple)):
+                    out[key] = hide(item, inside or key == "deeplake_credentials")
+                elif item is None or (inside and key in PUBLIC_CREDENTIAL_KEYS):
+                    out[key] = item
+                elif inside or key in SECRET_KEYS or key == "deeplake_credentials":
+                    out[key] = "<redacted>"
+                else:
+                    out[key] = item
+            return out
+        if isinstance(value, (list, tuple)):
+            return type(value)(hide(item, inside) for item in value)
+        return "<redacted>" if inside and value is not None else value
+
+    return hide(node, False)
 
 
 def allow_mmengine_checkpoints() -> None:

@@ -72,8 +72,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     for fmt in (coco, voc):
         fmt.add_argument("--skip-bad", action="store_true", help="skip and count malformed entries")
         fmt.add_argument("--overwrite", action="store_true", help="replace a dataset already at DEST")
-        fmt.add_argument("--creds", nargs="+", metavar="KEY=VALUE", default=None,
-                         help="credentials for a cloud DEST, e.g. aws_access_key_id=... endpoint_url=...")
+        fmt.add_argument("--creds", nargs="+", metavar="KEY=VALUE|@FILE|env:NAME", default=None,
+                         help="credentials for a cloud DEST: KEY=VALUE items (aws_access_key_id=... "
+                              "endpoint_url=...), @FILE (a JSON object or KEY=VALUE lines) or env:NAME (a JSON "
+                              "object in that environment variable), so secrets need not be on the command line; "
+                              "without it the cloud SDK's own chain (environment, profiles, roles) is used")
 
     export = sub.add_parser("export", help="write a Deep Lake dataset (or a commit / view / query) as files")
     export_formats = export.add_subparsers(dest="format", required=True)
@@ -265,12 +268,7 @@ def ingest(args) -> int:
     from .errors import ConfigError
     from .ingest import ProgressBar, ingest_coco, ingest_voc
 
-    creds = None
-    if args.creds:
-        bad = [item for item in args.creds if "=" not in item]
-        if bad:
-            raise ConfigError(f"--creds {bad[0]!r}: expected KEY=VALUE")
-        creds = dict(item.split("=", 1) for item in args.creds)
+    creds = parse_creds(args.creds) if args.creds else None
     if args.format == "coco":
         report = ingest_coco(args.annotations, args.images_dir, args.dest,
                              masks=args.masks, skip_bad=args.skip_bad, creds=creds, overwrite=args.overwrite,
@@ -298,6 +296,60 @@ def export(args) -> int:
     print(f"exported {report.images} images, {report.annotations} annotations to {report.out}/annotations.json "
           f"and {report.out}/images/")
     return 0
+
+
+def parse_creds(items: list[str]) -> dict:
+    """``--creds`` items as one dict: ``KEY=VALUE``, ``@FILE`` (JSON object, or ``KEY=VALUE`` lines;
+    ``#`` comments) or ``env:NAME`` (a JSON object in that variable); later items win.
+
+    Raises:
+        ConfigError: an item of none of these forms, a missing file or variable, bad JSON.
+    """
+    import json
+
+    from .errors import ConfigError
+
+    def pairs(lines, where):
+        found = {}
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if "=" not in line:
+                raise ConfigError(f"--creds {where}: {line.split('=')[0][:40]!r} is not KEY=VALUE")
+            key, value = line.split("=", 1)
+            found[key.strip()] = value.strip()
+        return found
+
+    def parsed(text, where):
+        if text.lstrip().startswith("{"):
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                raise ConfigError(f"--creds {where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            if not isinstance(value, dict):
+                raise ConfigError(f"--creds {where}: expected a JSON object of settings")
+            return {str(k): str(v) for k, v in value.items()}
+        return pairs(text.splitlines(), where)
+
+    creds = {}
+    for item in items:
+        if item.startswith("@"):
+            try:
+                text = open(item[1:]).read()
+            except OSError as exc:
+                raise ConfigError(f"--creds {item}: cannot read the file ({exc.strerror})") from None
+            creds.update(parsed(text, item))
+        elif item.startswith("env:"):
+            name = item[4:]
+            if name not in os.environ:
+                raise ConfigError(f"--creds {item}: the environment variable {name!r} is not set")
+            creds.update(parsed(os.environ[name], item))
+        elif "=" in item:
+            creds.update(pairs([item], repr(item.split("=")[0])))
+        else:
+            raise ConfigError(f"--creds {item[:40]!r}: expected KEY=VALUE, @FILE or env:NAME")
+    return creds
 
 
 def predict(args) -> int:

@@ -26,15 +26,17 @@ from . import transforms as _transforms  # noqa: F401  (registers the loading tr
 from .config import bare_type, loader_type
 from .errors import ConfigError, DataError, SchemaError, did_you_mean
 from .handover import share_batch
+from .deadline import wait
 from .instances import COCO_FORMAT, ClassSelection, rows_to_keep, select_classes, small_boxes, training_targets
-from .reader import ImageReader
+from .reader import ImageReader, chunk_layout
 from .schema import (BoxFormat, TensorMap, box_format_from_metadata, boxes_to_xyxy,
                      class_names_from_metadata, resolve_tensor_map)
 from .rowrange import RowRange, is_row_range_view
 from .source import (OpenedDataset, Origin, SourceSpec, is_deeplake_dataset, open_source_with_origin,
                      origin_of)
 
-__all__ = ["DeepLakeDetDataset", "DATASET_KEYS", "column_kinds", "column_metadata", "place_loading_steps"]
+__all__ = ["DeepLakeDetDataset", "DATASET_KEYS", "column_kinds", "column_metadata", "place_loading_steps",
+           "seed_sample"]
 
 logger = logging.getLogger("lakedet")
 
@@ -45,7 +47,7 @@ ROWS_KEY = "deeplake_source"
 #: The ``deeplake_*`` arguments the dataset itself takes.
 DATASET_KEYS = ("deeplake_path", "deeplake_credentials", "deeplake_commit_id", "deeplake_commit",
                 "deeplake_view_id", "deeplake_query", "deeplake_tensors", "deeplake_dataset",
-                "deeplake_dataloader_type")
+                "deeplake_dataloader_type", "deeplake_cache", "deeplake_prefetch")
 
 _IMAGE_LOADERS = {"LoadImageFromFile", "LoadImageFromNDArray", "LoadImageFromDeepLake"}
 _ANNOTATION_LOADERS = {"LoadAnnotations", "LoadDeepLakeAnnotations"}
@@ -147,10 +149,18 @@ ANNOTATION_CHUNK = 8192
 AREA_COLUMN, SIZE_COLUMNS, IMAGE_ID_COLUMN = "area", ("height", "width"), "image_id"
 
 
-def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annotations:
+def _read_rows(ds, column: str, start: int, stop: int, remote: str | None):
+    """``ds[column][start:stop]``; from remote storage (``remote`` names it) a bounded wait."""
+    if not remote:
+        return ds[column][start:stop]
+    return wait(ds[column].get_async(slice(start, stop)), f"rows {start}-{stop - 1}, column {column!r} of {remote!r}")
+
+
+def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat, remote: str | None = None) -> _Annotations:
     """Read the box, label (and ignore) columns of every row, column-wise in chunks of rows, and
     check them row by row; also ``area`` (per instance), ``height`` / ``width`` and ``image_id``
-    (per row) when the dataset has such columns.
+    (per row) when the dataset has such columns. ``remote``: the URL of remote storage, whose
+    reads are bounded in time.
 
     Raises:
         DataError: a row's boxes are not ``(N, 4)``, or its box, label, flag and area counts differ.
@@ -163,18 +173,18 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
     image_ids = np.zeros(len(ds), np.int64) if IMAGE_ID_COLUMN in names else None
     for start in range(0, len(ds), ANNOTATION_CHUNK):
         stop = min(len(ds), start + ANNOTATION_CHUNK)
-        box_rows = ds[tensor_map.gt_bboxes][start:stop]
-        label_rows = ds[tensor_map.gt_labels][start:stop]
-        ignore_rows = ds[tensor_map.gt_ignore][start:stop] if tensor_map.gt_ignore else None
-        area_rows = ds[AREA_COLUMN][start:stop] if has_area else None
+        box_rows = _read_rows(ds, tensor_map.gt_bboxes, start, stop, remote)
+        label_rows = _read_rows(ds, tensor_map.gt_labels, start, stop, remote)
+        ignore_rows = _read_rows(ds, tensor_map.gt_ignore, start, stop, remote) if tensor_map.gt_ignore else None
+        area_rows = _read_rows(ds, AREA_COLUMN, start, stop, remote) if has_area else None
         if sizes is not None:
             for k, column in enumerate(SIZE_COLUMNS):
-                values = _integers(ds, column, start, stop)
+                values = _integers(ds, column, start, stop, remote)
                 sizes = None if values is None else sizes
                 if sizes is not None:
                     sizes[start:stop, k] = values
         if image_ids is not None:
-            values = _integers(ds, IMAGE_ID_COLUMN, start, stop)
+            values = _integers(ds, IMAGE_ID_COLUMN, start, stop, remote)
             image_ids = None if values is None else image_ids
             if image_ids is not None:
                 image_ids[start:stop] = values
@@ -223,10 +233,10 @@ def read_annotations(ds, tensor_map: TensorMap, box_format: BoxFormat) -> _Annot
     return _Annotations(boxes, labels, ignore, offsets, area, sizes, image_ids)
 
 
-def _integers(ds, column: str, start: int, stop: int) -> np.ndarray | None:
+def _integers(ds, column: str, start: int, stop: int, remote: str | None = None) -> np.ndarray | None:
     """One integer per row of ``column`` (None when it does not hold one integer per row)."""
     try:
-        values = np.asarray(ds[column][start:stop]).reshape(-1)
+        values = np.asarray(_read_rows(ds, column, start, stop, remote)).reshape(-1)
         return values.astype(np.int64) if values.dtype.kind in "iu" and len(values) == stop - start else None
     except (TypeError, ValueError):
         return None
@@ -246,6 +256,13 @@ class DeepLakeDetDataset(BaseDetDataset):
             keys not given are inferred from column types.
         deeplake_dataset: an already opened Deep Lake dataset or view (overrides the path), or an
             ``OpenedDataset`` holding one (what ``train_detector(ds_train=...)`` puts in the config).
+        deeplake_cache: a local cache for remote data, opt-in: a folder (``str``) or
+            ``{"path": folder, "max_gb": 20}``; chunks read whole are kept there (bounded, least
+            recently used dropped first; several workers and ranks on one machine share it), so
+            later epochs read local disk (``lakedet.cache``). Also ``LAKEDET_CACHE_DIR`` /
+            ``LAKEDET_CACHE_GB``.
+        deeplake_prefetch: windows read ahead of the current batch when the sampler's order is
+            known (default 1; 0 reads only the current batch's rows ahead).
         deeplake_dataloader_type: ``"c++"``/``"cpp"`` (or ``"auto"``, the default): a DataLoader batch's
             images are read together (``ImageReader``: one call for local data; for remote data,
             Deep Lake's native multi-threaded reader, fetching overlapping decoding, every wait
@@ -266,6 +283,7 @@ class DeepLakeDetDataset(BaseDetDataset):
                  deeplake_view_id: str | None = None, deeplake_query: str | None = None,
                  deeplake_tensors: Mapping[str, str] | None = None, deeplake_dataset: Any = None,
                  deeplake_dataloader_type: str = "auto", skip_bad_images: bool = False,
+                 deeplake_cache: str | Mapping | None = None, deeplake_prefetch: int = 1,
                  pipeline: Sequence = (), **kwargs):
         unknown = [k for k in kwargs if k.startswith("deeplake_")]
         if unknown:
@@ -288,6 +306,7 @@ class DeepLakeDetDataset(BaseDetDataset):
             self._ds, self.origin = deeplake_dataset, origin_of(deeplake_dataset)
         else:
             self._ds, self.origin = open_source_with_origin(self.source)
+        self._reopen = deeplake_dataset is None  # a worker started by spawn/forkserver opens its own
         _refuse_unfinished_ingest(self._ds, self.source.description)
         if len(self._ds) == 0:
             raise DataError(f"{self.source.description!r} has no rows; check deeplake_path, "
@@ -295,7 +314,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         self.tensor_map = resolve_tensor_map(column_kinds(self._ds), deeplake_tensors)
         self.box_format = box_format_from_metadata(column_metadata(self._ds, self.tensor_map.gt_bboxes),
                                                    self.tensor_map.gt_bboxes)
-        self._annotations = read_annotations(self._ds, self.tensor_map, self.box_format)
+        remote = self.source.description if _is_remote_url(self.source.path) else None
+        self._annotations = read_annotations(self._ds, self.tensor_map, self.box_format, remote)
         num_classes = int(self._annotations.labels.max()) + 1 if len(self._annotations.labels) else 0
         label_metadata = column_metadata(self._ds, self.tensor_map.gt_labels)
         classes = class_names_from_metadata(label_metadata, self.tensor_map.gt_labels, num_classes)
@@ -303,8 +323,19 @@ class DeepLakeDetDataset(BaseDetDataset):
         image_type = self._ds.schema[self.tensor_map.img].dtype
         self._image_compressed = (image_type.kind.name == "Image"
                                   and str(image_type.sample_compression).lower() in _COMPRESSED)
-        self._reader = ImageReader(self._ds, self.tensor_map.img, self._image_compressed, self.source.description)
+        from .cache import open_cache
+
+        self._reader = ImageReader(self._ds, self.tensor_map.img, self._image_compressed, self.source.description,
+                                   layout=chunk_layout(self._ds, self.tensor_map.img),
+                                   cache=open_cache(deeplake_cache), cache_key=f"{self.source.description}@{self.origin.commit}")
         self._pending: dict = {}  # row -> PendingRead, for the batch being prepared (c++ loader)
+        if isinstance(deeplake_prefetch, bool) or not isinstance(deeplake_prefetch, int) or deeplake_prefetch < 0:
+            raise ConfigError(f"deeplake_prefetch={deeplake_prefetch!r}: expected a number of windows >= 0, e.g. 1")
+        self.prefetch = deeplake_prefetch
+        self._plan = None  # the sampler's ReadPlan (attach_read_plan)
+        self._in_batch = False  # inside __getitems__: the random states are restored once, after the batch
+        self.samples_prepared = 0  # samples that went through the pipeline in this process
+        self._following: tuple | None = None
         metainfo = dict(kwargs.pop("metainfo", None) or {})
         # no class_names anywhere: names were made up for the labels seen (the model may know more)
         self.class_names_generated = not metainfo.get("classes") and not label_metadata.get("class_names")
@@ -443,10 +474,20 @@ class DeepLakeDetDataset(BaseDetDataset):
         handed to the main process in one shared-memory buffer (``share_batch``). The ``python``
         loader reads one row at a time and leaves the hand-over to PyTorch.
         """
+        self._ensure_open()
+        with _kept_random_states(self._plan is not None and not in_worker() and not self._in_batch):
+            self._in_batch = True
+            try:
+                return self._batch(indices)
+            finally:
+                self._in_batch = False
+
+    def _batch(self, indices: Sequence[int]) -> list:
         if self.loader_type == "python":
             return [self[idx] for idx in indices]
         rows = [self._sample(idx)["img_id"] for idx in indices]
         with single_threaded():
+            self._follow_plan()
             self._pending = self._reader.start(dict.fromkeys(rows))
             try:
                 samples = [self[idx] for idx in indices]
@@ -455,6 +496,88 @@ class DeepLakeDetDataset(BaseDetDataset):
             if in_worker():
                 share_batch(samples)
             return samples
+
+    def __getitem__(self, idx: int) -> dict:
+        self._ensure_open()
+        with _kept_random_states(self._plan is not None and not in_worker() and not self._in_batch):
+            return super().__getitem__(idx)
+
+    def prepare_data(self, idx) -> Any:
+        """The pipeline's result for sample ``idx``; with a sampler's ``ReadPlan`` the sample's
+        random draws (Python, NumPy, torch) are seeded from ``(seed, epoch, rank, idx)``: the same
+        augmentations whatever the number of DataLoader workers, and after ``--resume``."""
+        plan = self._plan
+        if plan is not None and plan.epoch >= 0:
+            seed_sample(plan.seed, plan.epoch, plan.rank, int(idx))
+        self.samples_prepared += 1
+        return super().prepare_data(idx)
+
+    # --- the read plan, remote reading -------------------------------------------------------
+
+    @property
+    def is_remote(self) -> bool:
+        """The rows come from remote storage (or a dataset object the caller opened)."""
+        return self._reader.remote
+
+    def read_blocks(self):
+        """For each sample position, the index of the storage chunk holding its image (the
+        blocks of the chunk-aware order), or None when Deep Lake does not report the layout
+        (views, queries)."""
+        layout = self._reader.layout
+        if layout is None:
+            return None
+        if not self._fully_initialized:
+            self.full_init()
+        return layout.chunk_of(self._rows)
+
+    def attach_read_plan(self, plan) -> None:
+        """Take the sampler's ``ReadPlan`` (order, seed, shared epoch): rows are read ahead along
+        it and each sample's random draws are seeded from it."""
+        self._plan = plan
+        self._following = None
+
+    def _follow_plan(self) -> None:
+        """Point the reader at the rows this worker reads this epoch (once per epoch and worker)."""
+        plan = self._plan
+        if plan is None or plan.epoch < 0 or not self._reader.remote:
+            return  # local reads are one batched call in any order (measured: reading ahead costs more)
+        import torch.utils.data
+
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        key = (plan.epoch, worker)
+        if self._following == key:
+            return
+        self._following = key
+        positions = plan.worker_rows(plan.epoch, worker, len(self))
+        layout = self._reader.layout
+        chunk_rows = float(np.diff(layout.bounds).mean()) if layout is not None else 64.0
+        lookahead = int(self.prefetch * plan.window * chunk_rows) if plan.order == "chunks" else \
+            self.prefetch * plan.batch_size * 2
+        following = plan.worker_rows(plan.epoch + 1, worker, len(self)) if plan.shuffle else positions
+        self._reader.follow(self._rows[positions], lookahead, whole_chunks=plan.order == "chunks",
+                            next_rows=self._rows[following])
+
+    def _ensure_open(self) -> None:
+        """Reopen the source in a worker started by ``spawn``/``forkserver`` (see ``__getstate__``)."""
+        if self._ds is None:
+            self._ds = open_source_with_origin(self.source)[0]
+            self._reader.ds = self._ds
+
+    def __getstate__(self):
+        """Pickled for ``spawn``/``forkserver`` DataLoader workers: a source lakedet opened is
+        reopened by the worker (no Deep Lake object crosses processes); a dataset object the
+        caller opened goes as Deep Lake pickles it."""
+        state = dict(self.__dict__)
+        state["_pending"], state["_following"] = {}, None
+        if self._reopen:
+            state["_ds"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if self._ds is not None:
+            self._reader.ds = self._ds
 
     def get_cat_ids(self, idx: int) -> list[int]:
         """Labels of one sample, without reading its image (used by ClassBalancedDataset)."""
@@ -471,7 +594,10 @@ class DeepLakeDetDataset(BaseDetDataset):
         MMDetection's instance ``mask`` lists. A degenerate polygon (< 3 points or zero area) is
         dropped with a counted warning and its instance becomes an ignore region."""
         column = self.tensor_map.gt_masks
-        value = self._ds[column][row]
+        if self._reader.remote:
+            value = wait(self._ds[column].get_async(row), f"row {row}, column {column!r} of {self.source.description!r}")
+        else:
+            value = self._ds[column][row]
         instances = info["instances"]
         info["deeplake_mask_column"] = column
         if self._mask_kind == "Text":
@@ -602,6 +728,46 @@ def _select(rows: np.ndarray, indices) -> np.ndarray:
     if isinstance(indices, (Sequence, np.ndarray)) and not isinstance(indices, str):
         return rows[np.asarray(indices, dtype=np.int64)] if len(indices) else rows[:0]
     raise ConfigError(f"indices={indices!r}: expected an int (the first n samples) or a list of sample indices")
+
+
+
+
+def _is_remote_url(path: str) -> bool:
+    from .source import is_remote
+
+    return is_remote(path) or path.startswith("<")
+
+
+def seed_sample(seed: int, epoch: int, rank: int, idx: int) -> None:
+    """Seed Python's, NumPy's and torch's (CPU) global random streams for one sample, from a hash
+    of ``(seed, epoch, rank, idx)``: about 15 us (``torch.manual_seed``, which also seeds every
+    accelerator, took 0.2-1 ms)."""
+    import hashlib
+    import random
+
+    import torch
+
+    digest = hashlib.blake2b(b"%d,%d,%d,%d" % (seed, epoch, rank, idx), digest_size=4).digest()
+    value = int.from_bytes(digest, "little")
+    random.seed(value)
+    np.random.seed(value)
+    torch.default_generator.manual_seed(value)
+
+
+@contextlib.contextmanager
+def _kept_random_states(keep: bool):
+    """Restore the random states afterwards (``keep``): in the training process per-sample seeding
+    must not move the streams the model draws from."""
+    if not keep:
+        yield
+        return
+    from .checkpoints import get_rng_states, set_rng_states
+
+    states = get_rng_states()
+    try:
+        yield
+    finally:
+        set_rng_states(states)
 
 
 _threads_limited_in: int | None = None

@@ -6,6 +6,8 @@
 * ``ClassCountCheckHook``: the model's ``num_classes`` must match the dataset's class list.
 * ``LineageHook``: ``lineage.json`` in the work dir: which data (URL, branch, commit, view or
   query, rows, columns) each split read, and the versions of lakedet, MMDetection and Deep Lake.
+* ``SkipTrainedBatchesHook``: a resumed iteration-based run starts its sampler where the
+  checkpoint stopped instead of reading and decoding the batches already trained.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from mmengine.registry import HOOKS
 from .checkpoints import decode_buffers, encode_buffers, get_rng_states, redact_secrets, set_rng_states
 from .errors import ConfigError
 
-__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "deeplake_datasets", "head_num_classes",
-           "split_lineage",
-           "write_lineage"]
+__all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "SkipTrainedBatchesHook",
+           "deeplake_datasets", "head_num_classes", "split_lineage", "write_lineage"]
 
 
 @HOOKS.register_module(force=True)
@@ -197,3 +198,58 @@ def write_lineage(work_dir: str, command: str, splits: dict, checkpoint: str | N
     with open(path, "w") as f:
         json.dump(record, f, indent=2, default=str)
     return path
+
+
+class _Skipped:
+    """An iterator that answers the first ``count`` calls with None (mmengine's IterBasedTrainLoop
+    discards them) and then delegates to ``inner``."""
+
+    def __init__(self, inner, count: int):
+        self.inner, self.count = inner, count
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.count > 0:
+            self.count -= 1
+            return None
+        return next(self.inner)
+
+
+@HOOKS.register_module(force=True)
+class SkipTrainedBatchesHook(Hook):
+    """Resume an ``IterBasedTrainLoop`` without reading the batches already trained.
+
+    mmengine advances a resumed loop's data iterator ``iter`` times, reading and decoding every
+    batch it skips. With a ``ShardedRowSampler`` (which lakedet puts in place of
+    ``DefaultSampler`` / ``InfiniteSampler`` for Deep Lake training splits) the position is known:
+    ``iter // len(loader)`` epochs done and ``iter % len(loader)`` batches into the next one. The
+    sampler starts there (``set_epoch`` + ``skip``), and the loop's skipping answers from nothing.
+    Since each sample's random draws are seeded per sample, the batches after the resume are those
+    of the uninterrupted run.
+    """
+
+    priority = "LOW"  # after DistSamplerSeedHook (NORMAL), whose set_epoch would undo ours
+
+    def before_train_epoch(self, runner) -> None:
+        # (IterBasedTrainLoop calls this once, before it skips the trained batches)
+        from mmengine.runner import IterBasedTrainLoop
+        from mmengine.runner.loops import _InfiniteDataloaderIterator
+
+        from .sampler import ShardedRowSampler
+
+        loop = runner.train_loop
+        done = getattr(loop, "_iter", 0)
+        sampler = getattr(getattr(loop, "dataloader", None), "sampler", None)
+        if not isinstance(loop, IterBasedTrainLoop) or done <= 0 or not isinstance(sampler, ShardedRowSampler):
+            return
+        per_epoch = len(loop.dataloader)
+        epochs, batches = divmod(done, per_epoch)
+        sampler.set_epoch(epochs)
+        sampler.skip = batches * loop.dataloader.batch_size
+        iterator = _InfiniteDataloaderIterator(loop.dataloader)
+        iterator._epoch = epochs
+        loop.dataloader_iterator = _Skipped(iterator, done)
+        runner.logger.info(f"lakedet: resuming at iteration {done} = epoch {epochs} of the sampler + {batches} "
+                           f"batches; the {done} batches already trained are not read again")

@@ -10,7 +10,6 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, SourceError, SourceTimeout
@@ -29,8 +28,8 @@ class SourceSpec:
     """What to open. Empty strings count as "not set" (the seed's example uses them)."""
 
     path: str
-    token: str | None = None
-    creds: Mapping[str, Any] | None = field(default=None, hash=False)
+    token: str | None = field(default=None, repr=False)  # secrets never show in a repr or a log
+    creds: Mapping[str, Any] | None = field(default=None, hash=False, repr=False)
     commit: str | None = None
     view: str | None = None
     query: str | None = None
@@ -144,13 +143,35 @@ def open_source_with_origin(spec: SourceSpec):
     if spec.view:
         tag = _find_view(ds, spec)
         origin = Origin(origin.branch, str(tag.version))  # the commit the view was saved at
-        ds = tag.open()
+        ds = _open_view(tag, spec)
     elif spec.query:
-        try:
-            ds = ds.query(spec.query)
-        except Exception as exc:  # deeplake raises RuntimeError for TQL errors
-            raise SourceError(f"deeplake_query {spec.query!r} on {spec.path!r} failed: {exc}") from exc
+        ds = _run_query(ds, spec)
     return ds, origin
+
+
+def _open_view(tag, spec: SourceSpec):
+    return _bounded(spec, tag.open, tag.open_async, f"opening saved view deeplake_view_id={spec.view!r}")
+
+
+def _run_query(ds, spec: SourceSpec):
+    try:
+        return _bounded(spec, lambda: ds.query(spec.query), lambda: ds.query_async(spec.query),
+                        f"running deeplake_query={spec.query!r}")
+    except SourceTimeout:
+        raise
+    except Exception as exc:  # deeplake raises RuntimeError for TQL errors
+        raise SourceError(f"deeplake_query {spec.query!r} on {spec.path!r} failed: {exc}") from exc
+
+
+def _bounded(spec: SourceSpec, call, call_async, what: str):
+    """``call()`` for local data; for remote data ``call_async()`` waited for at most
+    ``OPEN_TIMEOUT_S`` (``lakedet.deadline``), a ``SourceTimeout`` naming ``what`` and the URL after."""
+    if not is_remote(spec.path):
+        return call()
+    from .deadline import wait
+
+    return wait(call_async(), f"{what} on deeplake_path={spec.path!r}{_endpoint_note(spec)}", OPEN_TIMEOUT_S,
+                error=SourceTimeout, setting="LAKEDET_OPEN_TIMEOUT")
 
 
 def is_remote(path: str) -> bool:
@@ -158,38 +179,23 @@ def is_remote(path: str) -> bool:
 
 
 def check_credentials(spec: SourceSpec, environ: Mapping[str, str] = os.environ) -> None:
-    """Fail before any network wait when a remote path has no usable credentials.
+    """Nothing is refused before opening: credentials come from the cloud SDK's own chain.
+
+    Deep Lake's storage clients look for credentials as the clouds' SDKs do when
+    ``deeplake_credentials['creds']`` does not give them (measured for S3 against a server that
+    checks keys: ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_SHARED_CREDENTIALS_FILE``,
+    ``AWS_PROFILE`` or ``creds['profile_name']``, ``AWS_ENDPOINT_URL`` all work; ``hub://`` takes
+    ``ACTIVELOOP_TOKEN`` or ``deeplake login``). A hand-written pre-check cannot know every source
+    (instance roles, SSO profiles, GCP metadata, Azure managed identity), so none refuses here;
+    when the server refuses, ``explain_open_failure`` says which settings were consulted.
+    Kept for callers of the old API: it only validates the type of ``creds``.
 
     Raises:
-        SourceError: ``hub://``/``al://`` without a token (argument or ``ACTIVELOOP_TOKEN``), or a
-            cloud path without ``creds`` and without the cloud's own environment/config.
+        ConfigError: ``creds`` is given but is not a mapping.
     """
-    path = spec.path
-    if path.startswith(_TOKEN_SCHEMES):
-        if not (spec.token or environ.get("ACTIVELOOP_TOKEN") or environ.get("DEEPLAKE_TOKEN")):
-            raise SourceError(f"deeplake_path={path!r} needs a Deep Lake API token: set "
-                              "deeplake_credentials['token'] or the ACTIVELOOP_TOKEN environment variable")
-        return
-    if spec.creds:
-        return
-    home = Path(environ.get("HOME", "~")).expanduser()
-    if path.startswith("s3://"):
-        found = (environ.get("AWS_ACCESS_KEY_ID") or environ.get("AWS_PROFILE")
-                 or environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") or environ.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
-                 or (home / ".aws" / "credentials").exists())
-        needed = "aws_access_key_id, aws_secret_access_key (and endpoint_url for non-AWS servers)"
-    elif path.startswith(("gs://", "gcs://")):
-        found = (environ.get("GOOGLE_APPLICATION_CREDENTIALS")
-                 or (home / ".config" / "gcloud" / "application_default_credentials.json").exists())
-        needed = "a Google service-account JSON (creds) or GOOGLE_APPLICATION_CREDENTIALS"
-    elif path.startswith(("az://", "azure://")):
-        found = environ.get("AZURE_STORAGE_CONNECTION_STRING") or environ.get("AZURE_STORAGE_ACCOUNT_NAME")
-        needed = "account_name/account_key or a connection string"
-    else:
-        return
-    if not found:
-        raise SourceError(f"deeplake_path={path!r} has no credentials: set deeplake_credentials['creds'] "
-                          f"({needed}) or the cloud's environment variables")
+    if spec.creds is not None and not isinstance(spec.creds, Mapping):
+        raise ConfigError(f"deeplake_credentials['creds'] must be a dict of settings (aws_access_key_id, "
+                          f"endpoint_url, ...), got {type(spec.creds).__name__}")
 
 
 def _open_path(deeplake, spec: SourceSpec):
@@ -204,7 +210,14 @@ def _open_path(deeplake, spec: SourceSpec):
         except Exception as exc:
             raise SourceError(f"cannot open Deep Lake dataset at deeplake_path={spec.path!r}: {exc}") from exc
     check_credentials(spec)
+    global remote_io_started
+    remote_io_started = True
     return _open_with_timeout(deeplake.open_read_only_async(spec.path, **kwargs), spec)
+
+
+#: This process has opened remote Deep Lake data: its native I/O threads may be busy, and a later
+#: fork of it can wait on them (``lakedet.train`` then starts DataLoader workers with forkserver).
+remote_io_started = False
 
 
 def _open_with_timeout(future, spec: SourceSpec, timeout: float | None = None):
@@ -253,6 +266,18 @@ _CLOUD_KEYS = {
 }
 
 
+_KEY_SETTINGS = ("aws_secret_access_key", "profile_name", "json_credentials", "account_key", "sas_token",
+                 "connection_string")
+_CHAINS = {
+    "s3://": "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials "
+             "and ~/.aws/config",
+    "gs://": "GOOGLE_APPLICATION_CREDENTIALS and the gcloud application default credentials",
+    "gcs://": "GOOGLE_APPLICATION_CREDENTIALS and the gcloud application default credentials",
+    "az://": "AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_ACCOUNT_NAME and Azure's default credentials",
+    "azure://": "AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_ACCOUNT_NAME and Azure's default credentials",
+}
+
+
 def explain_open_failure(spec: SourceSpec, exc: BaseException) -> str:
     """The message of the ``SourceError`` for a remote open that failed: path, cause and fix.
 
@@ -272,6 +297,9 @@ def explain_open_failure(spec: SourceSpec, exc: BaseException) -> str:
         code = re.search(r"code=(\w+)", detail)
         reason = _S3_REASONS.get(code.group(1) if code and path.startswith("s3://") else "",
                                  "the server refused the credentials")
+        if not key and not any(k in (spec.creds or {}) for k in _KEY_SETTINGS):
+            reason += (" (none were given in deeplake_credentials['creds']: the ones found by the cloud SDK's own "
+                       f"chain were used, {_CHAINS.get(path.split('://')[0] + '://', 'its environment and config files')})")
         keys = next((text for scheme, text in _CLOUD_KEYS.items() if path.startswith(scheme)), "")
         return (f"deeplake_path={path!r}: {reason.format(key=repr(key) if key else '(from the environment)')}"
                 f"{_endpoint_note(spec)}; check deeplake_credentials['creds'] ({keys}) (Deep Lake: {detail})")
@@ -303,7 +331,7 @@ def _checkout(ds, spec: SourceSpec):
         recent = [f"{v.id} ({v.message or 'no message'})" for v in list(ds.history)[-10:]][::-1]
         raise SourceError(f"deeplake_commit_id={spec.commit!r}: no such commit in {spec.path!r}; "
                           f"recent commits: {', '.join(recent) or '(none)'}") from None
-    return version.open()
+    return _bounded(spec, version.open, version.open_async, f"opening commit deeplake_commit_id={spec.commit!r}")
 
 
 def _find_view(ds, spec: SourceSpec):

@@ -169,11 +169,59 @@ def _shard_rows_of(split: str, loader) -> None:
     if not loader or not _is_deeplake_dataset_cfg(loader.get("dataset")):
         return
     sampler = loader.get("sampler")
+    if isinstance(sampler, Mapping) and bare_type(sampler) == "InfiniteSampler" and split == "train":
+        # epochs of ShardedRowSampler, restarted by mmengine's IterBasedTrainLoop at each end: the
+        # same read plan, per-sample seeding and resume without reading skipped batches
+        logger.info("lakedet: train_dataloader's InfiniteSampler becomes ShardedRowSampler (mmengine's "
+                    "IterBasedTrainLoop restarts it each epoch, with set_epoch)")
+        sampler["type"] = "DefaultSampler"
     if isinstance(sampler, Mapping) and bare_type(sampler) == "DefaultSampler":
         sampler["type"] = "ShardedRowSampler"
         kept = {k: v for k, v in sampler.items() if k != "type"}
         logger.info(f"lakedet: {split}_dataloader samples with ShardedRowSampler instead of DefaultSampler "
-                    f"(a seeded permutation per epoch, one disjoint shard per rank; options kept: {kept})")
+                    f"(a seeded order per epoch, one disjoint shard per rank; options kept: {kept})")
+    if isinstance(sampler, Mapping) and bare_type(sampler) == "ShardedRowSampler":
+        # the chunk-aware order gives each DataLoader worker whole chunks: it needs the batching
+        sampler.setdefault("batch_size", int(loader.get("batch_size", 1) or 1))
+        sampler.setdefault("num_workers", int(loader.get("num_workers", 0) or 0))
+    _worker_start_method(split, loader)
+
+
+def _worker_start_method(split: str, loader) -> None:
+    """DataLoader workers over remote Deep Lake data start with ``forkserver``, not ``fork``.
+
+    Deep Lake replaces ``os.fork`` with a version that first joins its native I/O threads; after
+    in-process remote reads that are stuck on unresponsive storage, a fork waits for them without
+    end (reproduced in ``tests/test_fork_safety.py``). ``forkserver`` workers are forked from a
+    clean server process that never did Deep Lake I/O; each reopens the dataset itself
+    (``DeepLakeDetDataset.__getstate__``); the user's main script is not run again in them
+    (``lakedet.workers``). Local data gets them too once this process has opened
+    remote data. A ``multiprocessing_context`` the config sets is kept.
+    """
+    from . import source
+
+    if not int(loader.get("num_workers", 0) or 0) or loader.get("multiprocessing_context"):
+        return
+    if not (_reads_remote_data(loader.get("dataset")) or
+            (source.remote_io_started and _is_deeplake_dataset_cfg(loader.get("dataset")))):
+        return
+    from .workers import worker_context
+
+    loader["multiprocessing_context"] = worker_context()
+    logger.info(f"lakedet: {split}_dataloader's workers start with forkserver (remote Deep Lake data: a fork "
+                "after Deep Lake's remote I/O can hang)")
+
+
+def _reads_remote_data(cfg) -> bool:
+    from .source import is_remote
+
+    if not isinstance(cfg, Mapping):
+        return False
+    if bare_type(cfg) == "DeepLakeDetDataset":
+        path = cfg.get("deeplake_path")  # (an opened object, ds_train, goes as the caller made it)
+        return isinstance(path, str) and is_remote(path) and cfg.get("deeplake_dataset") is None
+    inner = cfg.get("dataset") or cfg.get("datasets")
+    return any(_reads_remote_data(d) for d in (inner if isinstance(inner, (list, tuple)) else [inner]))
 
 
 def _with_dataset_override(loader_cfg, ds, tensors) -> dict | None:
@@ -360,6 +408,7 @@ def build_runner(cfg, model=None, ds_train=None, ds_train_tensors=None, ds_val=N
     custom_hooks.append(dict(type="CheckpointCodecHook", meta=dict(meta or {})))
     custom_hooks.append(dict(type="ClassCountCheckHook"))
     custom_hooks.append(dict(type="LineageHook"))
+    custom_hooks.append(dict(type="SkipTrainedBatchesHook"))
 
     class _Runner(Runner):
         def setup_env(self, env_cfg):
@@ -437,21 +486,15 @@ def _seed_of_resumed_run(cfg) -> None:
 
 
 def _redacted(cfg):
-    """A copy of ``cfg`` with every credential value (``checkpoints.SECRET_KEYS``) replaced by
-    ``'<redacted>'``: the datasets are built from the loader dicts given to the runner, so only
-    the copy the runner writes out and logs loses the secrets."""
+    """A copy of ``cfg`` without secrets (``checkpoints.redact_credentials``: everything under
+    ``deeplake_credentials`` but the endpoint and region, and every ``SECRET_KEYS`` value): the
+    datasets are built from the loader dicts given to the runner, so only the copy the runner
+    writes out and logs loses the secrets."""
     from mmengine.config import Config
 
-    from .checkpoints import SECRET_KEYS
+    from .checkpoints import redact_credentials
 
-    def walk(node):
-        if isinstance(node, Mapping):
-            return {k: "<redacted>" if k in SECRET_KEYS and isinstance(v, str) else walk(v) for k, v in node.items()}
-        if isinstance(node, (list, tuple)):
-            return type(node)(walk(v) for v in node)
-        return node
-
-    redacted = Config(walk(cfg.to_dict()))  # no filename: the file itself may be gone, and holds the secrets
+    redacted = Config(redact_credentials(cfg.to_dict()))  # no filename: the file itself holds the secrets
     return Config(redacted.to_dict(), cfg_text=redacted.pretty_text)
 
 
