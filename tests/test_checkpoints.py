@@ -41,7 +41,7 @@ def _plain_mmengine_checkpoint(work_dir) -> str:
                                           batch_size=2, collate_fn=dict(type="pseudo_collate")),
                     train_cfg=dict(by_epoch=False, max_iters=2), optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.1)),
                     default_hooks=dict(checkpoint=dict(type="CheckpointHook", interval=2, by_epoch=False)),
-                    randomness=dict(seed=3), default_scope="mmengine")
+                    randomness=dict(seed=3), default_scope="mmdet")
     runner.train()
     return str(work_dir / "iter_2.pth")
 

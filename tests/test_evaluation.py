@@ -315,6 +315,9 @@ def test_the_registered_coco_metric_is_mmdetections_off_deeplake_and_reads_rows_
     MMDetection's CocoMetric on a file dataset, and takes the rows on a Deep Lake one."""
     from mmdet.evaluation.metrics.coco_metric import CocoMetric as MMDetectionCocoMetric
     from mmdet.registry import METRICS
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmdet")  # as in a zoo config (default_scope = 'mmdet')
 
     from lakedet.evaluation import CocoMetricOrRows
 

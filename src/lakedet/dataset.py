@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from mmdet.datasets import BaseDetDataset
-from mmengine.registry import DefaultScope, init_default_scope
+from mmengine.registry import DefaultScope
 from mmdet.registry import DATASETS
 
 from . import transforms as _transforms  # noqa: F401  (registers the loading transforms)
@@ -35,12 +35,12 @@ from .rowrange import RowRange, is_row_range_view
 from .source import (OpenedDataset, Origin, SourceSpec, is_deeplake_dataset, open_source_with_origin,
                      origin_of)
 
-__all__ = ["DeepLakeDetDataset", "DATASET_KEYS", "column_kinds", "column_metadata", "place_loading_steps",
+__all__ = ["DeepLakeDetDataset", "RowInfo", "DATASET_KEYS", "column_kinds", "column_metadata", "place_loading_steps",
            "seed_sample"]
 
 logger = logging.getLogger("lakedet")
 
-#: The ``metainfo`` key naming the Deep Lake source: its evaluated samples carry their rows' ground
+#: The ``metainfo`` key (value True) marking a Deep Lake dataset: its evaluated samples carry their rows' ground
 #: truth, which the metrics (``lakedet.evaluation``) then use instead of an annotation file.
 ROWS_KEY = "deeplake_source"
 
@@ -271,7 +271,9 @@ class DeepLakeDetDataset(BaseDetDataset):
             Both deliver identical samples (same rows, order, boxes and pixels) for the same seed.
         skip_bad_images: skip rows whose image cannot be decoded, with a warning, instead of raising.
         **kwargs: MMDetection ``BaseDetDataset`` arguments (``pipeline``, ``test_mode``,
-            ``filter_cfg``, ``metainfo``, ``indices`` ...).
+            ``filter_cfg``, ``metainfo``, ``indices`` ...). ``CocoDataset``'s ``ann_file``,
+            ``data_root``, ``data_prefix`` and ``backend_args`` are accepted and unused, so a zoo
+            config's dataset becomes a Deep Lake one by setting ``type`` and ``deeplake_path`` alone.
 
     Every sample's ``img_id`` is its row index in the opened dataset (or view).
     """
@@ -291,8 +293,6 @@ class DeepLakeDetDataset(BaseDetDataset):
                               f"{did_you_mean(unknown[0], DATASET_KEYS)}; dataset arguments are "
                               f"{list(DATASET_KEYS)}")
         self.loader_type = "python" if loader_type(deeplake_dataloader_type) == "python" else "cpp"
-        if DefaultScope.get_current_instance() is None:
-            init_default_scope("mmdet")  # the pipeline's transforms live in MMDetection's registry
         if isinstance(deeplake_dataset, OpenedDataset):
             deeplake_dataset = deeplake_dataset.dataset
         self.source = _source_spec(deeplake_path, deeplake_credentials, deeplake_commit_id,
@@ -341,7 +341,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         self.class_names_generated = not metainfo.get("classes") and not label_metadata.get("class_names")
         self._selection = self._select_classes(classes, metainfo.get("classes"), label_metadata)
         metainfo["classes"] = self._selection.classes
-        metainfo[ROWS_KEY] = dict(url=self.source.description)  # not a str: mmengine reads str values as files
+        # the same value for every Deep Lake split: wrappers (ConcatDataset) compare metainfos
+        metainfo[ROWS_KEY] = True
         if label_metadata.get("category_ids") and label_metadata.get("class_names"):
             # the COCO category id of each label, for results written in COCO ids
             id_of = {name: int(i) for name, i in zip(classes, label_metadata["category_ids"])}
@@ -357,7 +358,16 @@ class DeepLakeDetDataset(BaseDetDataset):
         self.degenerate_polygons = 0
         self.dropped_boxes = 0  # boxes left out of the training targets (CocoDataset's rules), counted in full_init
         kwargs.setdefault("data_prefix", {})
-        super().__init__(ann_file="", metainfo=metainfo, pipeline=pipeline, **kwargs)
+        ann_file = kwargs.pop("ann_file", "")  # a zoo config's CocoDataset keys stay when only `type` is swapped
+        if ann_file:
+            logger.info("DeepLakeDetDataset(%s): ann_file=%r is not read; the annotations come from the rows",
+                        self.source.description, ann_file)
+        # the pipeline's transforms live in MMDetection's registry (or a downstream project's, whose
+        # scope is kept): build them there whatever scope a caller left current
+        current = DefaultScope.get_current_instance()
+        scope = "mmdet" if current is None or current.scope_name == "mmengine" else current.scope_name
+        with DefaultScope.overwrite_default_scope(scope):
+            super().__init__(ann_file="", metainfo=metainfo, pipeline=pipeline, **kwargs)
 
     # --- what BaseDataset asks of a subclass -------------------------------------------------
 
@@ -435,13 +445,13 @@ class DeepLakeDetDataset(BaseDetDataset):
         return {"img_id": row, "img_path": f"{self.source.description}[{row}]", "sample_idx": idx}
 
     def get_data_info(self, idx: int) -> dict:
-        """The row's stored image bytes and its ground truth, ready for the loading transforms."""
-        info = self._sample(idx)
+        """Sample ``idx`` as MMDetection's datasets describe one, without reading its image:
+        ``img_id``, ``img_path``, ``instances`` (boxes, labels, ignore flags, COCO areas) and
+        ``height`` / ``width`` (stored columns, else read from the image's header when first asked:
+        what the zoo's ``AspectRatioBatchSampler`` reads). ``prepare_data`` adds the row's stored
+        image (and masks) for the loading transforms."""
+        info = RowInfo(self, self._sample(idx))
         row = info["img_id"]
-        pending = self._pending.pop(row, None) if self._pending else None
-        value = pending.result() if pending is not None else self._reader.read(row)
-        info["img_bytes" if isinstance(value, (bytes, bytearray, memoryview)) else "img_array"] = value
-        info["deeplake_img_column"] = self.tensor_map.img
         ann = self._annotations
         start = ann.offsets[row]
         kept = np.flatnonzero(self._keep[start:ann.offsets[row + 1]])
@@ -458,10 +468,35 @@ class DeepLakeDetDataset(BaseDetDataset):
             info["image_id"] = int(ann.image_ids[row])
         if self.box_format.fractional:
             info["deeplake_fractional_boxes"] = True
-        # masks: for the pipeline when it loads them; for the metric (segm ground truth) when evaluating
-        if self._masks_for_pipeline or (self.test_mode and self._mask_kind):
-            self._add_masks(info, row, kept, int(ann.count(row)))
         return info
+
+    def _add_row_data(self, info: dict) -> dict:
+        """The row's stored image bytes (or array), and its masks where the pipeline loads them or
+        the metric needs them (segm ground truth), for the loading transforms."""
+        row = info["img_id"]
+        pending = self._pending.pop(row, None) if self._pending else None
+        value = pending.result() if pending is not None else self._reader.read(row)
+        info["img_bytes" if isinstance(value, (bytes, bytearray, memoryview)) else "img_array"] = value
+        info["deeplake_img_column"] = self.tensor_map.img
+        if self._masks_for_pipeline or (self.test_mode and self._mask_kind):
+            ann = self._annotations
+            start = ann.offsets[row]
+            kept = np.flatnonzero(self._keep[start:ann.offsets[row + 1]])
+            self._add_masks(info, row, kept, int(ann.count(row)))
+        return dict(info)
+
+    def image_size(self, row: int) -> tuple[int, int]:
+        """``(height, width)`` of a row's image, from its header (kept once read)."""
+        sizes = self.__dict__.setdefault("_header_sizes", {})
+        if row not in sizes:
+            from .transforms import image_size
+
+            found = image_size(self._reader.read(row), self._image_compressed)
+            if found is None:
+                raise DataError(f"row {row}, column {self.tensor_map.img!r} of {self.source.description!r}: "
+                                "the image's size cannot be read (corrupt or unsupported bytes)")
+            sizes[row] = found
+        return sizes[row]
 
     def __getitems__(self, indices: Sequence[int]) -> list:
         """A batch of samples (PyTorch's DataLoader asks for a whole batch at once when this exists).
@@ -510,7 +545,7 @@ class DeepLakeDetDataset(BaseDetDataset):
         if plan is not None and plan.epoch >= 0:
             seed_sample(plan.seed, plan.epoch, plan.rank, int(idx))
         self.samples_prepared += 1
-        return super().prepare_data(idx)
+        return self.pipeline(self._add_row_data(self.get_data_info(idx)))
 
     # --- the read plan, remote reading -------------------------------------------------------
 
@@ -718,6 +753,25 @@ class DeepLakeDetDataset(BaseDetDataset):
         return (f"DeepLakeDetDataset({self.source.description!r}, rows={len(self._annotations)}, "
                 f"tensors={self.tensor_map.as_dict()}, boxes={self.box_format.mode.value}"
                 f"{' fractional' if self.box_format.fractional else ' pixel'})")
+
+
+class RowInfo(dict):
+    """A sample's ``data_info``; ``height`` / ``width`` not stored in the dataset are read from the
+    image's header on first access (``DeepLakeDetDataset.image_size``), so that nothing is read
+    for the many users of ``get_data_info`` that never look at them."""
+
+    def __init__(self, dataset: "DeepLakeDetDataset", info: dict):
+        super().__init__(info)
+        self._dataset = dataset
+
+    def __missing__(self, key):
+        if key not in ("height", "width"):
+            raise KeyError(key)
+        self["height"], self["width"] = self._dataset.image_size(self["img_id"])
+        return self[key]
+
+    def __reduce__(self):  # pickles (and copies) as a plain dict
+        return dict, (dict(self),)
 
 
 def _select(rows: np.ndarray, indices) -> np.ndarray:

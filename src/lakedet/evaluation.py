@@ -229,7 +229,7 @@ class DeepLakeCocoMetric(_OverRows, CocoMetric):
                 from mmengine.logging import MMLogger
 
                 MMLogger.get_current_instance().info(
-                    f"CocoMetric over the Deep Lake rows of {meta[ROWS_KEY]['url']}: the ground truth comes from the rows "
+                    "CocoMetric over a Deep Lake dataset: the ground truth comes from the evaluated rows "
                     f"(ann_file={self._ann_file!r} is not read)")
             self._coco_api = None
         elif self._missing_file is not None:

@@ -164,8 +164,26 @@ class _RangeColumn:
     def get_bytes_async(self, row: int):
         return self._row(int(row)).get_bytes_async(self.name)
 
-    def get_async(self, row: int):
-        return self._row(int(row)).get_async(self.name)
+    def get_async(self, rows):
+        if isinstance(rows, slice):  # a row range reads its rows one by one: already done here
+            return _Done(self[rows])
+        return self._row(int(rows)).get_async(self.name)
+
+
+class _Done:
+    """A finished read, with the part of Deep Lake's ``Future`` interface lakedet waits on."""
+
+    def __init__(self, value):
+        self._value = value
+
+    def is_completed(self) -> bool:
+        return True
+
+    def result(self):
+        return self._value
+
+    def cancel(self) -> None:
+        pass
 
 
 def _summary(view) -> str:

@@ -62,19 +62,15 @@ def _is_deeplake_dataset_cfg(cfg: Any) -> bool:
 def adapt_config(cfg) -> None:
     """Fit a config whose splits are Deep Lake datasets (in place).
 
-    (``CocoMetric(ann_file=...)`` / ``VOCMetric`` need nothing here: over Deep Lake rows the
-    registered stand-ins take the ground truth from the rows, see ``lakedet.evaluation``.)
-    ``AspectRatioBatchSampler`` is dropped; a ``DefaultSampler`` becomes
-    ``ShardedRowSampler`` (same options; see ``lakedet.sampler`` for which rows each rank reads).
+    Nothing here is needed for a config to run: MMDetection's ``tools/train.py`` runs the same
+    config through the registries alone (``CocoMetric`` / ``VOCMetric`` over Deep Lake rows are
+    lakedet's stand-ins, ``AspectRatioBatchSampler`` reads sizes from ``get_data_info``). What
+    ``lakedet train`` adds: a ``DefaultSampler`` / ``InfiniteSampler`` becomes
+    ``ShardedRowSampler`` (same options, plus the chunk-aware order for remote data; see
+    ``lakedet.sampler``), wrappers pass whole batches on (``lakedet.wrappers``), evaluated datasets
+    run in test mode, and the seed's top-level keys are applied.
     """
     _top_level_deeplake_keys(cfg)
-    train_loader = cfg.get("train_dataloader")
-    if (train_loader and _is_deeplake_dataset_cfg(train_loader.get("dataset"))
-            and str((train_loader.get("batch_sampler") or {}).get("type", "")).endswith("AspectRatioBatchSampler")):
-        # it needs every image's width/height up front, i.e. decoding the whole dataset first
-        logger.info("lakedet: batching without AspectRatioBatchSampler (image sizes are only known "
-                    "after decoding each row)")
-        train_loader["batch_sampler"] = None
     for split in ("train", "val", "test"):
         _shard_rows_of(split, cfg.get(f"{split}_dataloader"))
         loader = cfg.get(f"{split}_dataloader")

@@ -22,7 +22,7 @@ from mmdet.structures.mask import BitmapMasks
 
 from .errors import DataError
 
-__all__ = ["LoadImageFromDeepLake", "LoadDeepLakeAnnotations", "decode_image"]
+__all__ = ["LoadImageFromDeepLake", "LoadDeepLakeAnnotations", "decode_image", "image_size"]
 
 logger = logging.getLogger("lakedet")
 
@@ -60,6 +60,34 @@ def decode_image(data, compressed: bool) -> np.ndarray | None:
     if img.shape[2] == 4:
         return cv2.cvtColor(img, cv2.COLOR_RGBA2BGR)
     return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def image_size(data, compressed: bool) -> tuple[int, int] | None:
+    """``(height, width)`` of a stored image as ``decode_image`` would give it, without decoding
+    the pixels: from a JPEG's frame header (EXIF orientations 5-8 swap the sides) or a PNG's
+    IHDR; other formats are decoded. None when the bytes cannot be read."""
+    if not compressed:
+        shape = np.asarray(data).shape
+        return (int(shape[0]), int(shape[1])) if len(shape) >= 2 else None
+    view = memoryview(data)
+    if len(view) >= 24 and bytes(view[:8]) == b"\x89PNG\r\n\x1a\n" and bytes(view[12:16]) == b"IHDR":
+        return int.from_bytes(view[20:24], "big"), int.from_bytes(view[16:20], "big")
+    if len(view) >= 4 and view[0] == 0xFF and view[1] == 0xD8:
+        size, orientation, pos = None, None, 2
+        while pos + 4 <= len(view) and view[pos] == 0xFF:
+            marker, length = view[pos + 1], (view[pos + 2] << 8) | view[pos + 3]
+            if marker == 0xE1 and bytes(view[pos + 4:pos + 10]) == b"Exif\x00\x00":
+                orientation = exif_orientation(bytes(view[pos + 10:pos + 2 + length]))
+            elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and pos + 9 <= len(view):
+                size = ((view[pos + 5] << 8) | view[pos + 6], (view[pos + 7] << 8) | view[pos + 8])
+                break
+            elif marker in (0xDA, 0xD9):
+                break
+            pos += 2 + length
+        if size is not None:
+            return size[::-1] if orientation in (5, 6, 7, 8) else size
+    img = decode_image(data, compressed=True)
+    return None if img is None else (int(img.shape[0]), int(img.shape[1]))
 
 
 def _decode_jpeg(data) -> np.ndarray:
