@@ -76,3 +76,58 @@ def test_predict_with_a_segmentation_model_writes_masks(tmp_path):
     branch = opened.branches["masks"].open()
     masks, boxes = np.asarray(branch["pred_masks"][0]), np.asarray(branch["pred_boxes"][0])
     assert masks.shape[:2] == (64, 64) and masks.shape[2] == len(boxes) > 0
+
+
+def _branch_columns(path, branch):
+    opened = deeplake.open_read_only(path)
+    data = opened.branches[branch].open()
+    return [[np.asarray(data[c][row]) for c in ("pred_boxes", "pred_labels", "pred_scores")] for row in range(len(data))]
+
+
+def test_predict_runs_a_dataloader_with_workers_writes_in_bounded_batches_and_takes_tta(tmp_path, monkeypatch):
+    import torch
+
+    from lakedet import predict as predict_module
+    from lakedet.errors import ConfigError
+    from lakedet.predict import predict_to_branch
+
+    target = str(tmp_path / "target")
+    make_shapes_dataset(target, 7, size=64, seed=31)
+    checkpoint = tmp_path / "weights.pth"
+    from mmengine.config import Config
+
+    from lakedet import build_detector
+
+    torch.manual_seed(0)
+    torch.save({"state_dict": build_detector(Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py")).model).state_dict()},
+               checkpoint)
+    written = []
+    real = predict_module.write_prediction_rows
+    monkeypatch.setattr(predict_module, "WRITE_ROWS", 3)
+    monkeypatch.setattr(predict_module, "write_prediction_rows", lambda t, rows: (written.append(sorted(rows)), real(t, rows)))
+    config = str(CONFIG_DIR / "tiny_retinanet.py")
+    common = dict(score_thr=0.0, batch_size=2, device="cpu")
+    report = predict_to_branch(config, str(checkpoint), target, "workers", num_workers=2, **common)
+    assert report.rows == 7 and written == [[0, 1, 2], [3, 4, 5], [6]]  # never more than WRITE_ROWS held
+    predict_to_branch(config, str(checkpoint), target, "inline", num_workers=0, **common)
+    for with_workers, inline in zip(_branch_columns(target, "workers"), _branch_columns(target, "inline")):
+        for a, b in zip(with_workers, inline):
+            np.testing.assert_array_equal(a, b)
+    # test-time augmentation: the config's tta_model over its tta_pipeline, as tools/test.py --tta
+    tta = tmp_path / "tta.py"
+    tta.write_text(f"_base_ = {config!r}\n"
+                   "tta_model = dict(type='DetTTAModel', tta_cfg=dict(nms=dict(type='nms', iou_threshold=0.5), max_per_img=10))\n"
+                   "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', transforms=[\n"
+                   "    [dict(type='Resize', scale=(64, 64), keep_ratio=True)],\n"
+                   "    [dict(type='RandomFlip', prob=1.), dict(type='RandomFlip', prob=0.)],\n"
+                   "    [dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',\n"
+                   "                                          'scale_factor', 'flip', 'flip_direction'))]])]\n")
+    report = predict_to_branch(str(tta), str(checkpoint), target, "tta", num_workers=0, tta=True, **common)
+    assert report.rows == 7 and report.boxes > 0
+    with pytest.raises(ConfigError, match="--tta needs tta_model and tta_pipeline"):
+        predict_to_branch(config, str(checkpoint), target, "no-tta", tta=True,
+                          cfg_options={"tta_model": None, "tta_pipeline": None}, **common)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--device cuda: this machine has no CUDA GPU"):
+            predict_to_branch(config, str(checkpoint), target, "gpu", device="cuda")
+    assert sorted(deeplake.open_read_only(target).branches.names()) == ["inline", "main", "tta", "workers"]

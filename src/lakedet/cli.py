@@ -100,6 +100,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         command.add_argument("--work-dir", default=work_dir, help="where lineage.json (and plots) are written")
         command.add_argument("--score-thr", type=float, default=0.05, help="keep predictions scored at least this")
         command.add_argument("--batch-size", type=int, default=4)
+        command.add_argument("--num-workers", type=int, default=2, help="DataLoader workers (default 2)")
+        command.add_argument("--device", default=None, help="cuda, cuda:1, cpu ... (default: cuda when present)")
+        command.add_argument("--tta", action="store_true", help="test-time augmentation: the config's tta_model "
+                                                               "and tta_pipeline, as tools/test.py --tta")
         command.add_argument("--cfg-options", nargs="+", action=_KeyValue, default=None)
         selected = command.add_mutually_exclusive_group()
         selected.add_argument("--view", help="only the rows of this saved view")
@@ -358,7 +362,8 @@ def predict(args) -> int:
 
     report = predict_to_branch(args.config, args.checkpoint, args.path, args.branch, cfg_options=args.cfg_options,
                                score_thr=args.score_thr, batch_size=args.batch_size, view=args.view,
-                               query=args.query, work_dir=args.work_dir, progress=print_progress)
+                               query=args.query, work_dir=args.work_dir, progress=print_progress,
+                               num_workers=args.num_workers, device=args.device, tta=args.tta)
     print(f"predicted {report.rows} rows ({report.boxes} boxes) of {report.path}@{report.source_commit}; "
           f"written to branch {report.branch!r} as commit {report.commit}")
     return 0
@@ -372,7 +377,8 @@ def find_errors(args) -> int:
     report = errors_to_branch(args.config, args.checkpoint, args.path, args.branch, iou_thr=args.iou_thr,
                               score_thr=args.score_thr, max_dets=args.max_dets, confusion_thr=args.confusion_thr,
                               cfg_options=args.cfg_options, batch_size=args.batch_size, view=args.view,
-                              query=args.query, work_dir=args.work_dir, progress=print_progress)
+                              query=args.query, work_dir=args.work_dir, progress=print_progress,
+                              num_workers=args.num_workers, device=args.device, tta=args.tta)
     print(format_table(*class_table(report.evaluation)))
     tp, fp, fn = report.evaluation.totals
     print(f"matched {report.rows} rows of {report.path}@{report.source_commit} at IoU >= {args.iou_thr}: "

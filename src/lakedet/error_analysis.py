@@ -161,7 +161,8 @@ class ErrorReport:
 def errors_to_branch(config: str, checkpoint: str, path: str, branch: str, iou_thr: float = 0.5,
                      score_thr: float = 0.05, max_dets: int = 100, confusion_thr: float = 0.3,
                      cfg_options: dict | None = None, batch_size: int = 4, view: str | None = None,
-                     query: str | None = None, work_dir: str = "work_dirs/errors", progress=None) -> ErrorReport:
+                     query: str | None = None, work_dir: str = "work_dirs/errors", progress=None,
+                     num_workers: int = 2, device: str | None = None, tta: bool = False) -> ErrorReport:
     """Predict the rows of ``path`` (all, or a saved view's / a query's), match the predictions to
     the ground truth and commit both on the new ``branch`` (one commit); write the PR curves,
     the confusion matrix, ``errors.json`` and ``lineage.json`` in ``work_dir``.
@@ -173,17 +174,17 @@ def errors_to_branch(config: str, checkpoint: str, path: str, branch: str, iou_t
         ConfigError: a bad threshold or config.
     """
     from .plots import plot_confusion_matrix, plot_pr_curves
-    from .predict import (PredictionBranch, check_checkpoint, load_config, load_model, predict_rows,
+    from .predict import (PredictionBranch, check_checkpoint, load_config, predict_rows, prepare_model,
                           refuse_deeplake3, sha256_of, write_predictions)
 
     refuse_deeplake3(path, "errors")
     check_thresholds(iou_thr, max_dets)
     check_checkpoint(checkpoint)
-    cfg, pipeline = load_config(config, cfg_options)
+    cfg, pipeline = load_config(config, cfg_options, tta=tta)
     run = PredictionBranch.open(path, branch, pipeline, view=view, query=query, command="errors")
     try:
-        model = load_model(cfg, checkpoint)
-        results = predict_rows(model, run, batch_size, score_thr, progress)
+        model = prepare_model(cfg, checkpoint, device, tta)
+        results = predict_rows(model, run, batch_size, score_thr, progress, num_workers)
         classes = list(run.dataset.metainfo["classes"])
         evaluation = evaluate_predictions(results, classes, iou_thr, max_dets, confusion_thr)
         rule = MATCHING_RULE.format(max_dets=max_dets)

@@ -23,7 +23,9 @@ import numpy as np
 from .errors import ConfigError, SourceError
 
 __all__ = ["PredictReport", "RowPrediction", "PredictionBranch", "predict_to_branch", "check_checkpoint", "load_config",
-           "load_model", "predict_rows", "write_rows", "write_predictions", "refuse_deeplake3", "open_writable", "sha256_of"]
+           "load_model", "prepare_model", "prediction_loader", "iter_predictions", "predict_rows", "write_rows",
+           "add_prediction_columns", "write_prediction_rows", "write_predictions", "WRITE_ROWS", "refuse_deeplake3",
+           "open_writable", "sha256_of"]
 
 
 @dataclass
@@ -93,9 +95,9 @@ def open_writable(path: str, command: str = "predict"):
         raise SourceError(f"cannot open {path!r} for writing a {command} branch: {exc}") from exc
 
 
-def load_config(config: str, cfg_options: dict | None = None):
-    """The config (translated from 2.x style when needed) and its test pipeline without
-    ``LoadAnnotations``.
+def load_config(config: str, cfg_options: dict | None = None, tta: bool = False):
+    """The config (translated from 2.x style when needed) and its test pipeline (with ``tta``,
+    its ``tta_pipeline``) without a top-level ``LoadAnnotations``.
 
     Raises:
         ConfigError: the config has no test/val dataloader to take the pipeline from.
@@ -110,7 +112,8 @@ def load_config(config: str, cfg_options: dict | None = None):
     loader = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not loader:
         raise ConfigError(f"{config}: no test_dataloader or val_dataloader to take the test pipeline from")
-    return cfg, [s for s in loader["dataset"].get("pipeline") or [] if bare_type(s) != "LoadAnnotations"]
+    pipeline = (cfg.get("tta_pipeline") if tta and cfg.get("tta_pipeline") else loader["dataset"].get("pipeline")) or []
+    return cfg, [s for s in pipeline if bare_type(s) != "LoadAnnotations"]
 
 
 def check_checkpoint(checkpoint: str) -> None:
@@ -230,10 +233,29 @@ class PredictionBranch:
                     view=self.view, query=self.query if not self.view else None)
 
 
-def predict_rows(model, run: PredictionBranch, batch_size: int = 4, score_thr: float = 0.05,
-                 progress=None) -> dict[int, RowPrediction]:
-    """Run ``model`` over the selected rows; return each branch row's predictions (score >=
-    ``score_thr``) and ground truth.
+def prediction_loader(dataset, batch_size: int = 4, num_workers: int = 2):
+    """The DataLoader a test loop would build over ``dataset``: rows in order, whole batches read
+    at once (``DeepLakeDetDataset.__getitems__``), ``num_workers`` workers (``forkserver`` ones
+    for remote data, see ``lakedet.workers``), MMDetection's ``pseudo_collate``."""
+    import torch.utils.data
+    from mmengine.dataset import pseudo_collate
+
+    if not isinstance(batch_size, int) or batch_size < 1 or not isinstance(num_workers, int) or num_workers < 0:
+        raise ConfigError(f"batch_size={batch_size!r} / num_workers={num_workers!r}: expected integers >= 1 / >= 0")
+    context = None
+    if num_workers and getattr(dataset, "is_remote", False) and getattr(dataset, "_reopen", False):
+        from .workers import worker_context
+
+        context = worker_context()
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                                       collate_fn=pseudo_collate, multiprocessing_context=context)
+
+
+def iter_predictions(model, run: PredictionBranch, batch_size: int = 4, score_thr: float = 0.05,
+                     progress=None, num_workers: int = 0):
+    """Run ``model`` (in eval mode, on its device) over the selected rows through
+    ``prediction_loader``; yield ``(branch row, RowPrediction)`` (score >= ``score_thr``) batch by
+    batch, so a caller can write them as they come.
 
     Raises:
         ConfigError: the model predicts another number of classes than the dataset has.
@@ -241,21 +263,19 @@ def predict_rows(model, run: PredictionBranch, batch_size: int = 4, score_thr: f
     from types import SimpleNamespace
 
     import torch
-    from mmengine.dataset import pseudo_collate
 
     from .hooks import ClassCountCheckHook
 
     dataset = run.dataset
     ClassCountCheckHook()._check(SimpleNamespace(model=model), dataset)  # the check training and testing make
-    results: dict[int, RowPrediction] = {}
+    done = 0
     with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            batch = pseudo_collate([dataset[i] for i in range(start, min(start + batch_size, len(dataset)))])
+        for batch in prediction_loader(dataset, batch_size, num_workers):
             for sample in model.test_step(batch):
                 pred = sample.pred_instances
                 keep = pred.scores >= score_thr
                 instances = sample.metainfo.get("instances", [])
-                results[run.row_of(sample.img_id)] = RowPrediction(
+                yield run.row_of(sample.img_id), RowPrediction(
                     boxes=pred.bboxes[keep].cpu().numpy().astype(np.float32).reshape(-1, 4),
                     labels=pred.labels[keep].cpu().numpy().astype(np.int64),
                     scores=pred.scores[keep].cpu().numpy().astype(np.float32),
@@ -264,9 +284,15 @@ def predict_rows(model, run: PredictionBranch, batch_size: int = 4, score_thr: f
                     gt_boxes=np.asarray([i["bbox"] for i in instances], np.float32).reshape(-1, 4),
                     gt_labels=np.asarray([i["bbox_label"] for i in instances], np.int64),
                     gt_crowd=np.asarray([bool(i.get("ignore_flag", 0)) for i in instances], bool))
+                done += 1
             if progress:
-                progress(min(start + batch_size, len(dataset)), len(dataset))
-    return results
+                progress(done, len(dataset))
+
+
+def predict_rows(model, run: PredictionBranch, batch_size: int = 4, score_thr: float = 0.05,
+                 progress=None, num_workers: int = 0) -> dict[int, RowPrediction]:
+    """Every selected row's predictions and ground truth at once (``iter_predictions``)."""
+    return dict(iter_predictions(model, run, batch_size, score_thr, progress, num_workers))
 
 
 def write_rows(column, values: dict) -> None:
@@ -280,31 +306,74 @@ def write_rows(column, values: dict) -> None:
             start = end
 
 
-def write_predictions(target, results: dict[int, RowPrediction], classes) -> None:
-    """Add the ``pred_*`` columns to ``target`` and fill the predicted rows (nothing is committed)."""
+def add_prediction_columns(target, classes, with_masks: bool) -> None:
+    """The ``pred_*`` columns, empty (nothing is committed)."""
     from deeplake import types
 
     target.add_column("pred_boxes", types.BoundingBox(dtype="float32", format="ltwh", bbox_type="pixel"))
     target.add_column("pred_labels", types.ClassLabel(types.Array("uint32", dimensions=1)))
     target.add_column("pred_scores", types.Array("float32", dimensions=1))
-    with_masks = any(r.masks is not None for r in results.values())
     if with_masks:
         target.add_column("pred_masks", types.BinaryMask(sample_compression="lz4"))
     target["pred_boxes"].metadata["coords"] = {"mode": "LTWH", "type": "pixel"}
     target["pred_labels"].metadata["class_names"] = list(classes)
+
+
+def write_prediction_rows(target, results: dict[int, RowPrediction]) -> None:
+    """Fill the ``pred_*`` columns of the given rows (Deep Lake writes them out as they come:
+    uncommitted column writes are not held in memory, measured)."""
     write_rows(target["pred_boxes"], {row: np.concatenate([r.boxes[:, :2], r.boxes[:, 2:] - r.boxes[:, :2]], 1)
                                       .astype(np.float32) for row, r in results.items()})
     write_rows(target["pred_labels"], {row: r.labels.astype(np.uint32) for row, r in results.items()})
     write_rows(target["pred_scores"], {row: r.scores for row, r in results.items()})
-    if with_masks:
-        write_rows(target["pred_masks"], {row: r.masks for row, r in results.items()})
+    if "pred_masks" in [c.name for c in target.schema.columns]:
+        write_rows(target["pred_masks"], {row: r.masks for row, r in results.items() if r.masks is not None})
+
+
+def write_predictions(target, results: dict[int, RowPrediction], classes) -> None:
+    """Add the ``pred_*`` columns to ``target`` and fill the predicted rows (nothing is committed)."""
+    add_prediction_columns(target, classes, any(r.masks is not None for r in results.values()))
+    write_prediction_rows(target, results)
+
+
+#: Rows of predictions ``predict`` holds before writing them to the branch.
+WRITE_ROWS = 256
+
+
+def prepare_model(cfg, checkpoint: str, device: str | None = None, tta: bool = False):
+    """``load_model`` on ``device`` (default: ``cuda`` when there is one, else ``cpu``); with
+    ``tta``, the config's ``tta_model`` around it, as MMDetection's ``tools/test.py --tta`` builds
+    it (the test pipeline is then the config's ``tta_pipeline``).
+
+    Raises:
+        ConfigError: ``tta`` without ``tta_model`` / ``tta_pipeline`` in the config, or a device
+            this machine does not have.
+    """
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: this machine has no CUDA GPU; use --device cpu")
+    if tta:
+        missing = [key for key in ("tta_model", "tta_pipeline") if not cfg.get(key)]
+        if missing:
+            raise ConfigError(f"--tta needs {' and '.join(missing)} in the config (MMDetection's test-time "
+                              "augmentation, e.g. the zoo's *_tta.py configs)")
+        cfg.model = dict(**cfg.tta_model, module=cfg.model)
+    return load_model(cfg, checkpoint).to(device)
 
 
 def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_options: dict | None = None,
                       score_thr: float = 0.05, batch_size: int = 4, view: str | None = None,
-                      query: str | None = None, work_dir: str | None = None, progress=None) -> PredictReport:
+                      query: str | None = None, work_dir: str | None = None, progress=None,
+                      num_workers: int = 2, device: str | None = None, tta: bool = False) -> PredictReport:
     """Predict the rows of ``path`` (its current branch; all rows, or those a saved view or a TQL
     query selects) and commit the results on ``branch``; unselected rows get no prediction.
+
+    The rows go through the DataLoader a test loop builds (``prediction_loader``: batches of
+    ``batch_size``, ``num_workers`` workers) into the model on ``device`` (with ``tta``, the
+    config's ``tta_model`` over its ``tta_pipeline``); predictions are written to the branch
+    ``WRITE_ROWS`` rows at a time, never all held in memory.
 
     With a view or query, the branch also gets ``lakedet_row`` (see ``PredictionBranch``). A run
     that fails after the branch was made deletes the branch again.
@@ -316,21 +385,33 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
     """
     refuse_deeplake3(path, "predict")
     check_checkpoint(checkpoint)
-    cfg, pipeline = load_config(config, cfg_options)
+    cfg, pipeline = load_config(config, cfg_options, tta=tta)
     run = PredictionBranch.open(path, branch, pipeline, view=view, query=query)
     try:
-        model = load_model(cfg, checkpoint)
-        results = predict_rows(model, run, batch_size, score_thr, progress)
-        write_predictions(run.target, results, run.dataset.metainfo["classes"])
-        boxes = sum(len(r.labels) for r in results.values())
-        run.target.commit(f"lakedet predict: {len(results)} rows, {boxes} boxes (score >= {score_thr}); config "
+        model = prepare_model(cfg, checkpoint, device, tta)
+        pending: dict[int, RowPrediction] = {}
+        rows = boxes = 0
+        columns = False
+        for row, prediction in iter_predictions(model, run, batch_size, score_thr, progress, num_workers):
+            if not columns:
+                add_prediction_columns(run.target, run.dataset.metainfo["classes"], prediction.masks is not None)
+                columns = True
+            pending[row] = prediction
+            rows, boxes = rows + 1, boxes + len(prediction.labels)
+            if len(pending) >= WRITE_ROWS:
+                write_prediction_rows(run.target, pending)
+                pending.clear()
+        if not columns:
+            add_prediction_columns(run.target, run.dataset.metainfo["classes"], False)
+        write_prediction_rows(run.target, pending)
+        run.target.commit(f"lakedet predict: {rows} rows, {boxes} boxes (score >= {score_thr}); config "
                           f"{Path(config).name}; checkpoint {Path(checkpoint).name} sha256 "
                           f"{sha256_of(checkpoint)[:16]}; source {run.source_branch}@{run.source_commit}"
                           + run.selection)
     except BaseException:
         run.discard()
         raise
-    report = PredictReport(path, branch, len(results), boxes, run.source_commit, str(run.target.version))
+    report = PredictReport(path, branch, rows, boxes, run.source_commit, str(run.target.version))
     if work_dir:
         from .hooks import write_lineage
 
