@@ -16,7 +16,7 @@ Secrets in the config text a checkpoint carries (``deeplake_credentials``) are b
 
 from __future__ import annotations
 
-__all__ = ["allow_mmengine_checkpoints", "history_buffer_method", "encode_buffers", "decode_buffers",
+__all__ = ["allow_mmengine_checkpoints", "history_buffer_method", "decode_buffers",
            "get_rng_states", "set_rng_states", "redact_secrets", "redact_credentials", "PUBLIC_CREDENTIAL_KEYS"]
 
 _BUFFER_TAG = "__lakedet_history_buffer__"
@@ -89,15 +89,10 @@ def allow_mmengine_checkpoints() -> None:
     _done = True
 
 
-def encode_buffers(log_scalars: dict) -> dict:
-    """``{name: HistoryBuffer}`` -> ``{name: plain dict}`` (no functions inside)."""
-    return {name: {_BUFFER_TAG: True, "log_history": buf._log_history, "count_history": buf._count_history,
-                   "max_length": buf.max_length}
-            for name, buf in log_scalars.items()}
-
-
 def decode_buffers(log_scalars: dict) -> dict:
-    """Inverse of ``encode_buffers``; values that are not encoded buffers pass through."""
+    """Buffers that earlier lakedet versions wrote as plain dicts (``{_BUFFER_TAG: True,
+    "log_history": ..., "count_history": ..., "max_length": ...}``) -> ``HistoryBuffer``; other
+    values pass through."""
     from mmengine.logging import HistoryBuffer
 
     decoded = {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from .checkpoints import decode_buffers, encode_buffers, get_rng_states, redact_secrets, set_rng_states
+from .checkpoints import decode_buffers, get_rng_states, redact_secrets, set_rng_states
 from .errors import ConfigError
 
 __all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "SkipTrainedBatchesHook",
@@ -24,8 +24,11 @@ __all__ = ["CheckpointCodecHook", "ClassCountCheckHook", "LineageHook", "SkipTra
 
 @HOOKS.register_module(force=True)
 class CheckpointCodecHook(Hook):
-    """Write checkpoints torch can load with ``weights_only=True``; add ``meta`` and random states;
-    blank secrets (``deeplake_credentials``) in the config text stored in ``meta['cfg']``.
+    """Add ``meta`` and random states to every checkpoint; blank secrets (``deeplake_credentials``)
+    in the config text stored in ``meta['cfg']``. The checkpoint is otherwise mmengine's own (it
+    loads under ``weights_only=True`` through ``checkpoints.allow_mmengine_checkpoints``, which
+    ``import lakedet`` applies, so MMDetection's tools resume it too); buffers that older lakedet
+    versions stored as plain arrays are decoded when loaded.
 
     Every checkpoint also holds the Python, NumPy and torch random states at the moment it was
     saved (``checkpoint['rng_states']``). Resuming a single-process run restores them, so an
@@ -47,9 +50,6 @@ class CheckpointCodecHook(Hook):
         checkpoint.setdefault("meta", {}).update(self.meta)
         if isinstance(checkpoint["meta"].get("cfg"), str):  # the run's config, credentials included
             checkpoint["meta"]["cfg"] = redact_secrets(checkpoint["meta"]["cfg"])
-        hub = checkpoint.get("message_hub")
-        if isinstance(hub, dict) and "log_scalars" in hub:
-            hub["log_scalars"] = encode_buffers(hub["log_scalars"])
         checkpoint["rng_states"] = dict(get_rng_states(), world_size=runner.world_size)
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:

@@ -269,6 +269,14 @@ class ReadPlan:
 class ShardedRowSampler(Sampler):
     """``DefaultSampler``'s replacement for Deep Lake splits: yields ``shard_rows(...)`` of this rank.
 
+    Why not ``DefaultSampler`` itself (which MMDetection's own tools keep, and which works): it
+    knows rows only. The chunk-aware order (one request per storage chunk instead of one per row,
+    ``tests/test_streaming.py``), the ``ReadPlan`` that read-ahead and per-sample seeding follow,
+    and resuming an iteration-based run without reading the trained batches again (``skip``,
+    ``tests/test_resume.py``) need a sampler that knows the storage layout and the DataLoader's
+    batches. Its ``"permutation"`` order has ``DefaultSampler``'s layout (padding, one
+    interleaved shard per rank), with another seeded permutation.
+
     Args:
         dataset: the dataset; a ``DeepLakeDetDataset`` also gets this sampler's ``ReadPlan``.
         shuffle: a new order every epoch (``set_epoch``); otherwise rows in order.
