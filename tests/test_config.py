@@ -355,3 +355,12 @@ def test_2x_classes_become_metainfo_from_a_list_or_a_file(tmp_path):
         assert out.train_dataloader.dataset.metainfo == dict(classes=("dog", "cat"))
     with pytest.raises(ConfigError, match=r"data.train.classes = 'nope.txt': no such file"):
         translate_config(seed_style(data=dict(train=dict(deeplake_path="x", classes="nope.txt", pipeline=[]))))
+
+
+def test_streaming_settings_of_a_split_reach_the_dataset_and_the_sampler():
+    cfg = seed_style()
+    cfg.data.train.update(deeplake_cache=dict(path="/tmp/cache", max_gb=2), deeplake_prefetch=0,
+                          deeplake_dataloader=dict(order="chunks"))
+    loader = translate_config(cfg).train_dataloader
+    assert loader.dataset.deeplake_cache == dict(path="/tmp/cache", max_gb=2) and loader.dataset.deeplake_prefetch == 0
+    assert loader.sampler == dict(type="DefaultSampler", shuffle=True, order="chunks")

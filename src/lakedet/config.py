@@ -30,10 +30,12 @@ logger = logging.getLogger("lakedet")
 LOADER_TYPES = {"c++": "cpp", "cpp": "cpp", "python": "python", "auto": "auto"}
 METRIC_FORMATS = ("COCO", "PascalVOC")
 #: Keys of ``deeplake_dataloader``.
-DATALOADER_KEYS = ("shuffle", "batch_size", "num_workers", "persistent_workers")
-#: ``deeplake_*`` keys a split (``data.train`` ...) may hold.
+DATALOADER_KEYS = ("shuffle", "batch_size", "num_workers", "persistent_workers", "order")
+#: ``deeplake_*`` keys a split (``data.train`` ...) may hold (``deeplake_cache`` / ``deeplake_prefetch``:
+#: lakedet's, see ``DeepLakeDetDataset``).
 SPLIT_KEYS = ("deeplake_path", "deeplake_credentials", "deeplake_commit_id", "deeplake_commit",
-              "deeplake_view_id", "deeplake_query", "deeplake_tensors", "deeplake_dataloader")
+              "deeplake_view_id", "deeplake_query", "deeplake_tensors", "deeplake_dataloader",
+              "deeplake_cache", "deeplake_prefetch")
 #: ``deeplake_*`` keys of the config's top level.
 TOP_LEVEL_KEYS = ("deeplake_dataloader_type", "deeplake_metrics_format")
 _WRAPPERS = ("RepeatDataset", "ClassBalancedDataset", "ConcatDataset", "MultiImageMixDataset")
@@ -248,6 +250,8 @@ def _translate_split(split: str, spec, data: Mapping, base_loader: Mapping, mode
     persistent = options.get("persistent_workers", override.get(
         "persistent_workers", data.get("persistent_workers", int(workers) > 0)))
     sampler = dict(type="DefaultSampler", shuffle=bool(shuffle))
+    if options.get("order") is not None:  # ShardedRowSampler's, which lakedet puts in DefaultSampler's place
+        sampler["order"] = str(options["order"])
     if override.get("seed") is not None:
         sampler["seed"] = int(override["seed"])
     if override.get("class_aware_sampler"):
