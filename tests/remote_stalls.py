@@ -8,6 +8,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 os.environ["LAKEDET_READ_TIMEOUT"] = os.environ["LAKEDET_OPEN_TIMEOUT"] = "3"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -38,7 +40,7 @@ def main(url: str, creds: dict, commit: str) -> dict:
         except Exception as exc:
             results[name] = [type(exc).__name__, str(exc), time.monotonic() - started]
 
-    timed("masks", lambda: dataset._add_masks({"instances": [{}] * 3}, 5))
+    timed("masks", lambda: dataset._add_masks({"instances": [{}] * 3}, 5, np.arange(3), 3))
     timed("annotations", lambda: read_annotations(fresh, dataset.tensor_map, dataset.box_format, remote=url))
     timed("image", lambda: dataset._reader.read(6))
     timed("version.open", lambda: _checkout(fresh, spec))
