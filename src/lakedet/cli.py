@@ -132,9 +132,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="schema, statistics, problems and history of a dataset")
     inspect.add_argument("path")
     inspect.add_argument("--commit")
-    selection = inspect.add_mutually_exclusive_group()
-    selection.add_argument("--view")
-    selection.add_argument("--query")
+    inspect.add_argument("--view")
+    inspect.add_argument("--query", help="a TQL query (on Deep Lake 3 data it may run over --view)")
     inspect.add_argument("--no-images", action="store_true", help="do not decode images (faster)")
     inspect.add_argument("--strict", action="store_true", help="exit with status 1 when problems exist")
     return parser

@@ -1,0 +1,210 @@
+"""Deep Lake 3 datasets read in place (``lakedet.deeplake3``) and converted (``lakedet convert``).
+
+The fixtures were written by Deep Lake 3.9.52 itself (``tests/data/make_deeplake3.py``), and
+``deeplake3_expected.json`` holds what Deep Lake 3 reads back from each selection: every check
+here compares lakedet's reading (through Deep Lake 4) with Deep Lake 3's own, row for row.
+The committed fixtures are copied once per module; the copies' bytes are checked unchanged at the
+end (nothing lakedet does may write into a v3 folder).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CONFIG_DIR
+
+pytestmark = [pytest.mark.timeout(300)]
+
+DATA = Path(__file__).parent / "data"
+EXPECTED = json.loads((DATA / "deeplake3_expected.json").read_text())
+COCO = EXPECTED["coco"]
+COMMITS = COCO["commits"]
+
+
+def folder_hash(path: Path) -> dict:
+    """Every file under ``path`` (relative name -> SHA-256): new, changed and removed files all show."""
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def v3(tmp_path_factory):
+    """Copies of the committed v3 fixtures: ``{"coco": path, "shapes": path}``, and their hashes."""
+    root = tmp_path_factory.mktemp("v3")
+    paths = {}
+    for name in ("coco", "shapes"):
+        paths[name] = root / f"deeplake3_{name}"
+        shutil.copytree(DATA / f"deeplake3_{name}", paths[name])
+    hashes = {name: folder_hash(p) for name, p in paths.items()}
+    originals = {name: folder_hash(DATA / f"deeplake3_{name}") for name in paths}
+    yield {name: str(p) for name, p in paths.items()}
+    # after every test of the module: not one byte of the v3 folders changed
+    assert {name: folder_hash(p) for name, p in paths.items()} == hashes
+    assert {name: folder_hash(DATA / f"deeplake3_{name}") for name in paths} == originals
+
+
+def dataset(path, **keys):
+    from lakedet.dataset import DeepLakeDetDataset
+
+    return DeepLakeDetDataset(deeplake_path=path, test_mode=True, pipeline=[], **keys)
+
+
+def ltwh_to_xyxy(boxes):
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+
+
+SELECTIONS = [("default", {}), (COMMITS[0], {"deeplake_commit_id": COMMITS[0]}),
+              (COMMITS[1], {"deeplake_commit_id": COMMITS[1]}), ("relabel", {"deeplake_commit_id": "relabel"}),
+              ("view:first_rows", {"deeplake_view_id": "first_rows"}), ("view:dogs", {"deeplake_view_id": "dogs"}),
+              ("view:dogs+query", {"deeplake_view_id": "dogs", "deeplake_query": EXPECTED["view_query"]})]
+
+
+@pytest.mark.parametrize("name,keys", SELECTIONS, ids=[s[0][:12] for s in SELECTIONS])
+def test_rows_are_those_deeplake3_wrote(v3, name, keys):
+    """Boxes, labels, crowd flags, masks and stored JPEG bytes of every row, as Deep Lake 3 reads them."""
+    from pycocotools import mask as mask_utils
+
+    expected = COCO["selections"][name]
+    ds = dataset(v3["coco"], **keys)
+    assert len(ds) == len(expected["rows"])
+    for i in range(len(ds)):
+        info = ds._add_row_data(ds.get_data_info(i))  # the row's stored image and masks, as the pipeline gets them
+        instances = info["instances"]
+        assert np.allclose([x["bbox"] for x in instances] or np.zeros((0, 4)), ltwh_to_xyxy(expected["boxes"][i]))
+        assert [x["bbox_label"] for x in instances] == expected["labels"][i]
+        assert [x["ignore_flag"] for x in instances] == expected["iscrowd"][i]  # iscrowd, inferred as gt_ignore
+        assert hashlib.md5(bytes(info["img_bytes"])).hexdigest() == expected["image_md5"][i]
+        areas = [int(mask_utils.area(x["mask"])) for x in instances]
+        assert areas == expected["mask_pixels"][i]
+    assert ds.metainfo["classes"] == tuple(COCO["classes"])
+    lineage = ds.lineage()
+    assert lineage["format"] == "deeplake3" and lineage["view"] == keys.get("deeplake_view_id")
+    if name.startswith("view:"):  # read at the version the view was saved at
+        info = json.loads((Path(v3["coco"]) / "queries.json").read_text())
+        saved = {v["id"]: v["source-dataset-version"] for v in info}
+        assert lineage["commit"] == saved[keys["deeplake_view_id"]] and lineage["head"] is False
+    elif name in COMMITS:
+        assert lineage["commit"] == name and lineage["head"] is False
+    else:  # a branch, or no ref: the branch's HEAD, uncommitted changes included (as in Deep Lake 3)
+        heads = json.loads((Path(v3["coco"]) / "version_control_info.json").read_text())["branches"]
+        assert lineage["commit"] == heads[lineage["branch"]] and lineage["head"] is True
+
+
+def test_fractional_ccwh_boxes_polygons_and_a_grayscale_row(v3):
+    """The shapes fixture through the pipeline: fractional CCWH boxes in pixels, polygons as masks;
+    the grayscale row of the coco fixture decodes to 3 channels."""
+    from lakedet.dataset import DeepLakeDetDataset
+    from lakedet.source import SourceSpec, open_source
+
+    expected = EXPECTED["shapes"]["selections"]["default"]
+    view = open_source(SourceSpec(v3["shapes"]))
+    polygons = view["polygons"]
+    for i in range(len(view)):
+        assert [np.asarray(p).round(4).tolist() for p in polygons[i]] == expected["polygons"][i]
+    del polygons
+    pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True, with_mask=True)]
+    ds = DeepLakeDetDataset(deeplake_path=v3["shapes"], pipeline=pipeline)
+    assert ds.box_format.mode.value == "CCWH" and ds.box_format.fractional
+    for i in range(len(ds)):
+        sample = ds[i]
+        h, w = expected["image_shapes"][i][:2]
+        cx, cy, bw, bh = np.asarray(expected["boxes"][i]).T * np.array([[w], [h], [w], [h]])
+        xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+        assert np.allclose(sample["gt_bboxes"].tensor.numpy(), xyxy, atol=1e-3)
+        assert sample["gt_bboxes_labels"].tolist() == expected["labels"][i]
+        assert len(sample["gt_masks"]) == len(expected["polygons"][i])
+    coco = DeepLakeDetDataset(deeplake_path=v3["coco"], pipeline=[dict(type="LoadImageFromFile")])
+    gray = [i for i, shape in enumerate(COCO["selections"]["default"]["image_shapes"]) if shape[-1] == 1]
+    assert gray and coco[gray[0]]["img"].shape == (48, 64, 3)
+
+
+def test_unknown_commit_and_view_list_what_exists(v3):
+    from lakedet.errors import SourceError
+
+    with pytest.raises(SourceError) as err:
+        dataset(v3["coco"], deeplake_commit_id="0123abc")
+    text = str(err.value)
+    assert "deeplake_commit_id='0123abc'" in text and "['main', 'relabel']" in text and COMMITS[1] in text
+    assert "first_rows" in text and "dogs" in text
+    with pytest.raises(SourceError) as err:
+        dataset(v3["coco"], deeplake_view_id="dgos")
+    assert "deeplake_view_id='dgos'" in str(err.value) and "['first_rows', 'dogs']" in str(err.value)
+    assert "did you mean 'dogs'" in str(err.value)
+    # no way into <path>/versions/<id> (Deep Lake 4 can hang there) or out of .queries/
+    for bad in ("../versions/" + COMMITS[0], "x\" OR \"y"):
+        with pytest.raises(SourceError, match="no such commit"):
+            dataset(v3["coco"], deeplake_commit_id=bad)
+        with pytest.raises(SourceError, match="no saved view"):
+            dataset(v3["coco"], deeplake_view_id=bad)
+
+
+def test_views_pickle_as_queries_and_fork_workers_read_them(v3):
+    """A DataLoader with fork workers reads the v3 view; pickled (spawn), the dataset reopens it."""
+    import pickle
+
+    import torch
+
+    ds = dataset(v3["coco"], deeplake_view_id="dogs")
+    clone = pickle.loads(pickle.dumps(ds))
+    assert clone._ds is None and clone[0]["img_id"] == ds[0]["img_id"] and len(clone._ds) == 4
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1, collate_fn=list,
+                                         multiprocessing_context="fork")
+    rows = [sample["img_id"] for batch in loader for sample in batch]
+    assert rows == [0, 1, 2, 3]
+
+
+def test_inspect_and_show_read_v3_in_place(v3, tmp_path, capsys):
+    from lakedet.cli import main
+
+    assert main(["inspect", v3["coco"], "--commit", COMMITS[0]]) == 0
+    out = capsys.readouterr().out
+    assert "(6 rows)" in out and "first 6 rows" in out and "4 more rows" in out  # v3 history listed
+    assert main(["show", v3["coco"], "--view", "dogs", "--rows", "0:2", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").stat().st_size > 0
+
+
+def test_mask_rcnn_trains_and_evaluates_on_v3_data(v3, tmp_path):
+    """``lakedet train`` on the v3 HEAD (uncommitted rows included), validated on a saved view;
+    ``lakedet eval`` on a commit; lineage.json says what was read."""
+    from lakedet.cli import main
+
+    options = [f"train_dataloader.dataset.deeplake_path={v3['coco']}",
+               f"val_dataloader.dataset.deeplake_path={v3['coco']}", "val_dataloader.dataset.deeplake_view_id=dogs",
+               "train_cfg.max_iters=1", "train_cfg.val_interval=1", "default_hooks.checkpoint.interval=1"]
+    assert main(["train", str(CONFIG_DIR / "tiny_mask_rcnn.py"), "--work-dir", str(tmp_path), "--cfg-options",
+                 *options]) == 0
+    lineage = json.loads((tmp_path / "lineage.json").read_text())["latest"]["splits"]
+    assert lineage["train"][0]["format"] == "deeplake3" and lineage["train"][0]["rows"] == 12
+    assert lineage["train"][0]["head"] is True and lineage["val"][0]["view"] == "dogs"
+    assert main(["eval", str(CONFIG_DIR / "tiny_mask_rcnn.py"), str(tmp_path / "iter_1.pth"), "--work-dir",
+                 str(tmp_path / "eval"), "--commit", COMMITS[0], "--cfg-options",
+                 f"test_dataloader.dataset.deeplake_path={v3['coco']}"]) == 0
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())["metrics"]
+    assert "coco/bbox_mAP" in metrics and "coco/segm_mAP" in metrics
+
+
+def test_retinanet_trains_and_evaluates_on_v3_through_train_detector(v3, tmp_path):
+    """The seed's API (``train_detector``) on fractional CCWH boxes written by Deep Lake 3."""
+    from mmengine.config import Config
+
+    from lakedet import build_detector, train_detector
+    from lakedet.train import last_metrics
+
+    cfg = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
+    cfg.train_dataloader.dataset.deeplake_path = v3["shapes"]
+    cfg.val_dataloader.dataset.deeplake_path = v3["shapes"]
+    cfg.train_cfg.max_iters, cfg.train_cfg.val_interval = 1, 1
+    cfg.default_hooks.checkpoint.interval = 1
+    cfg.work_dir = str(tmp_path)
+    runner = train_detector(build_detector(cfg.model), cfg, validate=True)
+    assert "coco/bbox_mAP" in last_metrics(runner)
+    assert len(runner.train_dataloader.dataset) == 8
+    lineage = json.loads((tmp_path / "lineage.json").read_text())["latest"]["splits"]
+    assert lineage["train"][0]["format"] == "deeplake3"
