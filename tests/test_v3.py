@@ -208,3 +208,87 @@ def test_retinanet_trains_and_evaluates_on_v3_through_train_detector(v3, tmp_pat
     assert len(runner.train_dataloader.dataset) == 8
     lineage = json.loads((tmp_path / "lineage.json").read_text())["latest"]["splits"]
     assert lineage["train"][0]["format"] == "deeplake3"
+
+
+def _rows(ds):
+    """Every row of a lakedet dataset as plain values: boxes, labels, crowd flags, image bytes, mask areas."""
+    from pycocotools import mask as mask_utils
+
+    out = []
+    for i in range(len(ds)):
+        info = ds._add_row_data(ds.get_data_info(i))
+        out.append(([x["bbox"] for x in info["instances"]], [x["bbox_label"] for x in info["instances"]],
+                    [x["ignore_flag"] for x in info["instances"]], bytes(info["img_bytes"]),
+                    [int(mask_utils.area(x["mask"])) for x in info["instances"]]))
+    return out
+
+
+def test_convert_keeps_samples_views_and_the_v3_source(v3, tmp_path, capsys):
+    """`lakedet convert` (default ref: main's latest commit, not the uncommitted HEAD): the same samples,
+    the saved views as tags of the same rows, and the v3 source in the commit message and metadata."""
+    import deeplake
+
+    from lakedet.cli import main
+
+    dest = tmp_path / "coco-v4"
+    assert main(["convert", v3["coco"], str(dest)]) == 0
+    out = capsys.readouterr().out
+    assert "saved view 'dogs': 4 rows -> tag 'dogs'" in out and "done in" in out  # progress shown
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco-v4"]  # no temporary folder left
+    converted = deeplake.open_read_only(str(dest))
+    assert len(converted) == 10 and sorted(converted.tags.names()) == ["dogs", "first_rows"]
+    assert _rows(dataset(str(dest))) == _rows(dataset(v3["coco"], deeplake_commit_id=COMMITS[1]))
+    expected = COCO["selections"]["view:dogs"]
+    dogs = dataset(str(dest), deeplake_view_id="dogs")
+    assert [x[1] for x in _rows(dogs)] == expected["labels"]
+    assert [hashlib.md5(x[3]).hexdigest() for x in _rows(dogs)] == expected["image_md5"]
+    assert len(converted.tags["first_rows"].open()) == 3
+    record = converted.metadata["deeplake3_source"]
+    assert record["path"] == v3["coco"] and record["commit"] == COMMITS[1] and record["branch"] == "main"
+    assert record["head"] is False and record["views"]["first_rows"]["saved_at"] == COMMITS[0]
+    assert COMMITS[1] in converted.history[converted.version].message and v3["coco"] in converted.history[
+        converted.version].message
+    assert converted["deeplake3_row"][:].tolist() == list(range(10))
+    # HEAD on request, a branch's latest commit; and what needs a v4 dataset works on the copy
+    assert main(["convert", v3["coco"], str(tmp_path / "head"), "--ref", "HEAD"]) == 0
+    assert len(deeplake.open_read_only(str(tmp_path / "head"))) == 12
+    assert main(["convert", v3["coco"], str(tmp_path / "relabel"), "--ref", "relabel"]) == 0
+    relabel = deeplake.open_read_only(str(tmp_path / "relabel"))
+    assert len(relabel) == 11 and relabel.metadata["deeplake3_source"]["commit"] == COCO["branch_commit"]
+
+
+def test_convert_errors_and_an_interrupted_conversion_leaves_nothing(v3, tmp_path, capsys, monkeypatch):
+    import deeplake
+
+    from lakedet.cli import main
+
+    (tmp_path / "taken").mkdir()
+    assert main(["convert", v3["coco"], str(tmp_path / "taken")]) == 2
+    err = capsys.readouterr().err
+    assert f"DEST={str(tmp_path / 'taken')!r} already exists" in err
+    assert main(["convert", v3["coco"], str(tmp_path / "x"), "--ref", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "--ref 'nope'" in err and "['main', 'relabel']" in err and not (tmp_path / "x").exists()
+    assert main(["convert", v3["coco"], v3["coco"] + "/inside"]) == 2
+    assert "never written to" in capsys.readouterr().err
+    assert main(["convert", str(tmp_path / "taken"), str(tmp_path / "y")]) == 2
+    assert "is not a Deep Lake 3 dataset" in capsys.readouterr().err
+    real = deeplake.convert
+
+    def interrupted(src, dst, **kwargs):
+        real(src, dst, **kwargs)
+        raise KeyboardInterrupt  # after the data, before views and the final commit
+
+    monkeypatch.setattr(deeplake, "convert", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["convert", v3["coco"], str(tmp_path / "half")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]  # neither DEST nor its temporary sibling
+
+
+def test_predict_on_v3_explains_the_conversion(v3, tmp_path, capsys):
+    from lakedet.cli import main
+
+    assert main(["predict", str(CONFIG_DIR / "tiny_retinanet.py"), str(tmp_path / "none.pth"), v3["coco"],
+                 "--branch", "b"]) == 2
+    err = capsys.readouterr().err
+    assert "is a Deep Lake 3 dataset" in err and f"lakedet convert {v3['coco']} {v3['coco']}-v4" in err

@@ -250,17 +250,18 @@ def _view_rows(spec, view_id: str, entry: Mapping) -> list[int]:
     return rows
 
 
-def row_query(source: str, rows) -> str:
-    """A TQL query selecting ``rows`` of ``source``, in dataset order: contiguous runs as ranges,
-    otherwise ``contains(ARRAY[...], ROW_NUMBER())``."""
+def row_query(source: str | None, rows) -> str:
+    """A TQL query selecting ``rows`` of ``source`` (None: no FROM, for ``ds.query``), in dataset
+    order: one contiguous run as a range, otherwise ``contains(ARRAY[...], ROW_NUMBER())``."""
     rows = sorted(set(int(r) for r in rows))
+    head = "SELECT *" if source is None else f'SELECT * FROM "{source}"'
     if not rows:
-        return f'SELECT * FROM "{source}" LIMIT 0'
+        return f"{head} LIMIT 0"
     if rows == list(range(rows[0], rows[-1] + 1)):
         if rows[0] == 0:
-            return f'SELECT * FROM "{source}" LIMIT {len(rows)}'
-        return f'SELECT * FROM "{source}" WHERE ROW_NUMBER() >= {rows[0]} AND ROW_NUMBER() <= {rows[-1]}'
-    return f'SELECT * FROM "{source}" WHERE contains(ARRAY[{", ".join(map(str, rows))}], ROW_NUMBER())'
+            return f"{head} LIMIT {len(rows)}"
+        return f"{head} WHERE ROW_NUMBER() >= {rows[0]} AND ROW_NUMBER() <= {rows[-1]}"
+    return f'{head} WHERE contains(ARRAY[{", ".join(map(str, rows))}], ROW_NUMBER())'
 
 
 def _query(spec, text: str, what: str):
