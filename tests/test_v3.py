@@ -292,3 +292,58 @@ def test_predict_on_v3_explains_the_conversion(v3, tmp_path, capsys):
                  "--branch", "b"]) == 2
     err = capsys.readouterr().err
     assert "is a Deep Lake 3 dataset" in err and f"lakedet convert {v3['coco']} {v3['coco']}-v4" in err
+
+
+@pytest.fixture(scope="module")
+def v3_on_s3(s3_server):
+    """The coco fixture's files uploaded to ``s3://lakedet/deeplake3-coco`` (moto), as Deep Lake 3 wrote them."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_server["endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id=s3_server["aws_access_key_id"],
+                          aws_secret_access_key=s3_server["aws_secret_access_key"])
+    root = DATA / "deeplake3_coco"
+    for path in root.rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), "lakedet", f"deeplake3-coco/{path.relative_to(root)}")
+
+    def objects():
+        listed = client.list_objects_v2(Bucket="lakedet", Prefix="deeplake3-coco/")["Contents"]
+        return {o["Key"]: o["ETag"] for o in listed}
+
+    return "s3://lakedet/deeplake3-coco", s3_server, objects
+
+
+@pytest.mark.remote
+def test_v3_on_s3_reads_in_place_with_creds(v3_on_s3):
+    url, creds, objects = v3_on_s3
+    before = objects()
+    expected = COCO["selections"]["view:dogs"]
+    ds = dataset(url, deeplake_credentials={"creds": creds}, deeplake_view_id="dogs")
+    assert ds.is_remote and [[x["bbox_label"] for x in ds.get_data_info(i)["instances"]]
+                             for i in range(len(ds))] == expected["labels"]
+    assert [hashlib.md5(bytes(ds._add_row_data(ds.get_data_info(i))["img_bytes"])).hexdigest()
+            for i in range(len(ds))] == expected["image_md5"]
+    assert ds.lineage()["format"] == "deeplake3" and ds.lineage()["commit"] == COMMITS[1]
+    from lakedet.errors import SourceError
+
+    with pytest.raises(SourceError, match=r"deeplake_commit_id='nope'.*\['main', 'relabel'\]"):
+        dataset(url, deeplake_credentials={"creds": creds}, deeplake_commit_id="nope")
+    assert objects() == before  # nothing written to the bucket
+
+
+@pytest.mark.remote
+def test_v3_on_s3_that_stops_answering_fails_within_the_bounds(v3_on_s3):
+    import os
+    import subprocess
+    import sys
+
+    url, creds, _ = v3_on_s3
+    env = dict(os.environ, LAKEDET_OPEN_TIMEOUT="3")
+    out = subprocess.run([sys.executable, str(Path(__file__).parent / "v3_stalls.py"), url, creds["endpoint_url"],
+                          json.dumps(creds)], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["read_before"] > 0
+    assert result["read"].startswith("ReadTimeout") and url in result["read"] and result["read_s"] < 10
+    assert result["open"].startswith("SourceTimeout") and url in result["open"] and result["open_s"] < 15
