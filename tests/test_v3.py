@@ -168,6 +168,12 @@ def test_inspect_and_show_read_v3_in_place(v3, tmp_path, capsys):
     assert "(6 rows)" in out and "first 6 rows" in out and "4 more rows" in out  # v3 history listed
     assert main(["show", v3["coco"], "--view", "dogs", "--rows", "0:2", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").stat().st_size > 0
+    assert main(["show", v3["coco"], "--branch", "relabel", "--rows", "10", "--out", str(tmp_path / "b.png")]) == 0
+    assert main(["show", v3["coco"], "--branch", "nope", "--out", str(tmp_path / "n.png")]) == 2
+    assert "deeplake_commit_id='nope'" in capsys.readouterr().err
+    assert main(["export", "coco", v3["coco"], str(tmp_path / "export"), "--view", "first_rows"]) == 0
+    exported = json.loads((tmp_path / "export" / "annotations.json").read_text())
+    assert len(exported["images"]) == 3 and [c["name"] for c in exported["categories"]] == COCO["classes"]
 
 
 def test_mask_rcnn_trains_and_evaluates_on_v3_data(v3, tmp_path):
