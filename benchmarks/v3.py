@@ -12,7 +12,7 @@ and the view becomes a tag there (``lakedet convert``).
 * loader: ``DeepLakeDetDataset`` (the ``c++`` loader, MMDetection's DataLoader, batch 8, shuffled,
   the seed's train pipeline) over the v3 dataset in place and over its v4 copy, the whole dataset
   and the saved view, for each ``--workers``; each measurement in a fresh process, the median of
-  ``--epochs`` passes; v3 and v4 alternate ``--repeats`` times and the medians are compared
+  ``--epochs`` passes; v3 and v4 alternate ``--repeats`` times (ABBA order) and the medians are compared
   (target: v3 >= 0.9x v4). Also the time to open (metadata, ref, view resolution).
 * convert: rows/s of ``lakedet convert`` (data + views + metadata) and of ``deeplake.convert``
   alone on the same source, alternating.
@@ -134,8 +134,8 @@ def convert_rates(v3: str, root: Path, repeats: int) -> dict:
     source = f"{v3}@{info.latest_commit('main')}"
     times = {"lakedet convert": [], "deeplake.convert": []}
     rows = 0
-    for _ in range(repeats):
-        for name in times:
+    for repeat in range(repeats):
+        for name in (list(times) if repeat % 2 == 0 else list(times)[::-1]):
             dest = root / "convert-out"
             shutil.rmtree(dest, ignore_errors=True)
             started = time.perf_counter()
@@ -175,14 +175,16 @@ def main(argv=None) -> int:
     for view in (None, "even"):
         for workers in args.workers:
             found = {"v3": [], "v4": []}
-            for _ in range(args.repeats):
-                for fmt in ("v4", "v3"):
+            for repeat in range(args.repeats):  # ABBA: neither format always runs second (load drifts)
+                for fmt in (("v4", "v3") if repeat % 2 == 0 else ("v3", "v4")):
                     found[fmt].append(measure_in_subprocess(data[fmt], view, workers, args.epochs))
             v3_rate = statistics.median(r["img_per_s"] for r in found["v3"])
             v4_rate = statistics.median(r["img_per_s"] for r in found["v4"])
             rows.append(dict(selection=view or "all rows", workers=workers, rows=found["v3"][0]["rows"],
                              v4_img_per_s=round(v4_rate, 1), v3_img_per_s=round(v3_rate, 1),
                              ratio=round(v3_rate / v4_rate, 3),
+                             v4_runs=[round(r["img_per_s"], 1) for r in found["v4"]],
+                             v3_runs=[round(r["img_per_s"], 1) for r in found["v3"]],
                              v4_open_s=round(statistics.median(r["open_s"] for r in found["v4"]), 3),
                              v3_open_s=round(statistics.median(r["open_s"] for r in found["v3"]), 3)))
             print(f"  {rows[-1]['selection']:8s} workers={workers}: v4 {v4_rate:6.1f} img/s, v3 in place "

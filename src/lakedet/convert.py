@@ -189,9 +189,8 @@ def convert_deeplake3(src: str, dest: str, ref: str | None = None, token: str | 
                                len(rows_of_view), node)
         for view_id, why in skipped.items():
             say(f"  saved view {view_id!r} not kept: {why}")
-        del ds
+        del ds  # closed here (a Dataset collected later would commit again)
         ds = None
-        gc.collect()
         if work != dest:
             if os.path.exists(dest_folder):
                 raise SourceError(f"lakedet convert: DEST={dest!r} appeared while converting; the conversion is "
