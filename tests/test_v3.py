@@ -353,3 +353,20 @@ def test_v3_on_s3_that_stops_answering_fails_within_the_bounds(v3_on_s3):
     assert result["read_before"] > 0
     assert result["read"].startswith("ReadTimeout") and url in result["read"] and result["read_s"] < 10
     assert result["open"].startswith("SourceTimeout") and url in result["open"] and result["open_s"] < 15
+
+
+@pytest.mark.remote
+def test_convert_reads_a_v3_dataset_on_s3_with_the_given_creds(v3_on_s3, tmp_path, monkeypatch):
+    import deeplake
+
+    from lakedet.convert import convert_deeplake3
+
+    url, creds, objects = v3_on_s3
+    before = objects()
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    report = convert_deeplake3(url, str(tmp_path / "from-s3"), creds=creds, progress=None)
+    assert report.rows == 10 and report.views == {"first_rows": 3, "dogs": 4}
+    assert len(deeplake.open_read_only(str(tmp_path / "from-s3"))) == 10
+    assert "AWS_ACCESS_KEY_ID" not in __import__("os").environ  # lent for the conversion only
+    assert objects() == before

@@ -21,6 +21,7 @@ the sibling is removed). The v3 folder is only read.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -139,12 +140,19 @@ def convert_deeplake3(src: str, dest: str, ref: str | None = None, token: str | 
     ds = None
     try:
         t0 = time.monotonic()
-        deeplake.convert(source, work, dst_creds=dict(dest_creds) if dest_creds else None, token=token)
+        with _aws_environment(creds if src.startswith("s3://") else None):
+            # the source opened first with a bound (deeplake.convert's own open waits minutes on refused
+            # credentials): a Deep Lake 3 path Deep Lake 4 cannot read fails here, within LAKEDET_OPEN_TIMEOUT
+            rows_before = len(deeplake3.open_selection(spec, deeplake3.V3Selection(source, branch, node, head)))
+            deeplake.convert(source, work, dst_creds=dict(dest_creds) if dest_creds else None, token=token)
         convert_seconds = time.monotonic() - t0
         kwargs = {k: v for k, v in (("creds", dict(dest_creds) if dest_creds else None), ("token", token))
                   if v is not None}
         ds = deeplake.open(work, **kwargs)
         rows = len(ds)
+        if rows != rows_before:
+            raise SourceError(f"lakedet convert: deeplake.convert wrote {rows} rows of {source}, which holds "
+                              f"{rows_before}; nothing is kept at DEST")
         say(f"  data: {rows} rows in {convert_seconds:.1f} s ({rows / max(convert_seconds, 1e-9):.0f} rows/s, "
             "deeplake.convert)")
         views, skipped, plans = {}, {}, []
@@ -205,6 +213,30 @@ def convert_deeplake3(src: str, dest: str, ref: str | None = None, token: str | 
     seconds = time.monotonic() - started
     say(f"  done in {seconds:.1f} s: {dest} ({rows} rows, {len(views)} saved views)")
     return ConvertReport(src, dest, node, branch, head, rows, views, skipped, seconds, convert_seconds)
+
+
+#: ``creds`` keys -> the environment variables Deep Lake's S3 client reads.
+_AWS_VARIABLES = {"aws_access_key_id": "AWS_ACCESS_KEY_ID", "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+                  "aws_session_token": "AWS_SESSION_TOKEN", "endpoint_url": "AWS_ENDPOINT_URL",
+                  "aws_region": "AWS_REGION"}
+
+
+@contextlib.contextmanager
+def _aws_environment(creds: Mapping | None):
+    """``deeplake.convert`` takes no credentials for its source: for an ``s3://`` SRC the given
+    ``creds`` are lent to Deep Lake's S3 client through the environment while it runs (measured:
+    it reads ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` / ``AWS_ENDPOINT_URL``), then restored."""
+    names = {_AWS_VARIABLES[k]: str(v) for k, v in (creds or {}).items() if k in _AWS_VARIABLES and v}
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _v3_version(spec) -> str | None:
