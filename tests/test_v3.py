@@ -292,7 +292,16 @@ def test_convert_errors_and_an_interrupted_conversion_leaves_nothing(v3, tmp_pat
 
 
 def test_predict_on_v3_explains_the_conversion(v3, tmp_path, capsys):
+    """predict / errors stop with the conversion to run; ingest and export refuse a v3 folder as DEST / OUT
+    (deeplake.exists() is False there, and deeplake.create would hide the v3 data)."""
     from lakedet.cli import main
+
+    coco = tmp_path / "coco.json"
+    coco.write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    assert main(["ingest", "coco", str(coco), str(tmp_path), v3["coco"], "--overwrite"]) == 2
+    assert f"DEST={v3['coco']!r} holds a Deep Lake 3 dataset" in capsys.readouterr().err
+    assert main(["export", "coco", v3["shapes"], v3["coco"]]) == 2
+    assert f"OUT={v3['coco']!r} holds a Deep Lake 3 dataset" in capsys.readouterr().err
 
     assert main(["predict", str(CONFIG_DIR / "tiny_retinanet.py"), str(tmp_path / "none.pth"), v3["coco"],
                  "--branch", "b"]) == 2

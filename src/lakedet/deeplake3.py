@@ -37,7 +37,7 @@ from typing import Any
 
 from .errors import ConfigError, SourceError, SourceTimeout
 
-__all__ = ["V3_FORMAT", "V4_FORMAT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path",
+__all__ = ["V3_FORMAT", "V4_FORMAT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
            "read_info", "probe_remote", "select", "open_selection", "row_query", "HEAD"]
 
 logger = logging.getLogger("lakedet")
@@ -63,6 +63,21 @@ def is_deeplake3_folder(path: str) -> bool:
     folder = local_path(path)
     return (folder is not None and os.path.isfile(os.path.join(folder, "dataset_meta.json"))
             and not os.path.exists(os.path.join(folder, "_deeplake_log")))
+
+
+def refuse_writing_into(path: str, command: str, what: str = "DEST", creds=None, token=None) -> None:
+    """Stop a command that would write into a Deep Lake 3 dataset (``deeplake.create`` there writes
+    ``_deeplake_log/`` and hides the v3 data from Deep Lake 4; other files would change the folder).
+
+    Raises:
+        SourceError: ``path`` holds a Deep Lake 3 dataset.
+    """
+    from .source import SourceSpec, is_remote
+
+    v3 = is_deeplake3_folder(path) or (is_remote(path) and probe_remote(SourceSpec(path, token=token, creds=creds)))
+    if v3:
+        raise SourceError(f"lakedet {command}: {what}={path!r} holds a Deep Lake 3 dataset, which lakedet never "
+                          "writes into; choose another path (`lakedet convert` makes a Deep Lake 4 copy of it)")
 
 
 @dataclass(frozen=True)

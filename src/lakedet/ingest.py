@@ -88,7 +88,10 @@ def _open_dest(dest: str, creds: dict | None, overwrite: bool, fingerprint: str)
     start over; refuse to clobber finished data unless ``overwrite``."""
     import deeplake
 
+    from .deeplake3 import refuse_writing_into
+
     kwargs = _creds_kwargs(creds)
+    refuse_writing_into(dest, "ingest", creds=creds)  # deeplake.exists() is False there: create would hide it
     if deeplake.exists(dest, **kwargs):
         existing = deeplake.open_read_only(dest, **kwargs)
         keys = existing.metadata.keys()
