@@ -90,6 +90,7 @@ class V3Info:
     commits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     branches: Mapping[str, str] = field(default_factory=dict)
     views: tuple = ()
+    readable: bool = True  # False: the files could not be read (remote storage reached by queries only)
 
     def is_committed(self, node: str) -> bool:
         return self.commits.get(node, {}).get("commit_time") is not None
@@ -170,9 +171,19 @@ def _read_json(reader, key: str, spec, remote: bool):
 
 
 def probe_remote(spec) -> bool:
-    """True when remote ``spec.path`` holds a Deep Lake 3 dataset (its ``dataset_meta.json``)."""
+    """True when remote ``spec.path`` holds a Deep Lake 3 dataset: its ``dataset_meta.json`` is
+    there or, where the storage cannot be listed by path (a ``hub://`` dataset whose storage the
+    token does not reveal), Deep Lake 4's query path reads it. Bounded in time either way."""
     try:
         return _read_json(_reader(spec), "dataset_meta.json", spec, True) is not None
+    except SourceTimeout:
+        return False
+    except Exception:
+        if not spec.path.startswith(("hub://", "al://")):
+            return False
+    try:
+        _query(spec, f'SELECT * FROM "{spec.path}" LIMIT 0', "probing for a Deep Lake 3 dataset")
+        return True
     except Exception:
         return False
 
@@ -181,9 +192,21 @@ def read_info(spec) -> V3Info:
     """The commits, branches and saved views of the v3 dataset at ``spec.path``."""
     from .source import is_remote
 
-    reader, remote = _reader(spec), is_remote(spec.path)
-    control = _read_json(reader, "version_control_info.json", spec, remote) or {}
-    views = _read_json(reader, "queries.json", spec, remote) or []
+    remote = is_remote(spec.path)
+    try:
+        reader = _reader(spec)
+        control = _read_json(reader, "version_control_info.json", spec, remote) or {}
+        views = _read_json(reader, "queries.json", spec, remote) or []
+    except SourceTimeout:
+        raise
+    except Exception as exc:
+        if not remote:
+            raise
+        # storage Deep Lake 4 reads through its query path only (hub:// with a token): refs cannot be
+        # checked first (Deep Lake's own error then says what is wrong), saved views cannot be resolved
+        logger.warning("%s: the Deep Lake 3 metadata files cannot be read (%s); commit ids and branches are "
+                       "passed to Deep Lake unchecked, saved views cannot be resolved", spec.path, exc)
+        return V3Info(spec.path, readable=False)
     return V3Info(spec.path, dict(control.get("commits") or {}), dict(control.get("branches") or {}),
                   tuple(v for v in views if isinstance(v, Mapping)))
 
@@ -207,6 +230,8 @@ def select(spec, info: V3Info, ref: str | None = None, view: str | None = None) 
     if ref is None or ref == HEAD:
         branch = "main" if "main" in info.branches or not info.branches else sorted(info.branches)[0]
         return V3Selection(spec.path, branch, info.branches.get(branch), True)
+    if not info.readable and _SAFE_NAME.match(ref):
+        return V3Selection(f"{spec.path}@{ref}", None, ref, False)
     if not _SAFE_NAME.match(ref) or (ref not in info.branches and ref not in info.commits):
         raise SourceError(f"deeplake_commit_id={ref!r}: no such commit or branch in the Deep Lake 3 dataset "
                           f"{spec.path!r}; {info.available()}")
@@ -218,6 +243,10 @@ def select(spec, info: V3Info, ref: str | None = None, view: str | None = None) 
 
 def _select_view(spec, info: V3Info, view_id: str, ref: str | None) -> V3Selection:
     entry = info.view(view_id)
+    if not info.readable:
+        raise SourceError(f"deeplake_view_id={view_id!r}: the saved views of the Deep Lake 3 dataset {spec.path!r} "
+                          "cannot be listed (its queries.json cannot be read with these credentials); convert it "
+                          "with `lakedet convert` (its views become tags) or select the rows with deeplake_query")
     if entry is None or not _SAFE_NAME.match(view_id):
         raise SourceError(f"deeplake_view_id={view_id!r}: no saved view of that id in the Deep Lake 3 dataset "
                           f"{spec.path!r} (its queries.json); saved views: {info.view_ids() or '(none)'}"

@@ -96,7 +96,7 @@ def open_writable(path: str, command: str = "predict"):
         from .deeplake3 import probe_remote
         from .source import SourceSpec, is_remote
 
-        if is_remote(path) and probe_remote(SourceSpec(path)):
+        if is_remote(path) and "does not exist" in str(exc) and probe_remote(SourceSpec(path)):
             raise SourceError(f"{path!r} is a Deep Lake 3 dataset: `lakedet {command}` writes its results on a new "
                               "branch, which Deep Lake 4 cannot do in a v3 dataset. Convert it first, then run "
                               f"`lakedet {command}` on the copy: lakedet convert {path} {path.rstrip('/')}-v4") from exc

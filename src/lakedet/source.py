@@ -162,8 +162,12 @@ def open_source_with_origin(spec: SourceSpec):
         ds = _open_path(deeplake, spec)
     except SourceTimeout:
         raise
-    except SourceError:
-        if is_remote(spec.path) and deeplake3.probe_remote(spec):
+    except SourceError as exc:
+        # Deep Lake 4 finds no v4 log there: maybe Deep Lake 3 data (only then: an unreachable or
+        # refusing server must not wait twice)
+        cause = exc.__cause__
+        missing = type(cause).__name__ == "LogNotexistsError" or "does not exist" in str(cause or "")
+        if is_remote(spec.path) and missing and deeplake3.probe_remote(spec):
             return _open_deeplake3(spec)
         raise
     spec.refuse_view_and_query()
