@@ -214,6 +214,13 @@ def test_retinanet_trains_and_evaluates_on_v3_through_train_detector(v3, tmp_pat
     assert len(runner.train_dataloader.dataset) == 8
     lineage = json.loads((tmp_path / "lineage.json").read_text())["latest"]["splits"]
     assert lineage["train"][0]["format"] == "deeplake3"
+    import deeplake
+
+    from lakedet.dataset import DeepLakeDetDataset
+
+    opened = deeplake.query(f'SELECT * FROM "{v3["coco"]}@relabel"')  # a view the caller queried
+    given = DeepLakeDetDataset(deeplake_dataset=opened, pipeline=[])
+    assert len(given) == 11 and given.lineage()["format"] == "deeplake3" and given.lineage()["commit"] == "relabel"
 
 
 def _rows(ds):

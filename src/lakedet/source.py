@@ -138,9 +138,33 @@ def open_source(spec: SourceSpec):
 
 
 def origin_of(ds) -> Origin:
-    """Branch and commit of an opened dataset (views do not know theirs: None)."""
+    """Branch and commit of an opened dataset (views do not know theirs: None); a view the caller
+    queried from a Deep Lake 3 dataset (``deeplake.query('SELECT * FROM "<v3 path>@<ref>"')``) is
+    recognised from its query and gets format ``deeplake3`` (and the ref as its commit)."""
     branch = getattr(getattr(ds, "current_branch", None), "name", None)
+    if type(ds).__name__ == "DatasetView" and type(ds).__module__.startswith("deeplake"):
+        found = _deeplake3_source_of(ds)
+        if found is not None:
+            return Origin(None, found[1], "deeplake3", found[1] is None)
     return Origin(branch, getattr(ds, "version", None))
+
+
+def _deeplake3_source_of(view):
+    """``(path, ref or None)`` of the Deep Lake 3 dataset a query view reads, else None."""
+    import json
+
+    from .deeplake3 import is_deeplake3_folder
+
+    try:
+        chain = json.loads(view.__getstate__()[0])  # what pickling a DatasetView keeps: its queries
+        text = next(step["query_string"] for step in chain if "query_string" in step)
+    except Exception:
+        return None
+    match = re.search(r'FROM\s+"([^"]+)"', text, re.IGNORECASE)
+    if not match:
+        return None
+    path, _, ref = match.group(1).partition("@")
+    return (path, ref or None) if is_deeplake3_folder(path) else None
 
 
 def open_source_with_origin(spec: SourceSpec):
