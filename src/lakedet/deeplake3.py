@@ -286,6 +286,8 @@ def _view_rows(spec, view_id: str, entry: Mapping) -> list[int]:
     except Exception as exc:
         index = entry.get("source-dataset-index")
         if isinstance(index, list) and len(index) == 1 and isinstance(index[0], list):
+            logger.warning("deeplake_view_id=%r: its VDS_INDEX cannot be read (%s); using the row index "
+                           "queries.json recorded for it", view_id, exc)
             return [int(r) for r in index[0]]  # the index queries.json recorded
         raise SourceError(f"deeplake_view_id={view_id!r}: cannot read the rows of the saved view "
                           f"({spec.path}/.queries/{view_id}/VDS_INDEX): {exc}") from exc
