@@ -138,6 +138,10 @@ def test_unknown_commit_and_view_list_what_exists(v3):
     assert "deeplake_view_id='dgos'" in str(err.value) and "['first_rows', 'dogs']" in str(err.value)
     assert "did you mean 'dogs'" in str(err.value)
     # no way into <path>/versions/<id> (Deep Lake 4 can hang there) or out of .queries/
+    with pytest.raises(SourceError, match=f"deeplake_commit_id='{COMMITS[0]}'"):
+        dataset(f"{v3['coco']}/versions/{COMMITS[0]}")
+    with pytest.raises(SourceError, match="deeplake_view_id='dogs'"):
+        dataset(f"{v3['coco']}/.queries/dogs")
     for bad in ("../versions/" + COMMITS[0], "x\" OR \"y"):
         with pytest.raises(SourceError, match="no such commit"):
             dataset(v3["coco"], deeplake_commit_id=bad)

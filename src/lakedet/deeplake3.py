@@ -211,10 +211,19 @@ def read_info(spec) -> V3Info:
                   tuple(v for v in views if isinstance(v, Mapping)))
 
 
-def _check_path(path: str) -> None:
+def check_path(path: str) -> None:
+    """Refuse a path a v3 query cannot name, or a v3 dataset's internal folder (with what to give instead)."""
     if '"' in path:
         raise ConfigError(f"deeplake_path={path!r}: a Deep Lake 3 dataset is read through a TQL query, "
                           "which cannot name a path containing '\"'; rename or copy the dataset")
+    parts = path.rstrip("/").split("/")
+    if len(parts) >= 3 and parts[-2] in ("versions", ".queries"):
+        root = "/".join(parts[:-2])
+        if parts[-2] == "versions":  # Deep Lake 4 can hang forever on a query of this folder
+            raise SourceError(f"deeplake_path={path!r} is the internal folder of a Deep Lake 3 commit; give the "
+                              f"dataset and the commit: deeplake_path={root!r}, deeplake_commit_id={parts[-1]!r}")
+        raise SourceError(f"deeplake_path={path!r} is the folder of a Deep Lake 3 saved view; give the dataset and "
+                          f"the view: deeplake_path={root!r}, deeplake_view_id={parts[-1]!r}")
 
 
 def select(spec, info: V3Info, ref: str | None = None, view: str | None = None) -> V3Selection:
@@ -224,7 +233,7 @@ def select(spec, info: V3Info, ref: str | None = None, view: str | None = None) 
         SourceError: unknown commit, branch or view (the message lists what exists), or a view
             Deep Lake 4 cannot read as saved.
     """
-    _check_path(spec.path)
+    check_path(spec.path)
     if view is not None:
         return _select_view(spec, info, view, ref)
     if ref is None or ref == HEAD:

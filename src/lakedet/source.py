@@ -178,6 +178,9 @@ def open_source_with_origin(spec: SourceSpec):
 
     from . import deeplake3
 
+    folder = deeplake3.local_path(spec.path)
+    if folder is not None and deeplake3.is_deeplake3_folder(os.path.dirname(os.path.dirname(folder.rstrip("/")))):
+        deeplake3.check_path(spec.path)  # a v3 commit's or view's internal folder: say what to give instead
     if deeplake3.is_deeplake3_folder(spec.path):
         return _open_deeplake3(spec)
     if not is_remote(spec.path):
