@@ -38,7 +38,7 @@ from typing import Any
 from .errors import ConfigError, SourceError, SourceTimeout
 
 __all__ = ["V3_FORMAT", "V4_FORMAT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
-           "read_info", "probe_remote", "select", "open_selection", "row_query", "HEAD"]
+           "read_info", "probe_remote", "select", "open_selection", "row_query", "check_path", "HEAD"]
 
 logger = logging.getLogger("lakedet")
 
