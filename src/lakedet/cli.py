@@ -129,12 +129,24 @@ def get_args_parser() -> argparse.ArgumentParser:
     shown.add_argument("--view")
     shown.add_argument("--query")
 
+    convert = sub.add_parser("convert", help="a Deep Lake 3 dataset as a new Deep Lake 4 dataset (data of one "
+                                              "commit, saved views as tags); reading v3 data needs no conversion")
+    convert.add_argument("src", help="the Deep Lake 3 dataset (read only)")
+    convert.add_argument("dest", help="the new Deep Lake 4 dataset (must not exist)")
+    convert.add_argument("--ref", default=None, help="a v3 commit id or branch (its latest commit); HEAD for main's "
+                                                    "uncommitted changes (default: main's latest commit)")
+    convert.add_argument("--token", default=None, help="Deep Lake API token for hub:// / al:// datasets "
+                                                      "(default: ACTIVELOOP_TOKEN)")
+    convert.add_argument("--creds", nargs="+", metavar="KEY=VALUE|@FILE|env:NAME", default=None,
+                         help="credentials to read a cloud SRC (as ingest's --creds)")
+    convert.add_argument("--dest-creds", nargs="+", metavar="KEY=VALUE|@FILE|env:NAME", default=None,
+                         help="credentials to write a cloud DEST")
+
     inspect = sub.add_parser("inspect", help="schema, statistics, problems and history of a dataset")
     inspect.add_argument("path")
     inspect.add_argument("--commit")
-    selection = inspect.add_mutually_exclusive_group()
-    selection.add_argument("--view")
-    selection.add_argument("--query")
+    inspect.add_argument("--view")
+    inspect.add_argument("--query", help="a TQL query (on Deep Lake 3 data it may run over --view)")
     inspect.add_argument("--no-images", action="store_true", help="do not decode images (faster)")
     inspect.add_argument("--strict", action="store_true", help="exit with status 1 when problems exist")
     return parser
@@ -387,6 +399,19 @@ def find_errors(args) -> int:
     return 0
 
 
+def convert(args) -> int:
+    from .convert import convert_deeplake3
+
+    report = convert_deeplake3(args.src, args.dest, ref=args.ref, token=args.token,
+                               creds=parse_creds(args.creds) if args.creds else None,
+                               dest_creds=parse_creds(args.dest_creds) if args.dest_creds else None,
+                               progress=lambda line: print(line, flush=True))
+    print(f"converted {report.rows} rows of {report.source}@{report.commit} into {report.dest} "
+          f"({len(report.views)} saved views kept as tags"
+          f"{f', {len(report.skipped_views)} not kept' if report.skipped_views else ''})")
+    return 0
+
+
 def show(args) -> int:
     import cv2
 
@@ -455,7 +480,7 @@ def main(argv=None) -> int:
     try:
         return {"demo": demo, "train": train, "eval": evaluate, "inspect": inspect,
                 "ingest": ingest, "export": export, "predict": predict, "errors": find_errors,
-                "show": show}[args.command](args)
+                "show": show, "convert": convert}[args.command](args)
     except LakedetError as exc:
         print(f"lakedet {args.command}: {type(exc).__name__}: {_original_message(exc)}", file=sys.stderr)
         if isinstance(exc, SourceTimeout):

@@ -742,7 +742,11 @@ class DeepLakeDetDataset(BaseDetDataset):
 
     def lineage(self) -> dict:
         """Which data this dataset reads: URL, branch, commit, view/query, rows, column mapping."""
-        return dict(url=self.source.path, branch=self.origin.branch, commit=self.origin.commit,
+        extra = {}
+        if self.origin.format != "deeplake4":  # data Deep Lake 3 wrote, read in place
+            extra = dict(head=self.origin.head)  # the commit is a branch's HEAD: uncommitted changes included
+        return dict(url=self.source.path, format=self.origin.format, **extra, branch=self.origin.branch,
+                    commit=self.origin.commit,
                     requested_commit=self.source.commit, view=self.source.view, query=self.source.query,
                     rows=len(self), rows_in_source=len(self._annotations), tensors=self.tensor_map.as_dict(),
                     box_format=dict(mode=self.box_format.mode.value,
@@ -873,6 +877,10 @@ def _refuse_unfinished_ingest(ds, description: str) -> None:
     if state == "in-progress":
         raise DataError(f"{description!r} is an interrupted `lakedet ingest` (marked in-progress); "
                         "run the ingest again to finish it")
+    converting = ds.metadata["lakedet_convert"] if "lakedet_convert" in ds.metadata.keys() else None
+    if converting == "in-progress":
+        raise DataError(f"{description!r} is an interrupted `lakedet convert` (marked in-progress); delete it "
+                        "and run the conversion again")
 
 
 def _source_spec(path, credentials, commit_id, commit, view, query, dataset) -> SourceSpec:

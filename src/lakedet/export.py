@@ -66,6 +66,9 @@ def export_coco(spec, out: str | Path, overwrite: bool = False, progress: Callab
     from .schema import box_format_from_metadata, boxes_to_xyxy, class_names_from_metadata, resolve_tensor_map
     from .source import open_source
 
+    from .deeplake3 import refuse_writing_into
+
+    refuse_writing_into(str(out), "export", "OUT")
     out = Path(out)
     target = out / "annotations.json"
     if target.exists() and not overwrite:

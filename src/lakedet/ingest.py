@@ -88,6 +88,8 @@ def _open_dest(dest: str, creds: dict | None, overwrite: bool, fingerprint: str)
     start over; refuse to clobber finished data unless ``overwrite``."""
     import deeplake
 
+    from .deeplake3 import refuse_writing_into
+
     kwargs = _creds_kwargs(creds)
     if deeplake.exists(dest, **kwargs):
         existing = deeplake.open_read_only(dest, **kwargs)
@@ -105,6 +107,8 @@ def _open_dest(dest: str, creds: dict | None, overwrite: bool, fingerprint: str)
             return deeplake.open(dest, **kwargs), rows
         del existing
         deeplake.delete(dest, **kwargs)
+    else:  # deeplake.exists() is False on Deep Lake 3 data too, and create would hide it
+        refuse_writing_into(dest, "ingest", creds=creds)
     return deeplake.create(dest, **kwargs), 0
 
 

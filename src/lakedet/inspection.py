@@ -14,7 +14,7 @@ import numpy as np
 
 from .schema import (BoxFormat, box_format_from_metadata, boxes_to_xyxy, class_names_from_metadata,
                      resolve_tensor_map)
-from .source import SourceSpec, open_source
+from .source import SourceSpec, open_source, source_history
 
 __all__ = ["Problem", "Inspection", "inspect_source"]
 
@@ -111,8 +111,7 @@ def inspect_source(spec: SourceSpec, tensors: dict | None = None, check_images: 
             progress(row + 1, len(box_rows))
     history = []
     try:
-        base = open_source(SourceSpec(spec.path, token=spec.token, creds=spec.creds))
-        history = [(v.id, str(v.timestamp), v.message or "") for v in base.history]
+        history = source_history(spec)
     except Exception:  # views of in-memory datasets: history is best effort
         pass
     return Inspection(spec.description, len(box_rows), columns, tensor_map.as_dict(), box_format, classes,

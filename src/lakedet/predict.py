@@ -62,9 +62,10 @@ def sha256_of(path: str) -> str:
 
 
 def _is_deeplake3(path: str) -> bool:
-    """A local folder written by Deep Lake 3 (``dataset_meta.json``, no Deep Lake 4 log)."""
-    return ("://" not in path and os.path.isfile(os.path.join(path, "dataset_meta.json"))
-            and not os.path.exists(os.path.join(path, "_deeplake_log")))
+    """A local folder (or ``file://``) written by Deep Lake 3 (``dataset_meta.json``, no Deep Lake 4 log)."""
+    from .deeplake3 import is_deeplake3_folder
+
+    return is_deeplake3_folder(path)
 
 
 def refuse_deeplake3(path: str, command: str = "predict") -> None:
@@ -92,6 +93,13 @@ def open_writable(path: str, command: str = "predict"):
     try:
         return deeplake.open(path)
     except Exception as exc:
+        from .deeplake3 import probe_remote
+        from .source import SourceSpec, is_remote
+
+        if is_remote(path) and "does not exist" in str(exc) and probe_remote(SourceSpec(path)):
+            raise SourceError(f"{path!r} is a Deep Lake 3 dataset: `lakedet {command}` writes its results on a new "
+                              "branch, which Deep Lake 4 cannot do in a v3 dataset. Convert it first, then run "
+                              f"`lakedet {command}` on the copy: lakedet convert {path} {path.rstrip('/')}-v4") from exc
         raise SourceError(f"cannot open {path!r} for writing a {command} branch: {exc}") from exc
 
 

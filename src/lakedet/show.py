@@ -111,6 +111,11 @@ def _open_branch(spec: SourceSpec, branch: str) -> tuple:
     if spec.commit or spec.view:
         raise ConfigError("--branch selects the branch's latest commit: give it without --commit and --view "
                           "(a saved view is tied to the commit it was saved at; use --query)")
+    from .deeplake3 import is_deeplake3_folder
+
+    if is_deeplake3_folder(spec.path):  # a v3 branch is a ref like a commit (its HEAD)
+        return (open_source(SourceSpec(spec.path, token=spec.token, creds=spec.creds, commit=branch,
+                                       query=spec.query)),)
     root = open_source(SourceSpec(spec.path, token=spec.token, creds=spec.creds))
     names = list(root.branches.names())
     if branch not in names:

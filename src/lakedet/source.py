@@ -2,6 +2,7 @@
 
 This is the only module that calls ``deeplake.open*``. A ``SourceSpec`` says what to open;
 ``open_source`` returns a read-only dataset or view. Training and evaluation never write to it.
+Datasets Deep Lake 3 wrote are read in place (``lakedet.deeplake3``), never modified.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from .errors import ConfigError, SourceError, SourceTimeout
 
 __all__ = ["SourceSpec", "Origin", "OpenedDataset", "open_source", "open_source_with_origin", "origin_of", "is_deeplake_dataset",
+           "dataset_format", "source_history",
            "is_remote", "check_credentials", "explain_open_failure", "OPEN_TIMEOUT_S"]
 
 _TOKEN_SCHEMES = ("hub://", "al://")
@@ -42,9 +44,14 @@ class SourceSpec:
             object.__setattr__(self, "creds", None)
         if not isinstance(self.path, str) or not self.path:
             raise ConfigError(f"deeplake_path must be a non-empty string, got {self.path!r}")
+
+    def refuse_view_and_query(self) -> None:
+        """A Deep Lake 4 source takes a saved view or a query, not both (a Deep Lake 3 source
+        runs the query over the view, as ``deeplake_query`` on top of a v3 view meant)."""
         if self.view and self.query:
             raise ConfigError("deeplake_view_id and deeplake_query are both set; give one: a saved "
-                              f"view ({self.view!r}) or a TQL query ({self.query!r})")
+                              f"view ({self.view!r}) or a TQL query ({self.query!r}) (only on a Deep Lake 3 "
+                              "dataset does the query run over the view)")
 
     @property
     def description(self) -> str:
@@ -107,10 +114,14 @@ class OpenedDataset:
 
 @dataclass(frozen=True)
 class Origin:
-    """Where opened rows come from: the branch and commit they were read at (None if unknown)."""
+    """Where opened rows come from: the branch and commit they were read at (None if unknown),
+    the dataset's format (``deeplake4``, or ``deeplake3`` for data Deep Lake 3 wrote, read in
+    place) and, for v3 data, whether ``commit`` is a branch's HEAD (uncommitted changes included)."""
 
     branch: str | None
     commit: str | None
+    format: str = "deeplake4"
+    head: bool = False
 
 
 def open_source(spec: SourceSpec):
@@ -127,16 +138,66 @@ def open_source(spec: SourceSpec):
 
 
 def origin_of(ds) -> Origin:
-    """Branch and commit of an opened dataset (views do not know theirs: None)."""
+    """Branch and commit of an opened dataset (views do not know theirs: None); a view the caller
+    queried from a Deep Lake 3 dataset (``deeplake.query('SELECT * FROM "<v3 path>@<ref>"')``) is
+    recognised from its query and gets format ``deeplake3`` (and the ref as its commit)."""
     branch = getattr(getattr(ds, "current_branch", None), "name", None)
+    if type(ds).__name__ == "DatasetView" and type(ds).__module__.startswith("deeplake"):
+        found = _deeplake3_source_of(ds)
+        if found is not None:
+            return Origin(None, found[1], "deeplake3", found[1] is None)
     return Origin(branch, getattr(ds, "version", None))
 
 
+def _deeplake3_source_of(view):
+    """``(path, ref or None)`` of the Deep Lake 3 dataset a query view reads, else None."""
+    import json
+
+    from .deeplake3 import is_deeplake3_folder
+
+    try:
+        chain = json.loads(view.__getstate__()[0])  # what pickling a DatasetView keeps: its queries
+        text = next(step["query_string"] for step in chain if "query_string" in step)
+    except Exception:
+        return None
+    match = re.search(r'FROM\s+"([^"]+)"', text, re.IGNORECASE)
+    if not match:
+        return None
+    path, _, ref = match.group(1).partition("@")
+    return (path, ref or None) if is_deeplake3_folder(path) else None
+
+
 def open_source_with_origin(spec: SourceSpec):
-    """``open_source`` plus the ``Origin`` of the rows (for lineage records)."""
+    """``open_source`` plus the ``Origin`` of the rows (for lineage records).
+
+    A dataset Deep Lake 3 wrote is read in place through Deep Lake 4's query path
+    (``lakedet.deeplake3``): detected from its files for a local folder, and for remote storage
+    when Deep Lake 4 finds no dataset of its own there.
+    """
     import deeplake
 
-    ds = _open_path(deeplake, spec)
+    from . import deeplake3
+
+    folder = deeplake3.local_path(spec.path)
+    if folder is not None and deeplake3.is_deeplake3_folder(os.path.dirname(os.path.dirname(folder.rstrip("/")))):
+        deeplake3.check_path(spec.path)  # a v3 commit's or view's internal folder: say what to give instead
+    if deeplake3.is_deeplake3_folder(spec.path):
+        return _open_deeplake3(spec)
+    if not is_remote(spec.path):
+        spec.refuse_view_and_query()
+    try:
+        ds = _open_path(deeplake, spec)
+    except SourceTimeout:
+        raise
+    except SourceError as exc:
+        # Deep Lake 4 finds no v4 log there: maybe Deep Lake 3 data (only then: an unreachable or
+        # refusing server must not wait twice)
+        cause = exc.__cause__
+        missing = type(cause).__name__ == "LogNotexistsError" or "does not exist" in str(cause or "")
+        if is_remote(spec.path) and missing and deeplake3.probe_remote(spec):
+            return _open_deeplake3(spec)
+        raise
+    spec.refuse_view_and_query()
     if spec.commit:
         ds = _checkout(ds, spec)
     origin = origin_of(ds)
@@ -147,6 +208,42 @@ def open_source_with_origin(spec: SourceSpec):
     elif spec.query:
         ds = _run_query(ds, spec)
     return ds, origin
+
+
+def _open_deeplake3(spec: SourceSpec):
+    """A Deep Lake 3 dataset: the ref or saved view resolved from its own metadata, then queried."""
+    from . import deeplake3
+
+    info = deeplake3.read_info(spec)
+    selection = deeplake3.select(spec, info, spec.commit, spec.view)
+    view = deeplake3.open_selection(spec, selection)
+    return view, Origin(selection.branch, selection.commit, deeplake3.V3_FORMAT, selection.head)
+
+
+def source_history(spec: SourceSpec) -> list[tuple[str, str, str]]:
+    """The dataset's commits, oldest first: ``(id, time, message)`` (a Deep Lake 3 dataset's
+    from its ``version_control_info.json``, every branch's)."""
+    from . import deeplake3
+
+    if dataset_format(spec) == deeplake3.V3_FORMAT:
+        import datetime
+
+        info = deeplake3.read_info(spec)
+        done = sorted((c for c in info.commits.items() if c[1].get("commit_time") is not None),
+                      key=lambda c: c[1]["commit_time"])
+        return [(cid, str(datetime.datetime.fromtimestamp(c["commit_time"], datetime.timezone.utc)),
+                 f"{c.get('commit_message') or ''} (branch {c.get('branch')})") for cid, c in done]
+    base = open_source(SourceSpec(spec.path, token=spec.token, creds=spec.creds))
+    return [(v.id, str(v.timestamp), v.message or "") for v in base.history]
+
+
+def dataset_format(spec: SourceSpec) -> str:
+    """``"deeplake3"`` for a dataset Deep Lake 3 wrote, else ``"deeplake4"`` (remote data: probed)."""
+    from . import deeplake3
+
+    if deeplake3.is_deeplake3_folder(spec.path) or (is_remote(spec.path) and deeplake3.probe_remote(spec)):
+        return deeplake3.V3_FORMAT
+    return deeplake3.V4_FORMAT
 
 
 def _open_view(tag, spec: SourceSpec):
