@@ -23,14 +23,25 @@ def test_help_lists_commands():
 
 
 @pytest.mark.slow
-def test_demo_builds_data_trains_and_prints_the_bbox_table(tmp_path):
-    out = run("demo", "--epochs", "1", "--train-size", "16", "--val-size", "8", "--num-workers", "0",
-              "--data-dir", str(tmp_path / "data"), "--work-dir", str(tmp_path / "work"),
-              "--cfg-options", "model.test_cfg.score_thr=0")  # untrained: keep every box
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "bbox_mAP_50" in out.stdout and "wall time" in out.stdout and "COCO bbox, per class" in out.stdout
-    assert any(p.name.startswith("shapes-v1-train") for p in (tmp_path / "data").iterdir())
-    assert list((tmp_path / "work").glob("epoch_1.pth"))
+def test_demo_builds_data_trains_and_prints_the_bbox_table_the_same_on_every_run(tmp_path):
+    """The demo is seeded (model init, sampler, per-sample augmentation in 2 DataLoader workers):
+    a second run on the same machine logs the same losses and prints the same tables."""
+    import re
+
+    outputs = []
+    for name in ("first", "second"):
+        out = run("demo", "--epochs", "1", "--train-size", "16", "--val-size", "8", "--num-workers", "2",
+                  "--data-dir", str(tmp_path / "data"), "--work-dir", str(tmp_path / name),
+                  "--cfg-options", "model.test_cfg.score_thr=0")  # untrained: keep every box
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert "bbox_mAP_50" in out.stdout and "wall time" in out.stdout and "COCO bbox, per class" in out.stdout
+        assert list((tmp_path / name).glob("epoch_1.pth"))
+        losses = re.findall(r"Epoch\(train\).*?(grad_norm: \S+\s+loss: .*)", out.stdout + out.stderr)
+        assert losses, (out.stdout + out.stderr)[-2000:]
+        tables = out.stdout[out.stdout.index("COCO bbox, per class"):out.stdout.index("wall time")]
+        outputs.append((losses, tables))
+    assert [p.name.startswith("shapes-v1-train") for p in (tmp_path / "data").iterdir()].count(True) == 1
+    assert outputs[0] == outputs[1]
 
 
 @pytest.mark.slow
