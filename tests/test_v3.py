@@ -272,6 +272,11 @@ def test_convert_keeps_samples_views_and_the_v3_source(v3, tmp_path, capsys):
     assert main(["convert", v3["coco"], str(tmp_path / "relabel"), "--ref", "relabel"]) == 0
     relabel = deeplake.open_read_only(str(tmp_path / "relabel"))
     assert len(relabel) == 11 and relabel.metadata["deeplake3_source"]["commit"] == COCO["branch_commit"]
+    # the first commit has 6 rows: the view saved at commit 2 (rows up to 7) cannot be kept, and says so
+    assert main(["convert", v3["coco"], str(tmp_path / "first"), "--ref", COMMITS[0]]) == 0
+    assert "saved view 'dogs' not kept: saved at commit" in capsys.readouterr().out
+    first = deeplake.open_read_only(str(tmp_path / "first"))
+    assert list(first.tags.names()) == ["first_rows"] and "dogs" in first.metadata["deeplake3_source"]["skipped_views"]
 
 
 def test_convert_errors_and_an_interrupted_conversion_leaves_nothing(v3, tmp_path, capsys, monkeypatch):
