@@ -25,7 +25,7 @@ _PUBLIC = {
     "DeepLakeDetDataset": "dataset", "DeepLakeCocoMetric": "evaluation",
     "ShardedRowSampler": "sampler", "shard_rows": "sampler",
     "SourceSpec": "source", "open_source": "source",
-    "build_detector": "train", "train_detector": "train",
+    "build_detector": "train", "train_detector": "train", "convert_deeplake3": "convert",
     "LoadDeepLakeAnnotations": "transforms", "LoadImageFromDeepLake": "transforms",
 }
 
