@@ -285,6 +285,8 @@ def main(argv=None) -> int:
         # not: measured both with it and without it (deeplake_prefetch=0, the epoch's own reads).
         dataset_bytes = stored_bytes(url, creds)
         ranks = {}
+        if 0.0 not in proxies:  # --rtts without 0: the byte count needs no latency, only the proxy's count
+            proxies[0.0] = Proxy(creds["endpoint_url"], 0.0)
         for order, prefetch in (("permutation", 1), ("chunks", 1), ("chunks", 0)):
             before = proxies[0.0].stats()
             for rank in (0, 1):
