@@ -336,6 +336,14 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
+def write_results(path, result: dict) -> None:
+    """Write a benchmark's result as indented JSON (folders created) and say where."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten: {out}")
+
+
 def table(headers, rows) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)]
     line = lambda r: "| " + " | ".join(str(v).ljust(w) for v, w in zip(r, widths)) + " |"  # noqa: E731
@@ -417,10 +425,7 @@ def main(argv=None) -> int:
                 [(k, result.get(k, "-"), f"{op} {t}",
                   "-" if k not in result else ("yes" if (result[k] >= t if op == ">=" else result[k] <= t) else "NO"))
                  for k, op, t in targets]))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten: {out}")
+    write_results(args.out, result)
     return 0
 
 

@@ -329,10 +329,7 @@ def main(argv=None) -> int:
     print(bench.table(["measure", "value", "target", "met"],
                       [(m, v, f">= {t}" if t else "<= 1.05", "yes" if (v >= t if t else v <= 1.05) else "NO")
                        for m, v, t in targets]))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written: {out}")
+    bench.write_results(args.out, result)
     return 0
 
 

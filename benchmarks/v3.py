@@ -35,7 +35,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from loader import PIPELINES, machine, table  # noqa: E402
+from loader import PIPELINES, machine, table, write_results  # noqa: E402
 
 BATCH = 8
 CLASSES = ("box", "disc", "bar")
@@ -206,10 +206,7 @@ def main(argv=None) -> int:
     print(table(["conversion", "seconds", "rows/s"], [(k, v["seconds"], v["rows_per_s"]) for k, v in converts.items()]))
     print(f"\nloader v3/v4: min {result['min_ratio']} (target >= 0.9: {'met' if result['met'] else 'NOT met'}); "
           f"load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written: {out}")
+    write_results(args.out, result)
     return 0
 
 
