@@ -46,7 +46,7 @@ def make_set(images: int, seed: int = 0):
 
 
 def time_lakedet(data):
-    from lakedet.matching import class_pr, match_image
+    from lakedet.evaluation.matching import class_pr, match_image
 
     start = time.perf_counter()
     matches = [match_image(p, pl, ps, g, gl, c) for p, pl, ps, g, gl, c in data]
@@ -87,7 +87,7 @@ def time_writes(rows: int):
     import deeplake
     from deeplake import types
 
-    from lakedet.predict import write_rows
+    from lakedet.tools.predict import write_rows
 
     rng = np.random.default_rng(1)
     values = {row: rng.integers(0, 3, int(rng.integers(0, 30))).astype(np.uint8) for row in range(rows)}

@@ -8,7 +8,7 @@ their file names: the files are real, the bytes repeat). Each measurement runs i
 (peak RSS is that process's ``ru_maxrss``):
 
 * ``copy``: the baseline: read every JPEG file and append its bytes to a Deep Lake ``Image``
-  column, in batches of ``lakedet.ingest.BATCH``, committing every ``CHECKPOINT_ROWS`` rows as the
+  column, in batches of ``lakedet.tools.ingest.BATCH``, committing every ``CHECKPOINT_ROWS`` rows as the
   ingest does (without commits Deep Lake keeps every row in memory);
 * ``ingest``: ``lakedet ingest coco`` with its default options (every segmentation kept).
 
@@ -89,7 +89,7 @@ def run_copy(ann_file: str, dest: str) -> None:
     import deeplake
     from deeplake import types
 
-    from lakedet.ingest import BATCH, CHECKPOINT_ROWS
+    from lakedet.tools.ingest import BATCH, CHECKPOINT_ROWS
 
     images = Path(ann_file).parent / "images"
     names = sorted(p.name for p in images.iterdir())
@@ -108,7 +108,7 @@ def run_copy(ann_file: str, dest: str) -> None:
 
 
 def run_ingest(ann_file: str, dest: str) -> None:
-    from lakedet.ingest import ingest_coco
+    from lakedet.tools.ingest import ingest_coco
 
     ingest_coco(ann_file, Path(ann_file).parent / "images", dest)
 
@@ -116,7 +116,7 @@ def run_ingest(ann_file: str, dest: str) -> None:
 def child(kind: str, ann_file: str, dest: str) -> None:
     import deeplake  # noqa: F401  (imports are not what is measured)
 
-    import lakedet.ingest  # noqa: F401
+    import lakedet.tools.ingest  # noqa: F401
 
     shutil.rmtree(dest, ignore_errors=True)
     started = time.perf_counter()

@@ -78,7 +78,7 @@ def render_jpegs(n: int, width: int, height: int, seed: int, max_boxes: int = 10
 
 def make_data(root: Path, n: int, width: int = 640, height: int = 480, seed: int = 0) -> dict:
     """Files + COCO JSON and a Deep Lake copy of the same bytes under ``root``; reused when present."""
-    from lakedet.ingest import ingest_coco
+    from lakedet.tools.ingest import ingest_coco
 
     root.mkdir(parents=True, exist_ok=True)
     ann, images, lake = root / "annotations.json", root / "images", root / "lake"
@@ -116,7 +116,7 @@ def register_limit() -> None:
     """``InMemoryDetDataset``: lakedet's c++ loader reading the stored JPEG bytes from memory."""
     from mmdet.registry import DATASETS
 
-    from lakedet.dataset import DeepLakeDetDataset
+    from lakedet.data.dataset import DeepLakeDetDataset
 
     if "InMemoryDetDataset" in DATASETS.module_dict:
         return
@@ -265,8 +265,8 @@ def demo_data_wait(root: Path, loader: str, iterations: int) -> float:
     from mmengine.config import Config
     from mmengine.hooks import Hook
 
-    from lakedet.demo import DEMO_CONFIG, ensure_demo_datasets
-    from lakedet.train import build_runner
+    from lakedet.tools.demo import DEMO_CONFIG, ensure_demo_datasets
+    from lakedet.engine.runner import build_runner
 
     train_path, _ = ensure_demo_datasets(root / "demo")
     cfg = Config.fromfile(str(DEMO_CONFIG))

@@ -69,8 +69,8 @@ def main() -> None:
     from mmdet.datasets import CocoDataset
     from mmdet.datasets.transforms import LoadAnnotations
 
-    from lakedet.ingest import segmentation_to_mask
-    from lakedet.transforms import LoadDeepLakeAnnotations
+    from lakedet.tools.ingest import segmentation_to_mask
+    from lakedet.data.transforms import LoadDeepLakeAnnotations
 
     data = Path(args.data)
     shutil.rmtree(data, ignore_errors=True)

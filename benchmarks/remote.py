@@ -10,7 +10,7 @@ ingested by ``lakedet ingest``.
 Each measurement runs in its own process, one at a time (local disk is measured again before each
 group of remote runs, and each ratio is to that paired run): the ``c++`` loader, ``minimal`` pipeline, batch 8,
 2 persistent workers, ``ShardedRowSampler`` with ``order="permutation"`` (a full per-row
-permutation) or ``order="chunks"`` (the chunk-aware order), as ``lakedet.train.adapt_config``
+permutation) or ``order="chunks"`` (the chunk-aware order), as ``lakedet.engine.runner.adapt_config``
 sets it up (forkserver workers for remote data). Reported per run: images/s (median of the
 epochs after the first, which starts the workers), the ratio to local disk measured in the same
 run, GETs and MB fetched per image (counted by the proxy), CPU ms per image of the S3 server and
@@ -142,7 +142,7 @@ def measure(path: str, creds: dict | None, order: str, epochs: int, cache: str |
     from mmengine.runner import Runner
     from mmengine.utils.dl_utils import set_multi_processing
 
-    from lakedet.train import adapt_config
+    from lakedet.engine.runner import adapt_config
 
     init_default_scope("mmdet")
     set_multi_processing(mp_start_method="fork", opencv_num_threads=0)  # what mmengine's Runner does
@@ -233,7 +233,7 @@ def main(argv=None) -> int:
         print(json.dumps(measure(*json.loads(args.measure))))
         return 0
 
-    from lakedet.ingest import ingest_coco
+    from lakedet.tools.ingest import ingest_coco
 
     print(f"machine: {bench.machine()}")
     data = bench.make_data(Path(args.data) / f"coco-{args.n}", args.n)

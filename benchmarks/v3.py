@@ -81,7 +81,7 @@ def make_data(root: Path, n: int, dl3_python: str) -> dict:
                              text=True)
         if out.returncode:
             raise RuntimeError(f"writing the v3 dataset failed:\n{out.stderr[-3000:]}")
-        from lakedet.convert import convert_deeplake3
+        from lakedet.tools.convert import convert_deeplake3
 
         convert_deeplake3(str(v3), str(v4), progress=None)
         done.write_text(out.stdout.strip().splitlines()[-1])
@@ -99,7 +99,7 @@ def measure(path: str, view: str | None, workers: int, epochs: int) -> dict:
 
     init_default_scope("mmdet")
     set_multi_processing(mp_start_method="fork", opencv_num_threads=0)
-    from lakedet.source import SourceSpec, open_source
+    from lakedet.source.open import SourceSpec, open_source
 
     started = time.perf_counter()
     opened = open_source(SourceSpec(path, view=view))
@@ -126,9 +126,9 @@ def convert_rates(v3: str, root: Path, repeats: int) -> dict:
     """Rows/s of ``lakedet convert`` and of ``deeplake.convert`` alone (latest commit), alternating."""
     import deeplake
 
-    from lakedet.convert import convert_deeplake3
-    from lakedet.deeplake3 import read_info
-    from lakedet.source import SourceSpec
+    from lakedet.tools.convert import convert_deeplake3
+    from lakedet.source.deeplake3 import read_info
+    from lakedet.source.open import SourceSpec
 
     info = read_info(SourceSpec(v3))
     source = f"{v3}@{info.latest_commit('main')}"

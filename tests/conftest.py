@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lakedet.synthetic import make_shapes_dataset
+from lakedet.tools.synthetic import make_shapes_dataset
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -148,7 +148,7 @@ def pytest_collection_modifyitems(session, config, items):
     Deep Lake replaces ``os.fork`` with a version that first joins its native I/O threads; while
     any of them waits on storage, the fork waits too (``test_fork_safety.py`` reproduces it).
     lakedet's own DataLoaders start their workers with forkserver once the process has opened
-    remote data (``lakedet.train._worker_start_method``), but several tests here build plain
+    remote data (``lakedet.engine.runner._worker_start_method``), but several tests here build plain
     PyTorch DataLoaders, which fork: they run before any in-process S3 use. (Seen before the
     forkserver change: a hang, then a crash, in that preparation after ``test_remote.py``.)
     """

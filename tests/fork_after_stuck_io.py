@@ -37,7 +37,7 @@ def main(mode: str, url: str, creds: dict) -> dict:
             from mmengine.registry import init_default_scope
             from mmengine.runner import Runner
 
-            from lakedet.train import adapt_config
+            from lakedet.engine.runner import adapt_config
 
             init_default_scope("mmdet")
             cfg = Config(dict(train_dataloader=dict(

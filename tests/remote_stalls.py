@@ -17,8 +17,8 @@ from conftest import ThreadedProxy  # noqa: E402
 
 
 def main(url: str, creds: dict, commit: str) -> dict:
-    from lakedet.dataset import DeepLakeDetDataset, read_annotations
-    from lakedet.source import SourceSpec, _checkout, _find_view, _open_view, _run_query, open_source
+    from lakedet.data.dataset import DeepLakeDetDataset, read_annotations
+    from lakedet.source.open import SourceSpec, _checkout, _find_view, _open_view, _run_query, open_source
 
     proxy = ThreadedProxy(creds["endpoint_url"])
     via = dict(creds, endpoint_url=proxy.endpoint)

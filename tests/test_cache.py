@@ -1,4 +1,4 @@
-"""``lakedet.cache.BlockCache``: entries round-trip, the folder stays within its bound (least
+"""``lakedet.data.cache.BlockCache``: entries round-trip, the folder stays within its bound (least
 recently used out first), damaged entries are misses, several processes share one folder."""
 
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lakedet.cache import BlockCache, open_cache
+from lakedet.data.cache import BlockCache, open_cache
 from lakedet.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(120)
@@ -47,10 +47,10 @@ def test_a_damaged_entry_is_a_miss_and_is_removed(tmp_path):
 def test_several_processes_share_one_folder(tmp_path):
     import lakedet
 
-    # lakedet.cache alone, without lakedet/__init__.py (which imports MMDetection: seconds per process)
+    # lakedet.data.cache alone, without lakedet/__init__.py (which imports MMDetection: seconds per process)
     code = ("import sys, types\npackage = types.ModuleType('lakedet')\n"
             f"package.__path__ = [{os.path.dirname(lakedet.__file__)!r}]\nsys.modules['lakedet'] = package\n"
-            "from lakedet.cache import BlockCache\n"
+            "from lakedet.data.cache import BlockCache\n"
             "cache = BlockCache(sys.argv[1], 60_000)\n"
             "for i in range(200):\n"
             "    key = f'k{i % 25}'\n"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lakedet.checkpoints import allow_mmengine_checkpoints
+from lakedet.engine.checkpoints import allow_mmengine_checkpoints
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -107,7 +107,7 @@ def test_other_getattr_calls_stay_refused(tmp_path):
 
 
 def test_buffers_of_earlier_lakedet_checkpoints_are_decoded():
-    from lakedet.checkpoints import _BUFFER_TAG, decode_buffers
+    from lakedet.engine.checkpoints import _BUFFER_TAG, decode_buffers
 
     old = {"train/loss": {_BUFFER_TAG: True, "log_history": np.array([1.0, 3.0]), "count_history": np.array([1, 1]),
                           "max_length": 10}, "other": 5}

@@ -93,8 +93,8 @@ def test_per_class_tables_for_coco_and_voc_metrics():
 
     import numpy as np
 
-    from lakedet.report import per_class_tables as _per_class_tables
-    from lakedet.evaluation import CocoSummary
+    from lakedet.evaluation.tables import per_class_tables as _per_class_tables
+    from lakedet.evaluation.metrics import CocoSummary
 
     coco = SimpleNamespace(last_tables={"bbox": CocoSummary("bbox", np.zeros(12), [
         dict(name="circle", AP=0.5, AP50=0.7, AP75=0.4, AP_s=0.1, AP_m=0.6, AP_l=float("nan"))])})

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-import lakedet.cocofile as cocofile
-from lakedet.cocofile import scan_coco
+import lakedet.tools.cocofile as cocofile
+from lakedet.tools.cocofile import scan_coco
 from lakedet.errors import DataError
 
 pytestmark = pytest.mark.timeout(60)

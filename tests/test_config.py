@@ -4,7 +4,7 @@ import logging
 import pytest
 from mmengine.config import Config
 
-from lakedet.config import is_2x_config, translate_config, translate_pipeline
+from lakedet.config.translate import is_2x_config, translate_config, translate_pipeline
 from lakedet.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
@@ -285,7 +285,7 @@ def test_mixing_transforms_in_a_plain_pipeline_get_a_multi_image_mix_dataset():
 
 
 def test_cfg_options_on_3x_keys_are_applied_after_the_translation():
-    from lakedet.config import merge_options
+    from lakedet.config.translate import merge_options
 
     out = merge_options(seed_style(), {"data.train.deeplake_path": "/other/train", "train_dataloader.batch_size": 7,
                                        "train_dataloader.num_workers": 0, "runner": dict(type="EpochBasedRunner", max_epochs=3)})
@@ -326,7 +326,7 @@ def test_2x_voc_iou_thr_and_pad_values_are_translated():
 
 
 def test_top_level_seed_keys_in_a_3x_config_are_honoured_or_refused():
-    from lakedet.train import adapt_config
+    from lakedet.engine.runner import adapt_config
 
     def native(**top):
         return Config(dict(train_dataloader=dict(dataset=dict(type="DeepLakeDetDataset", deeplake_path="/x")),

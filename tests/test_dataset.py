@@ -7,7 +7,7 @@ import pytest
 
 from lakedet import DeepLakeDetDataset
 from lakedet.errors import ConfigError, DataError, SchemaError
-from lakedet.synthetic import SHAPE_CLASSES, encode_jpeg, render_rows, write_dataset
+from lakedet.tools.synthetic import SHAPE_CLASSES, encode_jpeg, render_rows, write_dataset
 
 pytestmark = pytest.mark.timeout(120)
 

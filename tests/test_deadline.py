@@ -22,7 +22,7 @@ class _Never:
 
 
 def test_wait_gives_up_at_the_deadline_with_a_message_naming_the_read():
-    from lakedet.deadline import wait
+    from lakedet.source.deadline import wait
     from lakedet.errors import ReadTimeout, SourceTimeout
 
     future = _Never()
@@ -42,7 +42,7 @@ def test_every_remote_read_is_bounded_when_storage_stops_answering(s3_server, tm
     # written from a subprocess, so no Deep Lake I/O thread of this process talks to the server
     # (an older commit than the head: opening the head needs no request)
     commit = subprocess.run(
-        [sys.executable, "-c", "import sys, json; from lakedet.synthetic import make_shapes_dataset; "
+        [sys.executable, "-c", "import sys, json; from lakedet.tools.synthetic import make_shapes_dataset; "
          "ds, _ = make_shapes_dataset(sys.argv[1], 12, size=64, seed=2, min_side=12, max_side=30, "
          "masks='polygon', creds=json.loads(sys.argv[2])); first = ds.version; "
          "ds.query('SELECT * WHERE ROW_NUMBER() < 4').tag('some'); ds.add_column('score', 'float32'); "

@@ -11,7 +11,7 @@ from collections import defaultdict
 import pytest
 
 from conftest import CONFIG_DIR
-from lakedet.sampler import shard_rows
+from lakedet.data.sampler import shard_rows
 
 pytestmark = [pytest.mark.distributed, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -72,7 +72,7 @@ def _torchrun(*args):
 @pytest.fixture(scope="module")
 def rows11(tmp_path_factory):
     """11 rows: two ranks need one padded row."""
-    from lakedet.synthetic import make_shapes_dataset
+    from lakedet.tools.synthetic import make_shapes_dataset
 
     path = str(tmp_path_factory.mktemp("rows11") / "ds")
     make_shapes_dataset(path, 11, size=64, seed=21, min_side=12, max_side=30)
@@ -121,7 +121,7 @@ def single_process_eval(tmp_path_factory):
     from mmengine.config import Config
 
     from lakedet import build_detector
-    from lakedet.synthetic import make_shapes_dataset
+    from lakedet.tools.synthetic import make_shapes_dataset
 
     root = tmp_path_factory.mktemp("dist_eval")
     data = str(root / "val7")

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from conftest import CONFIG_DIR, dataset_hash
-from lakedet.error_analysis import class_table, evaluate_predictions, write_matches
-from lakedet.matching import FN, FP, IGNORE, TP, match_image
-from lakedet.plots import PR_CURVES_SIZE, confusion_matrix_size, plot_confusion_matrix, plot_pr_curves
-from lakedet.predict import RowPrediction, write_predictions
-from lakedet.synthetic import SHAPE_CLASSES, SyntheticRow, render_rows, write_dataset
+from lakedet.tools.error_analysis import class_table, evaluate_predictions, write_matches
+from lakedet.evaluation.matching import FN, FP, IGNORE, TP, match_image
+from lakedet.evaluation.plots import PR_CURVES_SIZE, confusion_matrix_size, plot_confusion_matrix, plot_pr_curves
+from lakedet.tools.predict import RowPrediction, write_predictions
+from lakedet.tools.synthetic import SHAPE_CLASSES, SyntheticRow, render_rows, write_dataset
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -192,7 +192,7 @@ def test_show_errors_draws_tp_fp_fn_in_three_colours(case_branch, tmp_path, caps
         patch = grid[y - 1:y + 2, cell * 64 + x - 1:cell * 64 + x + 2].reshape(-1, 3)
         return (np.abs(patch - np.asarray(colour)).sum(1) < 90).any()
 
-    from lakedet.show import ERROR_COLOURS
+    from lakedet.tools.show import ERROR_COLOURS
 
     # bottom edges (the labels sit at the top-left corners)
     assert near(0, 20, 30, ERROR_COLOURS[TP])  # row 0: the found square, green

@@ -11,8 +11,8 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from lakedet import DeepLakeDetDataset
-from lakedet.evaluation import DeepLakeCocoMetric, DeepLakeVOCMetric, coco_ground_truth
-from lakedet.synthetic import SHAPE_CLASSES, render_rows, write_dataset
+from lakedet.evaluation.metrics import DeepLakeCocoMetric, DeepLakeVOCMetric, coco_ground_truth
+from lakedet.tools.synthetic import SHAPE_CLASSES, render_rows, write_dataset
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -252,7 +252,7 @@ def test_metric_on_ingested_coco_equals_pycocotools_on_the_original_file(tmp_pat
     original JSON (predictions mapped back to COCO image and category ids): bbox and segm agree."""
     import deeplake
 
-    from lakedet.ingest import ingest_coco
+    from lakedet.tools.ingest import ingest_coco
     from real_files import write_coco
 
     write_coco(tmp_path)
@@ -319,7 +319,7 @@ def test_the_registered_coco_metric_is_mmdetections_off_deeplake_and_reads_rows_
 
     init_default_scope("mmdet")  # as in a zoo config (default_scope = 'mmdet')
 
-    from lakedet.evaluation import CocoMetricOrRows
+    from lakedet.evaluation.metrics import CocoMetricOrRows
 
     path, rows = crowd_rows
     preds = _predictions(rows, seed=4)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lakedet.synthetic import make_shapes_dataset
+from lakedet.tools.synthetic import make_shapes_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 

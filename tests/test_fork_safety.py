@@ -18,7 +18,7 @@ SCRIPT = str(Path(__file__).parent / "fork_after_stuck_io.py")
 def small_on_s3(s3_server):
     url = "s3://lakedet/fork-safety"
     # written by another process: no Deep Lake I/O thread of this one talks to the server
-    subprocess.run([sys.executable, "-c", "import sys, json; from lakedet.synthetic import make_shapes_dataset; "
+    subprocess.run([sys.executable, "-c", "import sys, json; from lakedet.tools.synthetic import make_shapes_dataset; "
                     "make_shapes_dataset(sys.argv[1], 12, size=64, seed=1, min_side=12, max_side=30, "
                     "creds=json.loads(sys.argv[2]))", url, json.dumps(s3_server)], check=True, timeout=120)
     return url, s3_server
@@ -50,7 +50,7 @@ import sys, json
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from lakedet.train import adapt_config
+from lakedet.engine.runner import adapt_config
 print("the script runs", flush=True)
 init_default_scope("mmdet")
 cfg = Config(dict(train_dataloader=dict(

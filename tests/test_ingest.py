@@ -10,12 +10,12 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-import lakedet.ingest as ingest_module
+import lakedet.tools.ingest as ingest_module
 from lakedet import DeepLakeDetDataset
 from lakedet.errors import DataError
-from lakedet.evaluation import DeepLakeCocoMetric
-from lakedet.ingest import ingest_coco, ingest_voc
-from lakedet.synthetic import SHAPE_CLASSES, encode_jpeg, render_rows
+from lakedet.evaluation.metrics import DeepLakeCocoMetric
+from lakedet.tools.ingest import ingest_coco, ingest_voc
+from lakedet.tools.synthetic import SHAPE_CLASSES, encode_jpeg, render_rows
 from real_files import VOC_OBJECTS, write_coco, write_voc
 
 pytestmark = pytest.mark.timeout(120)

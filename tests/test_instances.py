@@ -1,4 +1,4 @@
-"""MMDetection's dataset rules (lakedet.instances), and lakedet side by side with MMDetection's own
+"""MMDetection's dataset rules (lakedet.data.instances), and lakedet side by side with MMDetection's own
 CocoDataset / VOCDataset reading the same files."""
 
 import logging
@@ -12,8 +12,8 @@ from mmengine.registry import init_default_scope
 from conftest import CONFIG_DIR
 from lakedet import DeepLakeDetDataset, build_detector, train_detector
 from lakedet.errors import ConfigError
-from lakedet.ingest import ingest_coco, ingest_voc
-from lakedet.instances import rows_to_keep, select_classes, small_boxes, training_targets
+from lakedet.tools.ingest import ingest_coco, ingest_voc
+from lakedet.data.instances import rows_to_keep, select_classes, small_boxes, training_targets
 from real_files import write_coco, write_voc
 
 pytestmark = pytest.mark.timeout(300)

@@ -11,10 +11,10 @@ from mmengine.runner import Runner
 
 from lakedet import DeepLakeDetDataset
 from lakedet.errors import DataError
-from lakedet.handover import share_batch
-from lakedet.reader import read_timeout
-from lakedet.synthetic import make_shapes_dataset
-from lakedet.transforms import decode_image
+from lakedet.data.handover import share_batch
+from lakedet.data.reader import read_timeout
+from lakedet.tools.synthetic import make_shapes_dataset
+from lakedet.data.transforms import decode_image
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -170,7 +170,7 @@ def test_read_timeout_setting_is_checked(monkeypatch):
 def test_reads_are_bounded_wherever_storage_can_stall(shapes):
     import deeplake
 
-    from lakedet.reader import ImageReader
+    from lakedet.data.reader import ImageReader
 
     ds = deeplake.open_read_only(shapes[0])
     assert not ImageReader(ds, "images", True, shapes[0]).remote  # a local folder: one batched read
@@ -191,7 +191,7 @@ def test_uncompressed_and_plain_bytes_image_columns_through_workers(stored, tmp_
     import deeplake
     from deeplake import types
 
-    from lakedet.synthetic import encode_jpeg, render_rows
+    from lakedet.tools.synthetic import encode_jpeg, render_rows
 
     rows = render_rows(6, size=32, seed=2, min_side=6, max_side=14)
     path = str(tmp_path / stored)
@@ -217,7 +217,7 @@ def test_wrapped_deeplake_datasets_still_get_whole_batches(shapes, shapes_val):
     """Repeat/Concat/ClassBalanced wrappers around Deep Lake splits become batch-passing ones."""
     from mmengine.config import Config
 
-    from lakedet.train import adapt_config
+    from lakedet.engine.runner import adapt_config
 
     inner = lambda path: dict(type="DeepLakeDetDataset", deeplake_path=path, pipeline=PLAIN_PIPELINE)  # noqa: E731
     cfg = Config(dict(train_dataloader=dict(

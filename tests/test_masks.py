@@ -9,8 +9,8 @@ from mmengine.config import Config
 from conftest import CONFIG_DIR
 from lakedet import DeepLakeDetDataset, build_detector, train_detector
 from lakedet.errors import DataError
-from lakedet.synthetic import render_rows, write_dataset
-from lakedet.train import last_metrics
+from lakedet.tools.synthetic import render_rows, write_dataset
+from lakedet.engine.runner import last_metrics
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -1,4 +1,4 @@
-"""lakedet.matching against pycocotools' own COCOeval, box by box (evalImgs) and class by class."""
+"""lakedet.evaluation.matching against pycocotools' own COCOeval, box by box (evalImgs) and class by class."""
 
 import contextlib
 import io
@@ -8,7 +8,7 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from lakedet.matching import FN, FP, IGNORE, TP, box_iou, class_pr, confusion_matrix, f1_score, match_image
+from lakedet.evaluation.matching import FN, FP, IGNORE, TP, box_iou, class_pr, confusion_matrix, f1_score, match_image
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import CONFIG_DIR, dataset_hash
-from lakedet.synthetic import make_shapes_dataset
+from lakedet.tools.synthetic import make_shapes_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -87,9 +87,9 @@ def _branch_columns(path, branch):
 def test_predict_runs_a_dataloader_with_workers_writes_in_bounded_batches_and_takes_tta(tmp_path, monkeypatch):
     import torch
 
-    from lakedet import predict as predict_module
+    from lakedet.tools import predict as predict_module
     from lakedet.errors import ConfigError
-    from lakedet.predict import predict_to_branch
+    from lakedet.tools.predict import predict_to_branch
 
     target = str(tmp_path / "target")
     make_shapes_dataset(target, 7, size=64, seed=31)

@@ -61,7 +61,7 @@ WORKERS = ["train_dataloader.num_workers=2", "train_dataloader.persistent_worker
 def test_killed_training_resumes_with_the_losses_of_an_uninterrupted_run(config, workers, shapes, tmp_path, processes):
     """With DataLoader workers too: each sample's random draws are seeded from (seed, epoch, rank,
     sample), so the workers a resumed run starts draw what the uninterrupted run's drew."""
-    from lakedet.checkpoints import allow_mmengine_checkpoints
+    from lakedet.engine.checkpoints import allow_mmengine_checkpoints
 
     allow_mmengine_checkpoints()
     # one thread each: the two runs below share the machine, and results must not depend on it
@@ -115,7 +115,7 @@ def test_random_states_survive_a_weights_only_checkpoint(tmp_path):
 
     import numpy as np
 
-    from lakedet.checkpoints import get_rng_states, set_rng_states
+    from lakedet.engine.checkpoints import get_rng_states, set_rng_states
 
     np.random.randn()  # leaves a cached Gaussian in NumPy's state: it must be saved too
     torch.save({"rng_states": get_rng_states()}, tmp_path / "c.pth")

@@ -1,11 +1,11 @@
-"""The row assignment of distributed ranks (``lakedet.sampler``), tested over a grid without processes."""
+"""The row assignment of distributed ranks (``lakedet.data.sampler``), tested over a grid without processes."""
 
 from itertools import chain, zip_longest
 
 import numpy as np
 import pytest
 
-from lakedet.sampler import ShardedRowSampler, shard_rows, shard_size
+from lakedet.data.sampler import ShardedRowSampler, shard_rows, shard_size
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -145,7 +145,7 @@ def test_dataloader_workers_of_a_rank_never_read_a_row_twice():
 def test_adapt_config_swaps_default_sampler_of_deeplake_splits_only(caplog):
     from mmengine.config import Config
 
-    from lakedet.train import adapt_config
+    from lakedet.engine.runner import adapt_config
 
     deeplake = dict(type="DeepLakeDetDataset", deeplake_path="/data/x")
     cfg = Config(dict(
@@ -169,7 +169,7 @@ def test_adapt_config_swaps_default_sampler_of_deeplake_splits_only(caplog):
 
 # --- the chunk-aware order --------------------------------------------------------------------
 
-from lakedet.sampler import ReadPlan, chunk_shard_rows, worker_parts  # noqa: E402
+from lakedet.data.sampler import ReadPlan, chunk_shard_rows, worker_parts  # noqa: E402
 
 
 def block_layout(sizes):
@@ -304,7 +304,7 @@ def test_auto_order_is_chunks_for_remote_data_with_a_layout_only():
 
 
 def test_blocks_can_be_cut_smaller_than_chunks():
-    from lakedet.sampler import split_blocks
+    from lakedet.data.sampler import split_blocks
 
     pieces = split_blocks(block_layout([5, 3]), 2)
     assert pieces.tolist() == [0, 0, 1, 1, 2, 3, 3, 4]

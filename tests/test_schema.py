@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lakedet.errors import SchemaError
-from lakedet.schema import (BoxFormat, BoxMode, box_format_from_metadata, boxes_to_xyxy,
+from lakedet.schema.columns import (BoxFormat, BoxMode, box_format_from_metadata, boxes_to_xyxy,
                             class_names_from_metadata, resolve_tensor_map)
 
 pytestmark = pytest.mark.timeout(30)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lakedet.checkpoints import redact_credentials
+from lakedet.engine.checkpoints import redact_credentials
 from lakedet.cli import parse_creds
 from lakedet.errors import ConfigError
 
@@ -35,7 +35,7 @@ def test_everything_under_deeplake_credentials_but_endpoint_and_region_is_redact
 def test_the_config_a_run_writes_and_logs_holds_no_secret():
     from mmengine.config import Config
 
-    from lakedet.train import _redacted
+    from lakedet.engine.runner import _redacted
 
     cfg = Config(dict(train_dataloader=dict(dataset=dict(deeplake_credentials=dict(creds=CREDS)))))
     text = _redacted(cfg).pretty_text

@@ -11,10 +11,10 @@ from mmengine.config import Config
 
 from conftest import CONFIG_DIR, dataset_hash
 from lakedet import build_detector, train_detector
-from lakedet.config import translate_config
-from lakedet.schema import BoxFormat, BoxMode, boxes_to_xyxy, xyxy_to_ltwh
-from lakedet.synthetic import make_shapes_dataset
-from lakedet.train import last_metrics
+from lakedet.config.translate import translate_config
+from lakedet.schema.columns import BoxFormat, BoxMode, boxes_to_xyxy, xyxy_to_ltwh
+from lakedet.tools.synthetic import make_shapes_dataset
+from lakedet.engine.runner import last_metrics
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -237,7 +237,7 @@ def pathless_seed_style(work_dir, workers=2):
 
 @pytest.mark.parametrize("kind", sorted(OPENED))
 def test_every_kind_of_opened_dataset_reaches_dataloader_workers(kind, rows_with_masks, tmp_path):
-    from lakedet.train import build_runner
+    from lakedet.engine.runner import build_runner
 
     train, val = rows_with_masks
     runner = build_runner(pathless_seed_style(tmp_path), ds_train=OPENED[kind](train), ds_val=OPENED[kind](val))
@@ -254,7 +254,7 @@ def test_every_kind_of_opened_dataset_reaches_dataloader_workers(kind, rows_with
 
 def test_a_row_range_takes_schema_and_metadata_from_the_splits_path(rows_with_masks, tmp_path, caplog):
     from lakedet import DeepLakeDetDataset
-    from lakedet.synthetic import SHAPE_CLASSES
+    from lakedet.tools.synthetic import SHAPE_CLASSES
 
     train, _ = rows_with_masks
     plain = DeepLakeDetDataset(deeplake_dataset=OPENED["row list"](train), pipeline=[])

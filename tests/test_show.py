@@ -6,7 +6,7 @@ import deeplake
 import numpy as np
 import pytest
 
-from lakedet.synthetic import encode_jpeg, make_shapes_dataset
+from lakedet.tools.synthetic import encode_jpeg, make_shapes_dataset
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -19,7 +19,7 @@ def test_s3_server_stopped_mid_epoch_fails_clearly_within_30_s(tmp_path):
         url = "s3://lakedet/stops"
         # written by another process: Deep Lake joins its I/O threads before every fork, and one
         # left talking to the server this test kills would hang later DataLoader starts here
-        subprocess.run([sys.executable, "-c", "import sys, json; from lakedet.synthetic import make_shapes_dataset; "
+        subprocess.run([sys.executable, "-c", "import sys, json; from lakedet.tools.synthetic import make_shapes_dataset; "
                         "make_shapes_dataset(sys.argv[1], 24, size=256, seed=5, min_side=12, max_side=30, "
                         "creds=json.loads(sys.argv[2]))", url, json.dumps(creds)], check=True, timeout=120)
         work, mark = tmp_path / "work", tmp_path / "stopped"
@@ -55,7 +55,7 @@ def test_s3_server_stopped_mid_epoch_fails_clearly_within_30_s(tmp_path):
     assert not (work / "epoch_2.pth").exists()
     import torch
 
-    from lakedet.checkpoints import allow_mmengine_checkpoints
+    from lakedet.engine.checkpoints import allow_mmengine_checkpoints
 
     allow_mmengine_checkpoints()
     assert "state_dict" in torch.load(work / "epoch_1.pth", map_location="cpu")

@@ -62,7 +62,7 @@ def build_loader(path, creds=None, workers=0, order="auto", cache=None, seed=3, 
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
-    from lakedet.train import adapt_config
+    from lakedet.engine.runner import adapt_config
 
     init_default_scope("mmdet")
     dataset = dict(type="DeepLakeDetDataset", deeplake_path=path, pipeline=PIPELINE)
@@ -133,7 +133,7 @@ def test_workers_over_s3_start_with_forkserver_and_read_whole_chunks(noise_on_s3
 
 
 def test_local_cache_serves_the_chunks_to_a_later_reader(noise_on_s3, proxy, tmp_path):
-    from lakedet.cache import BlockCache
+    from lakedet.data.cache import BlockCache
 
     url, creds, _ = noise_on_s3
     via_proxy = dict(creds, endpoint_url=proxy.endpoint)

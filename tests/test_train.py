@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 from conftest import CONFIG_DIR, dataset_hash
 from lakedet import build_detector, train_detector
-from lakedet.train import last_metrics
+from lakedet.engine.runner import last_metrics
 from lakedet.errors import ConfigError
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
@@ -40,7 +40,7 @@ def test_two_iterations_train_and_validate_with_coco_metrics(shapes, shapes_val,
 
 
 def test_opened_views_and_mappings_override_the_config(shapes, tmp_path):
-    from lakedet.synthetic import make_shapes_dataset
+    from lakedet.tools.synthetic import make_shapes_dataset
 
     val, _ = make_shapes_dataset(str(tmp_path / "val"), 4, size=64, seed=31)
     val.add_column("other_boxes", deeplake.types.BoundingBox())  # two box columns: inference cannot choose
@@ -112,7 +112,7 @@ def test_seed_style_batch_size_and_shuffle_reach_the_model(shapes, shapes_val, t
 
 
 def test_seed_style_commit_view_and_query_select_the_training_rows(tmp_path, shapes_val):
-    from lakedet.synthetic import make_shapes_dataset
+    from lakedet.tools.synthetic import make_shapes_dataset
 
     path = str(tmp_path / "versioned")
     ds, _ = make_shapes_dataset(path, 5, size=64, seed=7)
@@ -159,7 +159,7 @@ def test_meta_cannot_replace_mmengines_own_checkpoint_keys(shapes, tmp_path):
 
 def test_a_built_model_follows_the_2x_pipelines_normalize(shapes, shapes_val, tmp_path):
     """The seed builds the model before train_detector translates Normalize into the preprocessor."""
-    from lakedet.train import build_runner
+    from lakedet.engine.runner import build_runner
 
     cfg = seed_style_config(shapes[0], shapes_val[0], tmp_path)
     model = build_detector(cfg.model)  # the base config's mean/std
@@ -175,7 +175,7 @@ def test_evaluated_deeplake_datasets_run_in_test_mode(shapes, shapes_val, tmp_pa
     """A val split written without test_mode=True still evaluates (its samples carry the ground truth)."""
     from mmengine.config import Config
 
-    from lakedet.train import adapt_config
+    from lakedet.engine.runner import adapt_config
 
     cfg = Config(dict(
         val_dataloader=dict(dataset=dict(type="ConcatDataset", datasets=[
@@ -190,7 +190,7 @@ def test_evaluated_deeplake_datasets_run_in_test_mode(shapes, shapes_val, tmp_pa
     e2e.val_dataloader.dataset.test_mode = False
     e2e.work_dir = str(tmp_path)
     from lakedet import build_detector, train_detector
-    from lakedet.train import last_metrics
+    from lakedet.engine.runner import last_metrics
 
     runner = train_detector(build_detector(e2e.model), e2e, validate=True)
     assert 0 <= last_metrics(runner)["coco/bbox_mAP"] <= 1

@@ -1,4 +1,4 @@
-"""Deep Lake 3 datasets read in place (``lakedet.deeplake3``) and converted (``lakedet convert``).
+"""Deep Lake 3 datasets read in place (``lakedet.source.deeplake3``) and converted (``lakedet convert``).
 
 The fixtures were written by Deep Lake 3.9.52 itself (``tests/data/make_deeplake3.py``), and
 ``deeplake3_expected.json`` holds what Deep Lake 3 reads back from each selection: every check
@@ -50,7 +50,7 @@ def v3(tmp_path_factory):
 
 
 def dataset(path, **keys):
-    from lakedet.dataset import DeepLakeDetDataset
+    from lakedet.data.dataset import DeepLakeDetDataset
 
     return DeepLakeDetDataset(deeplake_path=path, test_mode=True, pipeline=[], **keys)
 
@@ -100,8 +100,8 @@ def test_rows_are_those_deeplake3_wrote(v3, name, keys):
 def test_fractional_ccwh_boxes_polygons_and_a_grayscale_row(v3):
     """The shapes fixture through the pipeline: fractional CCWH boxes in pixels, polygons as masks;
     the grayscale row of the coco fixture decodes to 3 channels."""
-    from lakedet.dataset import DeepLakeDetDataset
-    from lakedet.source import SourceSpec, open_source
+    from lakedet.data.dataset import DeepLakeDetDataset
+    from lakedet.source.open import SourceSpec, open_source
 
     expected = EXPECTED["shapes"]["selections"]["default"]
     view = open_source(SourceSpec(v3["shapes"]))
@@ -205,7 +205,7 @@ def test_retinanet_trains_and_evaluates_on_v3_through_train_detector(v3, tmp_pat
     from mmengine.config import Config
 
     from lakedet import build_detector, train_detector
-    from lakedet.train import last_metrics
+    from lakedet.engine.runner import last_metrics
 
     cfg = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
     cfg.train_dataloader.dataset.deeplake_path = v3["shapes"]
@@ -220,7 +220,7 @@ def test_retinanet_trains_and_evaluates_on_v3_through_train_detector(v3, tmp_pat
     assert lineage["train"][0]["format"] == "deeplake3"
     import deeplake
 
-    from lakedet.dataset import DeepLakeDetDataset
+    from lakedet.data.dataset import DeepLakeDetDataset
 
     opened = deeplake.query(f'SELECT * FROM "{v3["coco"]}@relabel"')  # a view the caller queried
     given = DeepLakeDetDataset(deeplake_dataset=opened, pipeline=[])
@@ -384,7 +384,7 @@ def test_v3_on_s3_that_stops_answering_fails_within_the_bounds(v3_on_s3):
 def test_convert_reads_a_v3_dataset_on_s3_with_the_given_creds(v3_on_s3, tmp_path, monkeypatch):
     import deeplake
 
-    from lakedet.convert import convert_deeplake3
+    from lakedet.tools.convert import convert_deeplake3
 
     url, creds, objects = v3_on_s3
     before = objects()

@@ -54,7 +54,7 @@ def coco_like(tmp_path_factory):
     used are the first three), so no head's num_classes changes."""
     from mmdet.datasets import CocoDataset
 
-    from lakedet.synthetic import make_shapes_dataset
+    from lakedet.tools.synthetic import make_shapes_dataset
 
     root = tmp_path_factory.mktemp("zoo")
     classes = CocoDataset.METAINFO["classes"]

@@ -17,8 +17,8 @@ from conftest import ThreadedProxy  # noqa: E402
 url, endpoint, creds = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 proxy = ThreadedProxy(endpoint)
 creds["endpoint_url"] = proxy.endpoint
-from lakedet.reader import ImageReader  # noqa: E402
-from lakedet.source import SourceSpec, open_source  # noqa: E402
+from lakedet.data.reader import ImageReader  # noqa: E402
+from lakedet.source.open import SourceSpec, open_source  # noqa: E402
 
 result = {}
 view = open_source(SourceSpec(url, creds=creds, view="dogs"))  # reachable: opens

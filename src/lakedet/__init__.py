@@ -19,14 +19,14 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _PUBLIC = {
-    "BoxFormat": "schema", "BoxMode": "schema", "TensorMap": "schema",
+    "BoxFormat": "schema.columns", "BoxMode": "schema.columns", "TensorMap": "schema.columns",
     "ConfigError": "errors", "DataError": "errors", "LakedetError": "errors", "SchemaError": "errors",
     "SourceError": "errors",
-    "DeepLakeDetDataset": "dataset", "DeepLakeCocoMetric": "evaluation",
-    "ShardedRowSampler": "sampler", "shard_rows": "sampler",
-    "SourceSpec": "source", "open_source": "source",
-    "build_detector": "train", "train_detector": "train", "convert_deeplake3": "convert",
-    "LoadDeepLakeAnnotations": "transforms", "LoadImageFromDeepLake": "transforms",
+    "DeepLakeDetDataset": "data.dataset", "DeepLakeCocoMetric": "evaluation.metrics",
+    "ShardedRowSampler": "data.sampler", "shard_rows": "data.sampler",
+    "SourceSpec": "source.open", "open_source": "source.open",
+    "build_detector": "engine.runner", "train_detector": "engine.runner", "convert_deeplake3": "tools.convert",
+    "LoadDeepLakeAnnotations": "data.transforms", "LoadImageFromDeepLake": "data.transforms",
 }
 
 __all__ = sorted(_PUBLIC) + ["register_all"]
@@ -45,8 +45,13 @@ def __getattr__(name: str):
 def register_all() -> None:
     """Register every lakedet module in MMDetection's and mmengine's registries and allow-list
     what mmengine's checkpoints hold for ``weights_only`` loading (idempotent)."""
-    from . import dataset, evaluation, hooks, sampler, transforms, wrappers  # noqa: F401  (they register)
-    from .checkpoints import allow_mmengine_checkpoints
+    from .data import dataset
+    from .evaluation import metrics as evaluation
+    from .engine import hooks
+    from .data import sampler
+    from .data import transforms
+    from .data import wrappers  # noqa: F401  (they register)
+    from .engine.checkpoints import allow_mmengine_checkpoints
 
     allow_mmengine_checkpoints()
 
