@@ -142,7 +142,7 @@ def register_limit() -> None:
     class InMemoryDetDataset(DeepLakeDetDataset):
         def __init__(self, **kwargs):
             super().__init__(**kwargs)
-            self._reader = MemoryReader(self._ds[self.tensor_map.img].get_bytes(list(range(len(self._ds)))))
+            self.reader = MemoryReader(self.opened[self.tensor_map.img].get_bytes(list(range(len(self.opened)))))
 
 
 def build_loader(loader: str, pipeline: str, data: dict, workers: int, seed: int = 0):

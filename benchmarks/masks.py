@@ -69,7 +69,7 @@ def main() -> None:
     from mmdet.datasets import CocoDataset
     from mmdet.datasets.transforms import LoadAnnotations
 
-    from lakedet.tools.ingest import segmentation_to_mask
+    from lakedet.schema.masks import segmentation_to_mask
     from lakedet.data.transforms import LoadDeepLakeAnnotations
 
     data = Path(args.data)

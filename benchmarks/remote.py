@@ -10,8 +10,9 @@ ingested by ``lakedet ingest``.
 Each measurement runs in its own process, one at a time (local disk is measured again before each
 group of remote runs, and each ratio is to that paired run): the ``c++`` loader, ``minimal`` pipeline, batch 8,
 2 persistent workers, ``ShardedRowSampler`` with ``order="permutation"`` (a full per-row
-permutation) or ``order="chunks"`` (the chunk-aware order), as ``lakedet.engine.runner.adapt_config``
-sets it up (forkserver workers for remote data). Reported per run: images/s (median of the
+permutation) or ``order="chunks"`` (the chunk-aware order), fitted as every run over Deep Lake
+data fits it (``lakedet.engine.hooks.prepare_dataloader``: the batching, forkserver workers for
+remote data). Reported per run: images/s (median of the
 epochs after the first, which starts the workers), the ratio to local disk measured in the same
 run, GETs and MB fetched per image (counted by the proxy), CPU ms per image of the S3 server and
 of the proxy (they share the machine's cores with the loader), the peak RSS of a worker, and two
@@ -142,7 +143,7 @@ def measure(path: str, creds: dict | None, order: str, epochs: int, cache: str |
     from mmengine.runner import Runner
     from mmengine.utils.dl_utils import set_multi_processing
 
-    from lakedet.engine.runner import adapt_config
+    from lakedet.engine.hooks import prepare_dataloader
 
     init_default_scope("mmdet")
     set_multi_processing(mp_start_method="fork", opencv_num_threads=0)  # what mmengine's Runner does
@@ -156,8 +157,8 @@ def measure(path: str, creds: dict | None, order: str, epochs: int, cache: str |
         batch_size=bench.BATCH, num_workers=WORKERS, persistent_workers=True,
         sampler=dict(type="DefaultSampler", shuffle=True, seed=0, order=order, world_size=world_size, rank=rank),
         collate_fn=dict(type="pseudo_collate"), dataset=dataset)))
-    adapt_config(cfg)  # ShardedRowSampler with the batching, forkserver workers for remote data
     loader = Runner.build_dataloader(cfg.train_dataloader.to_dict(), seed=0)
+    prepare_dataloader(loader)  # ShardedRowSampler with the batching, forkserver workers for remote data
     rates = bench.epoch_rates(loader, epochs)
     sampler = loader.sampler
     sampler.set_epoch(1)

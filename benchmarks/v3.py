@@ -99,7 +99,7 @@ def measure(path: str, view: str | None, workers: int, epochs: int) -> dict:
 
     init_default_scope("mmdet")
     set_multi_processing(mp_start_method="fork", opencv_num_threads=0)
-    from lakedet.source.open import SourceSpec, open_source
+    from lakedet.source import SourceSpec, open_source
 
     started = time.perf_counter()
     opened = open_source(SourceSpec(path, view=view))
@@ -128,7 +128,7 @@ def convert_rates(v3: str, root: Path, repeats: int) -> dict:
 
     from lakedet.tools.convert import convert_deeplake3
     from lakedet.source.deeplake3 import read_info
-    from lakedet.source.open import SourceSpec
+    from lakedet.source import SourceSpec
 
     info = read_info(SourceSpec(v3))
     source = f"{v3}@{info.latest_commit('main')}"

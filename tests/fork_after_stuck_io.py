@@ -37,7 +37,7 @@ def main(mode: str, url: str, creds: dict) -> dict:
             from mmengine.registry import init_default_scope
             from mmengine.runner import Runner
 
-            from lakedet.engine.runner import adapt_config
+            from lakedet.engine.hooks import prepare_dataloader
 
             init_default_scope("mmdet")
             cfg = Config(dict(train_dataloader=dict(
@@ -45,8 +45,8 @@ def main(mode: str, url: str, creds: dict) -> dict:
                 sampler=dict(type="DefaultSampler", shuffle=True, seed=0),
                 dataset=dict(type="DeepLakeDetDataset", deeplake_path=url, deeplake_credentials=dict(creds=creds),
                              pipeline=[dict(type="LoadImageFromFile"), dict(type="PackDetInputs")]))))
-            adapt_config(cfg)
             loader = Runner.build_dataloader(cfg.train_dataloader.to_dict(), seed=0)
+            prepare_dataloader(loader)
             result["context"] = loader.multiprocessing_context.get_start_method()
             result["rows"] = sorted(s.img_id for batch in loader for s in batch["data_samples"])
         result["seconds"] = time.monotonic() - started

@@ -17,18 +17,21 @@ from conftest import ThreadedProxy  # noqa: E402
 
 
 def main(url: str, creds: dict, commit: str) -> dict:
-    from lakedet.data.dataset import DeepLakeDetDataset, read_annotations
-    from lakedet.source.open import SourceSpec, _checkout, _find_view, _open_view, _run_query, open_source
+    from lakedet.data.annotations import read_annotations
+    from lakedet.data.dataset import DeepLakeDetDataset
+    from lakedet.source import SourceSpec, open_source
+    from lakedet.source.deeplake4 import open_deeplake4
+    from lakedet.source.tql import run_query
 
     proxy = ThreadedProxy(creds["endpoint_url"])
     via = dict(creds, endpoint_url=proxy.endpoint)
     pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
                 dict(type="PackDetInputs")]
     dataset = DeepLakeDetDataset(deeplake_path=url, deeplake_credentials=dict(creds=via), pipeline=pipeline)
-    spec = SourceSpec(url, creds=via, commit=commit, view="some")
+    at_commit = SourceSpec(url, creds=via, commit=commit)
+    view = SourceSpec(url, creds=via, view="some")
     query = SourceSpec(url, creds=via, query="SELECT * WHERE score > 5.5")  # a column nothing read yet
     fresh = open_source(SourceSpec(url, creds=via))  # its annotation columns not read yet
-    tag = _find_view(fresh, spec)
     proxy.paused = True
     results = {}
 
@@ -40,12 +43,12 @@ def main(url: str, creds: dict, commit: str) -> dict:
         except Exception as exc:
             results[name] = [type(exc).__name__, str(exc), time.monotonic() - started]
 
-    timed("masks", lambda: dataset._add_masks({"instances": [{}] * 3}, 5, np.arange(3), 3))
+    timed("masks", lambda: dataset.masks.add(dataset.opened, {"instances": [{}] * 3}, 5, np.arange(3), 3, True, False))
     timed("annotations", lambda: read_annotations(fresh, dataset.tensor_map, dataset.box_format, remote=url))
-    timed("image", lambda: dataset._reader.read(6))
-    timed("version.open", lambda: _checkout(fresh, spec))
-    timed("tag.open", lambda: _open_view(tag, spec))
-    timed("query", lambda: _run_query(fresh, query))
+    timed("image", lambda: dataset.reader.read(6))
+    timed("version.open", lambda: open_deeplake4(at_commit, fresh))
+    timed("tag.open", lambda: open_deeplake4(view, fresh))
+    timed("query", lambda: run_query(fresh, query))
     return results
 
 

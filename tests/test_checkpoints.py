@@ -107,9 +107,9 @@ def test_other_getattr_calls_stay_refused(tmp_path):
 
 
 def test_buffers_of_earlier_lakedet_checkpoints_are_decoded():
-    from lakedet.engine.checkpoints import _BUFFER_TAG, decode_buffers
+    from lakedet.engine.checkpoints import BUFFER_TAG, decode_buffers
 
-    old = {"train/loss": {_BUFFER_TAG: True, "log_history": np.array([1.0, 3.0]), "count_history": np.array([1, 1]),
+    old = {"train/loss": {BUFFER_TAG: True, "log_history": np.array([1.0, 3.0]), "count_history": np.array([1, 1]),
                           "max_length": 10}, "other": 5}
     decoded = decode_buffers(old)
     assert decoded["train/loss"].mean() == 2.0 and decoded["other"] == 5

@@ -325,26 +325,36 @@ def test_2x_voc_iou_thr_and_pad_values_are_translated():
         translate_config(cfg)
 
 
-def test_top_level_seed_keys_in_a_3x_config_are_honoured_or_refused():
-    from lakedet.engine.runner import adapt_config
+def test_top_level_seed_keys_in_a_3x_config_are_honoured_or_refused(shapes, shapes_val):
+    """What DeepLakeRunHook does before every run: the top-level keys checked, the loader type applied."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    from lakedet.engine.hooks import check_run_config, prepare_dataloader
 
     def native(**top):
-        return Config(dict(train_dataloader=dict(dataset=dict(type="DeepLakeDetDataset", deeplake_path="/x")),
+        return Config(dict(train_dataloader=dict(dataset=dict(type="DeepLakeDetDataset", deeplake_path=shapes[0])),
                            val_dataloader=dict(dataset=dict(type="RepeatDataset", times=2, dataset=dict(
-                               type="DeepLakeDetDataset", deeplake_path="/y", deeplake_dataloader_type="cpp"))),
+                               type="DeepLakeDetDataset", deeplake_path=shapes_val[0], deeplake_dataloader_type="cpp"))),
                            val_evaluator=dict(type="CocoMetric", ann_file="a.json"), **top))
 
+    init_default_scope("mmdet")
     cfg = native(deeplake_dataloader_type="python")
-    adapt_config(cfg)
-    assert cfg.train_dataloader.dataset.deeplake_dataloader_type == "python"
-    assert cfg.val_dataloader.dataset.dataset.deeplake_dataloader_type == "cpp"  # its own setting wins
-    adapt_config(native(deeplake_metrics_format="COCO"))
+    check_run_config(cfg)
+    loaders = {split: Runner.build_dataloader(dict(cfg[f"{split}_dataloader"], batch_size=2,
+                                                   sampler=dict(type="DefaultSampler", shuffle=False)))
+               for split in ("train", "val")}
+    for split, loader in loaders.items():
+        prepare_dataloader(loader, split, cfg.deeplake_dataloader_type)
+    assert loaders["train"].dataset.loader_type == "python"
+    assert loaders["val"].dataset.dataset.loader_type == "cpp"  # its own setting wins
+    check_run_config(native(deeplake_metrics_format="COCO"))
     with pytest.raises(ConfigError, match=r"deeplake_metrics_format='PascalVOC', but val_evaluator is CocoMetric.*VOCMetric"):
-        adapt_config(native(deeplake_metrics_format="PascalVOC"))
-    with pytest.raises(ConfigError, match=r"unknown top-level key 'deeplake_path'.*argument of DeepLakeDetDataset"):
-        adapt_config(native(deeplake_path="/x"))
+        check_run_config(native(deeplake_metrics_format="PascalVOC"))
+    with pytest.raises(ConfigError, match=r"unknown key 'deeplake_path'.*belongs in a split.*argument of DeepLakeDetDataset"):
+        check_run_config(native(deeplake_path="/x"))
     with pytest.raises(ConfigError, match="deeplake_dataloader_type='fast'"):
-        adapt_config(native(deeplake_dataloader_type="fast"))
+        prepare_dataloader(loaders["train"], "train", "fast")
 
 
 def test_2x_classes_become_metainfo_from_a_list_or_a_file(tmp_path):

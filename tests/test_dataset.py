@@ -331,17 +331,39 @@ def test_an_opened_object_refuses_row_selection_keys(shapes):
         DeepLakeDetDataset(deeplake_dataset=view, deeplake_query="SELECT * WHERE ROW_NUMBER() < 2")
 
 
-def test_gt_masks_none_turns_masks_off_even_when_two_mask_columns_exist(tmp_path):
+def test_two_mask_columns_are_asked_about_only_when_the_run_needs_masks(tmp_path):
+    """A pure detector (no masks in its pipeline) builds on a dataset with two mask columns without
+    deeplake_tensors; a Mask R-CNN pipeline, or a segm metric, asks to choose, naming both."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    from lakedet.engine.hooks import prepare_dataloader
+
     rows = render_rows(2, size=32, seed=5)
     ds = write_dataset(str(tmp_path / "two"), rows, masks="binary")
     ds.add_column("polygons", deeplake.types.Polygon())
     ds.commit("a second mask column")
-    with pytest.raises(SchemaError, match="'masks'.*'polygons'"):
-        DeepLakeDetDataset(deeplake_path=str(tmp_path / "two"))
-    plain = DeepLakeDetDataset(deeplake_path=str(tmp_path / "two"), deeplake_tensors={"gt_masks": None},
-                               test_mode=True, pipeline=ZOO_PIPELINE)
+    path = str(tmp_path / "two")
+    detector = DeepLakeDetDataset(deeplake_path=path, pipeline=ZOO_PIPELINE)
+    assert detector.tensor_map.gt_masks is None and len(detector[0]["data_samples"].gt_instances) == len(rows[0].boxes)
+    with_masks = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+                  dict(type="PackDetInputs")]
+    with pytest.raises(SchemaError, match=r"cannot infer 'gt_masks': columns \['masks', 'polygons'\] all fit"):
+        DeepLakeDetDataset(deeplake_path=path, pipeline=with_masks)
+    chosen = DeepLakeDetDataset(deeplake_path=path, deeplake_tensors={"gt_masks": "masks"}, pipeline=with_masks)
+    assert chosen[0]["data_samples"].gt_instances.masks.masks.shape == (len(rows[0].boxes), 32, 32)
+    init_default_scope("mmdet")
+    loader = Runner.build_dataloader(dict(batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False),
+                                          dataset=dict(type="DeepLakeDetDataset", deeplake_path=path, test_mode=True,
+                                                       pipeline=ZOO_PIPELINE)))
+    prepare_dataloader(loader, "val")  # a bbox metric needs no masks
+    with pytest.raises(SchemaError, match=r"val_evaluator's segm metric needs ground-truth masks.*several mask columns: "
+                                          r"\['masks', 'polygons'\]; choose one, e.g. deeplake_tensors=dict\(gt_masks='masks'\)"):
+        prepare_dataloader(loader, "val", metric="segm")
+    plain = DeepLakeDetDataset(deeplake_path=path, deeplake_tensors={"gt_masks": None}, test_mode=True,
+                               pipeline=ZOO_PIPELINE)
     assert plain.tensor_map.gt_masks is None
-    assert "mask" not in plain._add_row_data(plain.get_data_info(0))["instances"][0]  # nothing read for the metric
+    assert "mask" not in plain.raw_sample(0)["instances"][0]  # nothing read for the metric
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])

@@ -11,7 +11,7 @@ import pytest
 from lakedet.errors import SourceError
 from lakedet.tools.export import export_coco
 from lakedet.tools.ingest import ingest_coco
-from lakedet.source.open import SourceSpec
+from lakedet.source import SourceSpec
 from lakedet.tools.synthetic import render_rows, write_dataset
 from real_files import write_coco
 from test_ingest import _assert_same_rows, _columns

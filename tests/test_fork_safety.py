@@ -50,7 +50,7 @@ import sys, json
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
-from lakedet.engine.runner import adapt_config
+from lakedet.engine.hooks import prepare_dataloader
 print("the script runs", flush=True)
 init_default_scope("mmdet")
 cfg = Config(dict(train_dataloader=dict(
@@ -59,8 +59,8 @@ cfg = Config(dict(train_dataloader=dict(
     dataset=dict(type="DeepLakeDetDataset", deeplake_path=sys.argv[1],
                  deeplake_credentials=dict(creds=json.loads(sys.argv[2])),
                  pipeline=[dict(type="LoadImageFromFile"), dict(type="PackDetInputs")]))))
-adapt_config(cfg)
 loader = Runner.build_dataloader(cfg.train_dataloader.to_dict(), seed=0)
+prepare_dataloader(loader)
 print("rows", sorted(s.img_id for b in loader for s in b["data_samples"]), flush=True)
 '''
 

@@ -11,6 +11,7 @@ import torch
 from pycocotools import mask as mask_utils
 
 import lakedet.tools.ingest as ingest_module
+import lakedet.tools.progress as progress
 from lakedet import DeepLakeDetDataset
 from lakedet.errors import DataError
 from lakedet.evaluation.metrics import DeepLakeCocoMetric
@@ -300,7 +301,7 @@ def test_coco_ingest_to_s3_and_train_reading_it_back(coco_set, s3_server, tmp_pa
     dataset = DeepLakeDetDataset(deeplake_path="s3://lakedet/coco-ingest", deeplake_credentials={"creds": s3_server},
                                  pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")])
     assert len(dataset) == 6 and dataset.metainfo["classes"] == ("square", "triangle", "circle")
-    assert dataset._ds["images"].get_bytes(1) == (root / "img" / "im_1.jpg").read_bytes()
+    assert dataset.opened["images"].get_bytes(1) == (root / "img" / "im_1.jpg").read_bytes()
     first = [a["bbox"] for a in coco["annotations"] if a["image_id"] == 50]
     np.testing.assert_allclose(dataset[0]["gt_bboxes"].tensor.numpy()[:, :2], np.asarray(first)[:, :2])
 
@@ -309,9 +310,9 @@ def test_progress_bar_shows_rate_and_time_left(monkeypatch):
     import io
 
     clock = iter([100.0, 102.0, 104.0])
-    monkeypatch.setattr(ingest_module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
     out = io.StringIO()
-    bar = ingest_module.ProgressBar(stream=out)
+    bar = progress.ProgressBar(stream=out)
     bar(0, 10)
     bar(5, 10)  # 5 images in 2 s
     assert out.getvalue().endswith("5/10 images, 2.5 images/s, ETA 00:02")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from lakedet.tools.inspection import inspect_source
-from lakedet.source.open import SourceSpec
+from lakedet.source import SourceSpec
 from lakedet.tools.synthetic import encode_jpeg, render_rows, write_dataset
 
 pytestmark = pytest.mark.timeout(120)

@@ -12,9 +12,9 @@ from mmengine.runner import Runner
 from lakedet import DeepLakeDetDataset
 from lakedet.errors import DataError
 from lakedet.data.handover import share_batch
-from lakedet.data.reader import read_timeout
+from lakedet.source.deadline import read_timeout
 from lakedet.tools.synthetic import make_shapes_dataset
-from lakedet.data.transforms import decode_image
+from lakedet.data.decode import decode_image
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -117,8 +117,8 @@ def test_start_up_reads_annotations_column_wise_and_only_the_first_batch_images(
     path = str(tmp_path / "ds")
     make_shapes_dataset(path, 300, size=32, seed=1, min_side=6, max_side=12)
     dl = loader(path, "c++", 0, PLAIN_PIPELINE, batch_size=4)
-    counting = CountingReader(dl.dataset._reader)
-    dl.dataset._reader = counting
+    counting = CountingReader(dl.dataset.reader)
+    dl.dataset.reader = counting
     first = next(iter(dl))
     assert len(first["inputs"]) == 4
     assert sorted(counting.rows) == sorted(s.img_id for s in first["data_samples"])
@@ -172,12 +172,15 @@ def test_reads_are_bounded_wherever_storage_can_stall(shapes):
 
     from lakedet.data.reader import ImageReader
 
+    from lakedet import DeepLakeDetDataset
+
     ds = deeplake.open_read_only(shapes[0])
-    assert not ImageReader(ds, "images", True, shapes[0]).remote  # a local folder: one batched read
-    assert not ImageReader(ds, "images", True, "mem://x").remote
-    for url in ("s3://bucket/ds", "hub://org/ds", "<opened Dataset>"):
-        assert ImageReader(ds, "images", True, url).remote  # futures with a deadline
-    local, bounded = ImageReader(ds, "images", True, shapes[0]), ImageReader(ds, "images", True, "s3://x")
+    # a local folder: one batched read; cloud storage and objects the caller opened: futures with a deadline
+    assert not DeepLakeDetDataset(deeplake_path=shapes[0]).is_remote
+    assert not DeepLakeDetDataset(deeplake_path=f"file://{shapes[0]}").is_remote
+    assert DeepLakeDetDataset(deeplake_dataset=ds).is_remote
+    local = ImageReader(ds, "images", True, shapes[0], remote=False)
+    bounded = ImageReader(ds, "images", True, "s3://x", remote=True)
     rows = [5, 2, 9]
     expected = [ds["images"].get_bytes(r) for r in rows]
     assert [local.start(rows)[r].result() for r in rows] == expected == [bounded.start(rows)[r].result() for r in rows]
@@ -214,10 +217,11 @@ def test_uncompressed_and_plain_bytes_image_columns_through_workers(stored, tmp_
 
 
 def test_wrapped_deeplake_datasets_still_get_whole_batches(shapes, shapes_val):
-    """Repeat/Concat/ClassBalanced wrappers around Deep Lake splits become batch-passing ones."""
+    """Repeat/Concat/ClassBalanced wrappers around Deep Lake splits pass whole batches on (MMDetection's
+    names build lakedet's batched wrappers)."""
     from mmengine.config import Config
 
-    from lakedet.engine.runner import adapt_config
+    from lakedet.data.wrappers import BatchedClassBalancedDataset, BatchedConcatDataset, BatchedRepeatDataset
 
     inner = lambda path: dict(type="DeepLakeDetDataset", deeplake_path=path, pipeline=PLAIN_PIPELINE)  # noqa: E731
     cfg = Config(dict(train_dataloader=dict(
@@ -226,12 +230,10 @@ def test_wrapped_deeplake_datasets_still_get_whole_batches(shapes, shapes_val):
         dataset=dict(type="ConcatDataset", datasets=[
             dict(type="RepeatDataset", times=2, dataset=inner(shapes[0])),
             dict(type="ClassBalancedDataset", oversample_thr=0.5, dataset=inner(shapes_val[0]))]))))
-    adapt_config(cfg)
-    dataset = cfg.train_dataloader.dataset
-    assert dataset.type == "BatchedConcatDataset"
-    assert [d.type for d in dataset.datasets] == ["BatchedRepeatDataset", "BatchedClassBalancedDataset"]
     init_default_scope("mmdet")
     dl = Runner.build_dataloader(cfg.train_dataloader, seed=3)
+    assert isinstance(dl.dataset, BatchedConcatDataset)
+    assert [type(d) for d in dl.dataset.datasets] == [BatchedRepeatDataset, BatchedClassBalancedDataset]
     seen = []
     for batch in dl:  # each batch crossed from its worker in one shared buffer: Deep Lake's c++ path
         assert len({t.untyped_storage().data_ptr() for t in batch["inputs"]}) <= 2  # one per wrapped dataset

@@ -81,7 +81,7 @@ def test_degenerate_polygons_are_dropped_with_a_counted_warning(tmp_path, caplog
     ds = DeepLakeDetDataset(deeplake_path=str(tmp_path / "p"), pipeline=LOAD + [dict(type="PackDetInputs")])
     with caplog.at_level(logging.WARNING, logger="lakedet"):
         first, second = ds[0], ds[1]
-    assert ds.degenerate_polygons == 2
+    assert ds.masks.degenerate_polygons == 2
     assert "row 0, column 'polygons': the polygon of instance 0 has 2 points" in caplog.text
     assert "row 1, column 'polygons': the polygon of instance 0 has 3 points and no area" in caplog.text
     for packed, row in ((first, rows[0]), (second, rows[1])):  # the instance became an ignore region

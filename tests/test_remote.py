@@ -156,7 +156,7 @@ def s3_checking_keys(shapes_val):
 def test_wrong_credentials_are_a_clear_error_naming_the_path(s3_checking_keys, wrong, expected):
     from lakedet.data.dataset import DeepLakeDetDataset
     from lakedet.errors import SourceError
-    from lakedet.source.open import SourceSpec, open_source
+    from lakedet.source import SourceSpec, open_source
 
     url, creds = s3_checking_keys
     assert len(open_source(SourceSpec(url, creds=creds))) == 8  # the right keys open it
@@ -173,7 +173,7 @@ def test_wrong_credentials_are_a_clear_error_naming_the_path(s3_checking_keys, w
 @pytest.mark.remote
 def test_a_missing_dataset_on_s3_is_a_clear_error_naming_the_path(s3_server):
     from lakedet.errors import SourceError
-    from lakedet.source.open import SourceSpec, open_source
+    from lakedet.source import SourceSpec, open_source
 
     with pytest.raises(SourceError) as err:
         open_source(SourceSpec("s3://lakedet/no-such-dataset", creds=s3_server))
@@ -190,7 +190,7 @@ def test_credentials_come_from_the_aws_sdk_chain_when_the_config_gives_none(s3_c
     keys = tmp_path / "aws-credentials"
     keys.write_text(f"[lab]\naws_access_key_id = {creds['aws_access_key_id']}\n"
                     f"aws_secret_access_key = {creds['aws_secret_access_key']}\n")
-    code = ("import sys, json\nfrom lakedet.source.open import SourceSpec, open_source\n"
+    code = ("import sys, json\nfrom lakedet.source import SourceSpec, open_source\n"
             "try:\n    print('rows', len(open_source(SourceSpec(sys.argv[1], creds=json.loads(sys.argv[2])))))\n"
             "except Exception as exc:\n    print(type(exc).__name__, exc)\n")
     where = json.dumps(dict(endpoint_url=creds["endpoint_url"], aws_region="us-east-1"))

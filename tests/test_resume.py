@@ -115,7 +115,7 @@ def test_random_states_survive_a_weights_only_checkpoint(tmp_path):
 
     import numpy as np
 
-    from lakedet.engine.checkpoints import get_rng_states, set_rng_states
+    from lakedet.data.seeding import get_rng_states, set_rng_states
 
     np.random.randn()  # leaves a cached Gaussian in NumPy's state: it must be saved too
     torch.save({"rng_states": get_rng_states()}, tmp_path / "c.pth")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lakedet.data.sampler import ShardedRowSampler, shard_rows, shard_size
+from lakedet.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -142,29 +143,38 @@ def test_dataloader_workers_of_a_rank_never_read_a_row_twice():
         assert not by_worker[0] & by_worker[1]
 
 
-def test_adapt_config_swaps_default_sampler_of_deeplake_splits_only(caplog):
-    from mmengine.config import Config
+def test_mmdetections_sampler_names_build_sharded_row_samplers_over_deeplake_datasets_only(shapes, shapes_val):
+    """In MMDetection's scope, DefaultSampler / InfiniteSampler are lakedet's stand-ins: a
+    ShardedRowSampler (same options) over Deep Lake datasets, even wrapped; mmengine's own otherwise."""
+    from mmengine.dataset import DefaultSampler as MMEngineDefaultSampler
+    from mmengine.dataset import InfiniteSampler as MMEngineInfiniteSampler
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
 
-    from lakedet.engine.runner import adapt_config
+    from lakedet.data.sampler import DefaultSampler, InfiniteSampler
+    from lakedet.engine.hooks import prepare_dataloader
 
-    deeplake = dict(type="DeepLakeDetDataset", deeplake_path="/data/x")
-    cfg = Config(dict(
-        train_dataloader=dict(sampler=dict(type="mmengine.DefaultSampler", shuffle=True, seed=3), dataset=deeplake),
-        val_dataloader=dict(sampler=dict(type="DefaultSampler", shuffle=False),
-                            dataset=dict(type="ConcatDataset", datasets=[deeplake, deeplake])),
-        test_dataloader=dict(sampler=dict(type="DefaultSampler", shuffle=False), dataset=dict(type="CocoDataset"))))
-    with caplog.at_level("INFO", logger="lakedet"):
-        adapt_config(cfg)
-    # the batching goes along: the chunk-aware order gives each DataLoader worker whole chunks
-    assert cfg.train_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=True, seed=3, batch_size=1,
-                                                num_workers=0)
-    assert cfg.val_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=False, batch_size=1, num_workers=0)
-    assert cfg.test_dataloader.sampler.type == "DefaultSampler"  # not a Deep Lake split
-    assert "train_dataloader samples with ShardedRowSampler" in caplog.text and "test_dataloader" not in caplog.text
-    # an iteration-based run's InfiniteSampler: epochs of ShardedRowSampler, restarted by mmengine
-    infinite = Config(dict(train_dataloader=dict(sampler=dict(type="InfiniteSampler", shuffle=True), dataset=deeplake)))
-    adapt_config(infinite)
-    assert infinite.train_dataloader.sampler == dict(type="ShardedRowSampler", shuffle=True, batch_size=1, num_workers=0)
+    init_default_scope("mmdet")
+    deeplake = dict(type="DeepLakeDetDataset", deeplake_path=shapes[0])
+    train = Runner.build_dataloader(dict(batch_size=3, num_workers=2, sampler=dict(type="DefaultSampler", shuffle=True,
+                                                                                   seed=3), dataset=deeplake), seed=0)
+    assert isinstance(train.sampler, ShardedRowSampler) and (train.sampler.seed, train.sampler.shuffle) == (3, True)
+    # the batching goes along (what every run does first): the chunk-aware order gives each worker whole chunks
+    prepare_dataloader(train)
+    assert (train.sampler.plan.batch_size, train.sampler.plan.num_workers) == (3, 2)
+    wrapped = Runner.build_dataloader(dict(batch_size=1, sampler=dict(type="DefaultSampler", shuffle=False), dataset=dict(
+        type="ConcatDataset", datasets=[deeplake, dict(deeplake, deeplake_path=shapes_val[0])])), seed=0)
+    assert isinstance(wrapped.sampler, ShardedRowSampler) and len(wrapped.sampler) == 32
+    infinite = Runner.build_dataloader(dict(batch_size=2, sampler=dict(type="InfiniteSampler", shuffle=True),
+                                            dataset=deeplake), seed=5)
+    assert isinstance(infinite.sampler, ShardedRowSampler) and infinite.sampler.seed == 5  # epochs, restarted by mmengine
+    plain = list(range(10))  # any other dataset: mmengine's own samplers, unchanged
+    assert type(DefaultSampler(plain, shuffle=False, seed=1)) is DefaultSampler
+    assert isinstance(DefaultSampler(plain, seed=1), MMEngineDefaultSampler) and list(DefaultSampler(plain, shuffle=False,
+                                                                                                     seed=1)) == plain
+    assert isinstance(InfiniteSampler(plain, seed=1), MMEngineInfiniteSampler)
+    with pytest.raises(ConfigError, match=r"DefaultSampler: \['order'\] apply to Deep Lake datasets only"):
+        DefaultSampler(plain, seed=1, order="chunks")
 
 
 # --- the chunk-aware order --------------------------------------------------------------------

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from lakedet.errors import SchemaError
-from lakedet.schema.columns import (BoxFormat, BoxMode, box_format_from_metadata, boxes_to_xyxy,
-                            class_names_from_metadata, resolve_tensor_map)
+from lakedet.schema import (BoxFormat, BoxMode, box_format_from_metadata, boxes_to_xyxy,
+                            class_names_from_metadata, convert_boxes, resolve_tensor_map)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -26,6 +26,17 @@ def test_box_conversion_all_six_formats(mode, fractional):
     out = boxes_to_xyxy(np.array([STORED[mode, fractional]]), BoxFormat(mode, fractional), height=100, width=200)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, EXPECTED, atol=1e-4)
+
+
+@pytest.mark.parametrize("source", list(BoxMode))
+@pytest.mark.parametrize("target", list(BoxMode))
+def test_the_one_converter_goes_between_every_pair_of_modes(source, target):
+    pixel = {mode: np.array([stored], np.float64) for (mode, fractional), stored in STORED.items() if not fractional}
+    out = convert_boxes(pixel[source], source, target)
+    assert out.dtype == np.float64 and out.shape == (1, 4)
+    np.testing.assert_allclose(out, pixel[target])
+    np.testing.assert_allclose(convert_boxes(out, target, source), pixel[source])  # and back
+    assert convert_boxes(np.zeros((0,)), source, target, np.float32).shape == (0, 4)
 
 
 def test_box_conversion_empty_and_fractional_needs_size():
@@ -112,3 +123,14 @@ def test_an_explicitly_mapped_column_of_the_wrong_type_is_named():
         resolve_tensor_map(COLUMNS, {"img": "name"})
     with pytest.raises(SchemaError, match=r"\['gt_labels'\]: column 'boxes' has type BoundingBox"):
         resolve_tensor_map(COLUMNS, {"gt_labels": "boxes"})
+
+
+def test_two_mask_columns_are_asked_about_only_when_the_run_needs_masks():
+    columns = dict(COLUMNS, polygons="Polygon")
+    detector = resolve_tensor_map(columns, needed=("gt_ignore",))  # a pure detector: no masks loaded
+    assert detector.gt_masks is None and detector.undecided == {"gt_masks": ("masks", "polygons")}
+    with pytest.raises(SchemaError, match=r"cannot infer 'gt_masks': columns \['masks', 'polygons'\] all fit"):
+        resolve_tensor_map(columns, needed=("gt_ignore", "gt_masks"))
+    chosen = resolve_tensor_map(columns, {"gt_masks": "polygons"}, needed=("gt_masks",))
+    assert chosen.gt_masks == "polygons" and not chosen.undecided
+    assert resolve_tensor_map(COLUMNS, needed=()).gt_masks == "masks"  # one that fits is always taken

@@ -1,13 +1,16 @@
-"""Secrets stay out of saved configs, logs, checkpoints and argv: deny-by-default redaction of
-``deeplake_credentials``, and ``--creds`` from a file or the environment."""
+"""Secrets stay out of every file a run writes: given by reference in configs ('env:NAME',
+'file:PATH'), hidden by lakedet's entry points when written as values, refused from a config
+that reaches the dataset any other way; and ``--creds`` from a file or the environment.
+(The end-to-end check, every file of three entry points' work dirs searched: test_entry_points.py.)"""
 
 import json
 
 import pytest
+from mmengine.config import Config
 
-from lakedet.engine.checkpoints import redact_credentials
-from lakedet.cli import parse_creds
+from lakedet.config.secrets import Secret, hide_secrets, literal_secrets
 from lakedet.errors import ConfigError
+from lakedet.source.credentials import parse_creds, resolve_credentials
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -15,33 +18,79 @@ CREDS = dict(aws_access_key_id="AKIA-ID", aws_secret_access_key="S3CRET", endpoi
              aws_region="us-east-1", some_future_cloud_key="FUTURE-SECRET")
 
 
-def test_everything_under_deeplake_credentials_but_endpoint_and_region_is_redacted():
-    cfg = dict(train_dataloader=dict(dataset=dict(type="DeepLakeDetDataset", deeplake_path="s3://b/ds",
-                                                  deeplake_credentials=dict(token="TOKEN", creds=CREDS))),
-               data=dict(train=dict(deeplake_credentials=dict(username=None, token="TOKEN2"))),
-               model=dict(type="RetinaNet", password_hint=None), other=dict(token="T3", keep="me"))
-    out = redact_credentials(cfg)
-    creds = out["train_dataloader"]["dataset"]["deeplake_credentials"]
-    assert creds["token"] == "<redacted>"
-    assert creds["creds"] == dict(aws_access_key_id="<redacted>", aws_secret_access_key="<redacted>",
-                                  endpoint_url="http://127.0.0.1:9", aws_region="us-east-1",
-                                  some_future_cloud_key="<redacted>")  # a key lakedet does not know: redacted
-    assert out["data"]["train"]["deeplake_credentials"] == dict(username=None, token="<redacted>")
-    assert out["other"] == dict(token="<redacted>", keep="me") and out["model"] == cfg["model"]
-    assert out["train_dataloader"]["dataset"]["deeplake_path"] == "s3://b/ds"
-    assert cfg["train_dataloader"]["dataset"]["deeplake_credentials"]["token"] == "TOKEN"  # a copy
+def test_every_value_under_deeplake_credentials_but_where_the_storage_is_counts_as_secret():
+    assert literal_secrets(dict(token="TOKEN", creds=CREDS)) == [
+        "token", "creds['aws_access_key_id']", "creds['aws_secret_access_key']", "creds['some_future_cloud_key']"]
+    # references and the storage's location are not secrets
+    assert literal_secrets(dict(token="env:ACTIVELOOP_TOKEN", creds="env:LAB_S3")) == []
+    assert literal_secrets(dict(creds=dict(aws_secret_access_key="file:~/s3.key", endpoint_url="http://x",
+                                           profile_name="lab", aws_access_key_id="@/etc/key-id"))) == []
+    assert literal_secrets(dict(username=None, password=None, token=None, creds=None)) == []  # the seed's example
 
 
-def test_the_config_a_run_writes_and_logs_holds_no_secret():
-    from mmengine.config import Config
-
-    from lakedet.engine.runner import _redacted
-
-    cfg = Config(dict(train_dataloader=dict(dataset=dict(deeplake_credentials=dict(creds=CREDS)))))
-    text = _redacted(cfg).pretty_text
-    for secret in ("AKIA-ID", "S3CRET", "FUTURE-SECRET"):
+def test_hidden_secrets_show_as_redacted_in_every_copy_of_the_config_and_keep_their_value():
+    cfg = Config(dict(train_dataloader=dict(dataset=dict(type="DeepLakeDetDataset", deeplake_path="s3://b/ds",
+                                                          deeplake_credentials=dict(token="TOKEN", creds=CREDS))),
+                      val_dataloader=dict(dataset=dict(type="RepeatDataset", times=2, dataset=dict(
+                          type="DeepLakeDetDataset", deeplake_credentials=dict(creds=dict(CREDS)))))))
+    assert hide_secrets(cfg) == 7
+    text = cfg.pretty_text  # what mmengine logs, dumps, and stores in checkpoints
+    for secret in ("AKIA-ID", "S3CRET", "FUTURE-SECRET", "TOKEN"):
         assert secret not in text
-    assert "http://127.0.0.1:9" in text and "us-east-1" in text
+    assert "http://127.0.0.1:9" in text and "us-east-1" in text and "<redacted>" in text
+    Config.fromstring(text, ".py")  # still a valid config file
+    import copy
+    import pickle
+
+    credentials = copy.deepcopy(cfg).train_dataloader.dataset.deeplake_credentials
+    assert resolve_credentials(credentials) == ("TOKEN", CREDS)  # the run reads the values
+    secret = credentials.creds.aws_secret_access_key
+    assert isinstance(secret, Secret) and pickle.loads(pickle.dumps(secret)).value == "S3CRET"  # to spawned workers
+
+
+def test_references_are_resolved_from_the_environment_and_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_S3", json.dumps(dict(aws_access_key_id="A", aws_secret_access_key="B")))
+    monkeypatch.setenv("LAB_TOKEN", "tok\n")
+    key_file = tmp_path / "secret.key"
+    key_file.write_text("C\n")
+    lines = tmp_path / "creds.env"
+    lines.write_text("# lab\naws_access_key_id = D\nendpoint_url=http://127.0.0.1:9\n")
+    assert resolve_credentials(dict(token="env:LAB_TOKEN", creds="env:LAB_S3")) == (
+        "tok", dict(aws_access_key_id="A", aws_secret_access_key="B"))
+    assert resolve_credentials(dict(creds=dict(aws_access_key_id="x", aws_secret_access_key=f"file:{key_file}")))[1] == \
+        dict(aws_access_key_id="x", aws_secret_access_key="C")
+    assert resolve_credentials(dict(creds=f"@{lines}"))[1] == dict(aws_access_key_id="D", endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(ConfigError, match=r"deeplake_credentials\['creds'\]: the environment variable 'NOPE' is not set"):
+        resolve_credentials(dict(creds="env:NOPE"))
+    with pytest.raises(ConfigError, match=r"deeplake_credentials\['token'\]: cannot read the file"):
+        resolve_credentials(dict(token=f"file:{tmp_path / 'missing'}"))
+    with pytest.raises(ConfigError, match=r"unknown key 'tokn' \(did you mean 'token'\?\)"):
+        resolve_credentials(dict(tokn="x"))
+    with pytest.raises(ConfigError, match=r"deeplake_credentials\['password'\] is not supported by Deep Lake 4"):
+        resolve_credentials(dict(password="p"))
+
+
+def test_a_config_that_holds_a_secret_as_a_value_is_refused_by_the_dataset(shapes):
+    """Built from an mmengine Config (as MMDetection's tools and Runner.from_cfg build it), the
+    dataset refuses a secret value: mmengine has written the config out already."""
+    from mmengine.registry import DATASETS, init_default_scope
+
+    import lakedet  # noqa: F401
+
+    init_default_scope("mmdet")
+    cfg = Config(dict(dataset=dict(type="DeepLakeDetDataset", deeplake_path=shapes[0],
+                                   deeplake_credentials=dict(creds=dict(aws_secret_access_key="S3CRET")))))
+    with pytest.raises(ConfigError, match=r"deeplake_credentials\[creds\['aws_secret_access_key'\]\] is written in the "
+                                          r"config as a value.*'env:NAME'"):
+        DATASETS.build(cfg.dataset)
+    cfg.dataset.deeplake_credentials.creds.aws_secret_access_key = "<redacted>"  # a config a run wrote out
+    with pytest.raises(ConfigError, match="written out by a run, with its secrets hidden"):
+        DATASETS.build(cfg.dataset)
+    cfg.dataset.deeplake_credentials.creds.aws_secret_access_key = Secret("S3CRET")  # what lakedet train hides
+    assert len(DATASETS.build(cfg.dataset)) == 24
+    # given in Python, not through a config: nothing is written out, nothing refused
+    assert len(DATASETS.build(dict(type="DeepLakeDetDataset", deeplake_path=shapes[0],
+                                   deeplake_credentials=dict(creds=dict(aws_secret_access_key="S3CRET"))))) == 24
 
 
 def test_creds_come_from_arguments_files_or_the_environment(tmp_path, monkeypatch):
@@ -54,6 +103,7 @@ def test_creds_come_from_arguments_files_or_the_environment(tmp_path, monkeypatc
                                                                  aws_secret_access_key="B")
     assert parse_creds([f"@{as_lines}", "env:LAB_CREDS"]) == dict(aws_access_key_id="C", endpoint_url="http://127.0.0.1:9",
                                                                   aws_secret_access_key="D")
+    assert parse_creds([f"file:{as_json}"])["aws_access_key_id"] == "A"
     with pytest.raises(ConfigError, match="the environment variable 'NOPE' is not set"):
         parse_creds(["env:NOPE"])
     with pytest.raises(ConfigError, match="cannot read the file"):

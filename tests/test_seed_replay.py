@@ -12,7 +12,7 @@ from mmengine.config import Config
 from conftest import CONFIG_DIR, dataset_hash
 from lakedet import build_detector, train_detector
 from lakedet.config.translate import translate_config
-from lakedet.schema.columns import BoxFormat, BoxMode, boxes_to_xyxy, xyxy_to_ltwh
+from lakedet.schema import BoxFormat, BoxMode, boxes_to_xyxy, convert_boxes
 from lakedet.tools.synthetic import make_shapes_dataset
 from lakedet.engine.runner import last_metrics
 
@@ -43,7 +43,7 @@ def test_stored_boxes_to_pascal_xyxy(mode, pixel, fractional, xyxy):
 def test_stored_boxes_to_coco_ltwh(mode, pixel, fractional, ltwh):
     height, width = SHAPE
     for boxes, is_fraction in ((pixel, False), (fractional, True)):
-        out = xyxy_to_ltwh(boxes_to_xyxy(np.array([boxes]), BoxFormat(BoxMode(mode), is_fraction), height, width))
+        out = convert_boxes(boxes_to_xyxy(np.array([boxes]), BoxFormat(BoxMode(mode), is_fraction), height, width), BoxMode.LTRB, BoxMode.LTWH)
         np.testing.assert_allclose(out, np.array([ltwh]), rtol=0, atol=1e-6)
 
 
@@ -247,7 +247,7 @@ def test_every_kind_of_opened_dataset_reaches_dataloader_workers(kind, rows_with
     assert loader.num_workers == 2 and len(batch["inputs"]) == 2
     expected = {"Dataset": [0, 1, 2, 3, 4, 5], "ReadOnlyDataset": [0, 1, 2, 3, 4, 5], "DatasetView": [0, 1, 2, 3],
                 "RowRangeView": [0, 1, 2, 3], "row list": [0, 1, 2, 3]}[kind]
-    assert sorted(int(r) for r in loader.dataset._rows) == expected
+    assert sorted(int(r) for r in loader.dataset.source_rows) == expected
     rows = [s.img_id for s in batch["data_samples"]]
     assert all(0 <= r < len(expected) for r in rows)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from lakedet.errors import ConfigError, SourceError
-from lakedet.source.open import SourceSpec, open_source
+from lakedet.source import SourceSpec, open_source
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,15 +72,13 @@ def test_errors_name_the_problem(versioned, tmp_path):
 def test_no_credentials_are_refused_before_the_sdk_chain_is_asked(monkeypatch, tmp_path):
     """Credentials may come from anywhere the cloud SDK looks (instance roles, SSO profiles, files
     outside ~/.aws): nothing is refused up front (the S3 chain itself is tested in test_remote.py)."""
-    from lakedet.source.open import check_credentials
-
     for var in ("ACTIVELOOP_TOKEN", "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "GOOGLE_APPLICATION_CREDENTIALS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     for path in ("hub://org/ds", "s3://bucket/ds", "gs://bucket/ds", "az://account/ds"):
-        check_credentials(SourceSpec(path))  # no exception
+        assert SourceSpec.from_keys(deeplake_path=path).creds is None  # no exception
     with pytest.raises(ConfigError, match="deeplake_credentials\\['creds'\\] must be a dict"):
-        check_credentials(SourceSpec("s3://bucket/ds", creds="aws_access_key_id=x"))
+        SourceSpec("s3://bucket/ds", creds=["aws_access_key_id=x"])
 
 
 def test_source_spec_repr_shows_no_secret():
@@ -141,7 +139,7 @@ package = types.ModuleType("lakedet")
 package.__path__ = list(importlib.util.find_spec("lakedet").submodule_search_locations)
 sys.modules["lakedet"] = package
 from lakedet.errors import SourceError
-from lakedet.source.open import SourceSpec, open_source
+from lakedet.source import SourceSpec, open_source
 started = time.monotonic()
 try:
     open_source(SourceSpec(sys.argv[1], token=sys.argv[2]))
@@ -252,7 +250,7 @@ def test_a_fake_token_fails_clearly_with_or_without_internet(token_opens):
      "deeplake_path='hub://org/ds': the Deep Lake API token was refused; set deeplake_credentials['token']"),
 ], ids=["s3-unreachable", "gs-refused", "hub-token-refused"])
 def test_open_failures_are_explained_without_secrets(path, deeplake_says, expected):
-    from lakedet.source.open import explain_open_failure
+    from lakedet.source.remote import explain_open_failure
 
     creds = dict(aws_access_key_id="AK", aws_secret_access_key="s3cr3t-value", endpoint_url="http://127.0.0.1:1")
     message = explain_open_failure(SourceSpec(path, token="t0ken-value", creds=creds), RuntimeError(deeplake_says))

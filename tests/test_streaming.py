@@ -62,7 +62,7 @@ def build_loader(path, creds=None, workers=0, order="auto", cache=None, seed=3, 
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
-    from lakedet.engine.runner import adapt_config
+    from lakedet.engine.hooks import prepare_dataloader
 
     init_default_scope("mmdet")
     dataset = dict(type="DeepLakeDetDataset", deeplake_path=path, pipeline=PIPELINE)
@@ -73,8 +73,9 @@ def build_loader(path, creds=None, workers=0, order="auto", cache=None, seed=3, 
     cfg = Config(dict(train_dataloader=dict(
         batch_size=batch_size, num_workers=workers, persistent_workers=workers > 0, collate_fn=dict(type="pseudo_collate"),
         sampler=dict(type="DefaultSampler", shuffle=True, seed=seed, order=order), dataset=dataset)))
-    adapt_config(cfg)
-    return Runner.build_dataloader(cfg.train_dataloader.to_dict(), seed=seed)
+    loader = Runner.build_dataloader(cfg.train_dataloader.to_dict(), seed=seed)
+    prepare_dataloader(loader)  # what every run over Deep Lake data does first (DeepLakeRunHook)
+    return loader
 
 
 def epoch(loader, number):
@@ -93,7 +94,7 @@ def test_chunk_order_over_s3_fetches_each_chunk_once_per_epoch_and_delivers_the_
     loader = build_loader(url, dict(creds, endpoint_url=proxy.endpoint))
     dataset = loader.dataset
     assert loader.sampler.order == "chunks"  # remote data with a known layout: the chunk-aware order
-    chunks = len(dataset._reader.layout)
+    chunks = len(dataset.reader.layout)
     assert chunks >= 3
     local_samples, local_order = epoch(build_loader(local, order="permutation"), 0)
     for number in (0, 1):
@@ -106,7 +107,7 @@ def test_chunk_order_over_s3_fetches_each_chunk_once_per_epoch_and_delivers_the_
         for row, (pixels, flipped) in samples.items():  # the same image, flipped as seeded per sample
             expected, local_flip = local_samples[row]
             assert torch_equal(pixels, expected if flipped == local_flip else expected.flip(-1)), row
-    assert dataset._reader.stats["row_reads"] == 0
+    assert dataset.reader.stats["row_reads"] == 0
     assert order != local_order  # another order than the full permutation
 
 
@@ -120,7 +121,7 @@ def test_workers_over_s3_start_with_forkserver_and_read_whole_chunks(noise_on_s3
     url, creds, _ = noise_on_s3
     loader = build_loader(url, dict(creds, endpoint_url=proxy.endpoint), workers=2)
     assert loader.multiprocessing_context.get_start_method() == "forkserver"
-    chunks = len(loader.dataset._reader.layout)
+    chunks = len(loader.dataset.reader.layout)
     before = dict(proxy.stats)
     _, order = epoch(loader, 0)
     after = proxy.stats
@@ -140,13 +141,13 @@ def test_local_cache_serves_the_chunks_to_a_later_reader(noise_on_s3, proxy, tmp
     cache = str(tmp_path / "cache")
     first = build_loader(url, via_proxy, cache=cache)
     samples, _ = epoch(first, 0)
-    first.dataset._reader.flush()  # the cache is written in the background
-    chunks = len(first.dataset._reader.layout)
-    assert first.dataset._reader.stats == dict(chunk_reads=chunks, cache_hits=0, row_reads=0)
+    first.dataset.reader.flush()  # the cache is written in the background
+    chunks = len(first.dataset.reader.layout)
+    assert first.dataset.reader.stats == dict(chunk_reads=chunks, cache_hits=0, row_reads=0)
     assert BlockCache(cache, 10**9).size() >= IMAGE_BYTES
     before = proxy.stats["gets"]
     second = build_loader(url, via_proxy, cache=cache)  # another reader (a later run, another worker)
     again, _ = epoch(second, 0)
-    assert second.dataset._reader.stats == dict(chunk_reads=0, cache_hits=chunks, row_reads=0)
+    assert second.dataset.reader.stats == dict(chunk_reads=0, cache_hits=chunks, row_reads=0)
     assert proxy.stats["gets"] - before <= 12  # opening the dataset only; no image from the network
     assert all(torch_equal(again[row][0], samples[row][0]) for row in samples)  # same seed: same samples

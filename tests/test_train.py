@@ -174,16 +174,22 @@ def test_a_built_model_follows_the_2x_pipelines_normalize(shapes, shapes_val, tm
 def test_evaluated_deeplake_datasets_run_in_test_mode(shapes, shapes_val, tmp_path):
     """A val split written without test_mode=True still evaluates (its samples carry the ground truth)."""
     from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
 
-    from lakedet.engine.runner import adapt_config
+    from lakedet.engine.hooks import prepare_dataloader
 
-    cfg = Config(dict(
-        val_dataloader=dict(dataset=dict(type="ConcatDataset", datasets=[
-            dict(type="DeepLakeDetDataset", deeplake_path="a"), dict(type="DeepLakeDetDataset", deeplake_path="b")])),
-        val_evaluator=dict(type="CocoMetric"), test_dataloader=dict(dataset=dict(type="DeepLakeDetDataset")),
-        test_evaluator=dict(type="CocoMetric")))
-    adapt_config(cfg)
-    assert all(d["test_mode"] for d in cfg.val_dataloader.dataset.datasets) and cfg.test_dataloader.dataset.test_mode
+    init_default_scope("mmdet")
+    filtered = dict(filter_empty_gt=True)  # shapes has empty rows: filtered when training, kept when evaluated
+    pipeline = [dict(type="LoadImageFromFile"), dict(type="PackDetInputs")]
+    loader = Runner.build_dataloader(dict(batch_size=2, sampler=dict(type="DefaultSampler", shuffle=False), dataset=dict(
+        type="ConcatDataset", datasets=[
+            dict(type="DeepLakeDetDataset", deeplake_path=shapes[0], filter_cfg=filtered, pipeline=pipeline),
+            dict(type="DeepLakeDetDataset", deeplake_path=shapes_val[0], pipeline=pipeline)])))
+    assert not any(d.test_mode for d in loader.dataset.datasets) and len(loader.dataset.datasets[0]) == 20
+    prepare_dataloader(loader, "val")
+    assert all(d.test_mode for d in loader.dataset.datasets) and len(loader.dataset.datasets[0]) == 24
+    assert all("instances" in sample["data_samples"].metainfo for sample in loader.dataset.datasets[0].__getitems__([0, 1]))
     e2e = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
     e2e.train_dataloader.dataset.deeplake_path = shapes[0]
     e2e.val_dataloader.dataset.deeplake_path = shapes_val[0]

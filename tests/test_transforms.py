@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from lakedet.errors import DataError
-from lakedet.data.transforms import LoadImageFromDeepLake, decode_image
+from lakedet.data.decode import decode_image
+from lakedet.data.transforms import LoadImageFromDeepLake
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -40,7 +41,7 @@ def test_load_image_without_deeplake_sample_is_an_error():
 def test_color_type_and_decode_backend_follow_load_image_from_file(color_type, shape):
     from mmcv.transforms import LoadImageFromFile
 
-    from lakedet.data.dataset import place_loading_steps
+    from lakedet.data.pipeline import place_loading_steps
 
     bgra = np.random.default_rng(1).integers(0, 255, (6, 5, 4), dtype=np.uint8)
     png = cv2.imencode(".png", bgra)[1].tobytes()

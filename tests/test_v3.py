@@ -75,7 +75,7 @@ def test_rows_are_those_deeplake3_wrote(v3, name, keys):
     ds = dataset(v3["coco"], **keys)
     assert len(ds) == len(expected["rows"])
     for i in range(len(ds)):
-        info = ds._add_row_data(ds.get_data_info(i))  # the row's stored image and masks, as the pipeline gets them
+        info = ds.raw_sample(i)  # the row's stored image and masks, as the pipeline gets them
         instances = info["instances"]
         assert np.allclose([x["bbox"] for x in instances] or np.zeros((0, 4)), ltwh_to_xyxy(expected["boxes"][i]))
         assert [x["bbox_label"] for x in instances] == expected["labels"][i]
@@ -101,7 +101,7 @@ def test_fractional_ccwh_boxes_polygons_and_a_grayscale_row(v3):
     """The shapes fixture through the pipeline: fractional CCWH boxes in pixels, polygons as masks;
     the grayscale row of the coco fixture decodes to 3 channels."""
     from lakedet.data.dataset import DeepLakeDetDataset
-    from lakedet.source.open import SourceSpec, open_source
+    from lakedet.source import SourceSpec, open_source
 
     expected = EXPECTED["shapes"]["selections"]["default"]
     view = open_source(SourceSpec(v3["shapes"]))
@@ -157,7 +157,7 @@ def test_views_pickle_as_queries_and_fork_workers_read_them(v3):
 
     ds = dataset(v3["coco"], deeplake_view_id="dogs")
     clone = pickle.loads(pickle.dumps(ds))
-    assert clone._ds is None and clone[0]["img_id"] == ds[0]["img_id"] and len(clone._ds) == 4
+    assert clone.opened is None and clone[0]["img_id"] == ds[0]["img_id"] and len(clone.opened) == 4
     loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=1, collate_fn=list,
                                          multiprocessing_context="fork")
     rows = [sample["img_id"] for batch in loader for sample in batch]
@@ -233,7 +233,7 @@ def _rows(ds):
 
     out = []
     for i in range(len(ds)):
-        info = ds._add_row_data(ds.get_data_info(i))
+        info = ds.raw_sample(i)
         out.append(([x["bbox"] for x in info["instances"]], [x["bbox_label"] for x in info["instances"]],
                     [x["ignore_flag"] for x in info["instances"]], bytes(info["img_bytes"]),
                     [int(mask_utils.area(x["mask"])) for x in info["instances"]]))
@@ -353,7 +353,7 @@ def test_v3_on_s3_reads_in_place_with_creds(v3_on_s3):
     ds = dataset(url, deeplake_credentials={"creds": creds}, deeplake_view_id="dogs")
     assert ds.is_remote and [[x["bbox_label"] for x in ds.get_data_info(i)["instances"]]
                              for i in range(len(ds))] == expected["labels"]
-    assert [hashlib.md5(bytes(ds._add_row_data(ds.get_data_info(i))["img_bytes"])).hexdigest()
+    assert [hashlib.md5(bytes(ds.raw_sample(i)["img_bytes"])).hexdigest()
             for i in range(len(ds))] == expected["image_md5"]
     assert ds.lineage()["format"] == "deeplake3" and ds.lineage()["commit"] == COMMITS[1]
     from lakedet.errors import SourceError

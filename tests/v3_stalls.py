@@ -18,11 +18,11 @@ url, endpoint, creds = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 proxy = ThreadedProxy(endpoint)
 creds["endpoint_url"] = proxy.endpoint
 from lakedet.data.reader import ImageReader  # noqa: E402
-from lakedet.source.open import SourceSpec, open_source  # noqa: E402
+from lakedet.source import SourceSpec, open_source  # noqa: E402
 
 result = {}
 view = open_source(SourceSpec(url, creds=creds, view="dogs"))  # reachable: opens
-reader = ImageReader(view, "images", True, url, timeout=2)
+reader = ImageReader(view, "images", True, url, remote=True, timeout=2)
 result["read_before"] = len(reader.read(1))
 proxy.paused = True
 for name, call in (("read", lambda: reader.read(2)),

@@ -15,16 +15,16 @@ import logging as _logging
 import os as _os
 import sys as _sys
 
-__version__ = "0.1.0"
+from .version import __version__
 
 #: public name -> the module that defines it
 _PUBLIC = {
-    "BoxFormat": "schema.columns", "BoxMode": "schema.columns", "TensorMap": "schema.columns",
+    "BoxFormat": "schema", "BoxMode": "schema", "TensorMap": "schema",
     "ConfigError": "errors", "DataError": "errors", "LakedetError": "errors", "SchemaError": "errors",
     "SourceError": "errors",
     "DeepLakeDetDataset": "data.dataset", "DeepLakeCocoMetric": "evaluation.metrics",
     "ShardedRowSampler": "data.sampler", "shard_rows": "data.sampler",
-    "SourceSpec": "source.open", "open_source": "source.open",
+    "SourceSpec": "source", "open_source": "source",
     "build_detector": "engine.runner", "train_detector": "engine.runner", "convert_deeplake3": "tools.convert",
     "LoadDeepLakeAnnotations": "data.transforms", "LoadImageFromDeepLake": "data.transforms",
 }
@@ -43,15 +43,12 @@ def __getattr__(name: str):
 
 
 def register_all() -> None:
-    """Register every lakedet module in MMDetection's and mmengine's registries and allow-list
+    """Register every lakedet component in MMDetection's and mmengine's registries and allow-list
     what mmengine's checkpoints hold for ``weights_only`` loading (idempotent)."""
-    from .data import dataset
-    from .evaluation import metrics as evaluation
-    from .engine import hooks
-    from .data import sampler
-    from .data import transforms
-    from .data import wrappers  # noqa: F401  (they register)
+    from .data import dataset, sampler, transforms, wrappers  # noqa: F401  (they register)
+    from .engine import hooks, runner  # noqa: F401
     from .engine.checkpoints import allow_mmengine_checkpoints
+    from .evaluation import metrics  # noqa: F401
 
     allow_mmengine_checkpoints()
 

@@ -1,1 +1,3 @@
-"""lakedet.config.translate."""
+"""The config layer: every ``deeplake_*`` key (``keys``), the one walker over a run's dataset
+configs (``walk``), secrets in configs (``secrets``) and the seed's 2.x-style configs translated to
+MMDetection 3 (``translate``). Nothing here opens data."""

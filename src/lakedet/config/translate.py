@@ -19,25 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, did_you_mean
+from .keys import (DATALOADER_KEYS, METRIC_FORMATS, SPLIT_KEYS, TOP_LEVEL_KEYS, check_keys, check_top_level,
+                   loader_type, metrics_format)
+from .walk import DATASET_TYPE, bare_type, leaf_datasets
 
-__all__ = ["is_2x_config", "translate_config", "merge_options", "TRANSLATED_KEYS", "translate_pipeline", "bare_type", "loader_type", "LOADER_TYPES",
-           "METRIC_FORMATS",
-           "SPLIT_KEYS", "DATALOADER_KEYS"]
+__all__ = ["is_2x_config", "translate_config", "merge_options", "TRANSLATED_KEYS", "translate_pipeline"]
 
 logger = logging.getLogger("lakedet")
 
-#: ``deeplake_dataloader_type`` values -> the loader they select.
-LOADER_TYPES = {"c++": "cpp", "cpp": "cpp", "python": "python", "auto": "auto"}
-METRIC_FORMATS = ("COCO", "PascalVOC")
-#: Keys of ``deeplake_dataloader``.
-DATALOADER_KEYS = ("shuffle", "batch_size", "num_workers", "persistent_workers", "order")
-#: ``deeplake_*`` keys a split (``data.train`` ...) may hold (``deeplake_cache`` / ``deeplake_prefetch``:
-#: lakedet's, see ``DeepLakeDetDataset``).
-SPLIT_KEYS = ("deeplake_path", "deeplake_credentials", "deeplake_commit_id", "deeplake_commit",
-              "deeplake_view_id", "deeplake_query", "deeplake_tensors", "deeplake_dataloader",
-              "deeplake_cache", "deeplake_prefetch")
-#: ``deeplake_*`` keys of the config's top level.
-TOP_LEVEL_KEYS = ("deeplake_dataloader_type", "deeplake_metrics_format")
 _WRAPPERS = ("RepeatDataset", "ClassBalancedDataset", "ConcatDataset", "MultiImageMixDataset")
 #: 2.x keys of a split besides ``deeplake_*`` that are understood (the rest is an error).
 _SPLIT_OTHER_KEYS = ("type", "pipeline", "classes", "test_mode", "filter_empty_gt", "times",
@@ -84,11 +73,6 @@ def merge_options(cfg, options: Mapping | None):
     return cfg
 
 
-def bare_type(step: Mapping) -> str:
-    """A registry ``type`` without its scope: ``'mmdet.Resize'`` -> ``'Resize'``."""
-    return str(step.get("type", "")).split(".")[-1]
-
-
 def is_2x_config(cfg: Mapping) -> bool:
     """True when the config has the seed's ``data=dict(train=..., ...)`` section."""
     data = cfg.get("data")
@@ -133,7 +117,7 @@ def translate_config(cfg, given: Collection[str] = ()):
     changes = _Changes()
     _check_top_level(src)
     loader = loader_type(src.get("deeplake_dataloader_type"))
-    metrics_format = _metrics_format(src.get("deeplake_metrics_format"))
+    chosen_format = metrics_format(src.get("deeplake_metrics_format"))
     model = out.setdefault("model", {})
     data = dict(src["data"])
     known = ["train", "val", "test", *_DATA_LOADER_KEYS, "train_dataloader", "val_dataloader", "test_dataloader"]
@@ -165,7 +149,7 @@ def translate_config(cfg, given: Collection[str] = ()):
     if "val" in data and "test" not in data and "test" not in pathless:
         out["test_dataloader"] = copy.deepcopy(out["val_dataloader"])
         changes.add("data.val", "test_dataloader (no data.test)")
-    _translate_evaluation(src, out, metrics_format, changes)
+    _translate_evaluation(src, out, chosen_format, changes)
     for split in ("val", "test"):
         if split not in data and not (split == "test" and "test_dataloader" in out and "val" in data):
             # no Deep Lake split: the MMDetection 3 base config's own (file-based) one must not be used
@@ -197,35 +181,11 @@ def translate_config(cfg, given: Collection[str] = ()):
 # --- top level --------------------------------------------------------------------------------
 
 def _check_top_level(src: Mapping) -> None:
-    for key in src:
-        if key.startswith("deeplake_") and key not in TOP_LEVEL_KEYS:
-            hint = " (it belongs in data.train / data.val)" if key in SPLIT_KEYS else ""
-            raise ConfigError(f"unknown top-level key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS + SPLIT_KEYS)}"
-                              f"{hint}; top-level deeplake keys are {list(TOP_LEVEL_KEYS)}")
+    check_top_level(src)
     for key in _UNTRANSLATABLE:
         if src.get(key):
             raise ConfigError(f"{key}: this MMDetection 2.x setting has no automatic translation; "
                               "write its MMDetection 3 form (see MMDetection's migration guide)")
-
-
-def loader_type(value) -> str:
-    """``deeplake_dataloader_type`` -> ``"cpp"``, ``"python"`` or ``"auto"`` (unset means auto)."""
-    if value in (None, ""):
-        return "auto"
-    key = str(value).lower()
-    if key not in LOADER_TYPES:
-        raise ConfigError(f"deeplake_dataloader_type={value!r}: expected one of {list(LOADER_TYPES)}")
-    return LOADER_TYPES[key]
-
-
-def _metrics_format(value) -> str:
-    if value in (None, ""):
-        return "COCO"
-    for name in METRIC_FORMATS:
-        if str(value).lower() == name.lower():
-            return name
-    raise ConfigError(f"deeplake_metrics_format={value!r}: expected one of {list(METRIC_FORMATS)}"
-                      f"{did_you_mean(str(value), METRIC_FORMATS)}")
 
 
 # --- data -------------------------------------------------------------------------------------
@@ -296,14 +256,8 @@ def _split_loader_options(options, where: str, changes: _Changes) -> dict:
 
 def _has_source(spec) -> bool:
     """Whether a split names its Deep Lake data (a path, or wrappers whose datasets all do)."""
-    if isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
-        return bool(spec) and all(_has_source(s) for s in spec)
-    if not isinstance(spec, Mapping):
-        return True  # not a dict: _translate_dataset names the problem
-    if bare_type(spec) in _WRAPPERS:
-        inner = spec.get("datasets") if bare_type(spec) == "ConcatDataset" else spec.get("dataset")
-        return _has_source(inner if inner is not None else [])
-    return bool(spec.get("deeplake_path"))
+    leaves = list(leaf_datasets(spec))
+    return bool(leaves) and all(not isinstance(leaf, Mapping) or bool(leaf.get("deeplake_path")) for leaf in leaves)
 
 
 def _warn_unused_file_keys(src: Mapping) -> None:
@@ -348,16 +302,14 @@ def _translate_dataset(spec, where: str, test_mode: bool, model: dict, loader_ty
     kind = bare_type(spec)
     if kind in _WRAPPERS:
         return _translate_wrapper(kind, spec, where, test_mode, model, loader_type, changes)
+    check_keys(spec, SPLIT_KEYS, where)
     for key in spec:
-        if key.startswith("deeplake_") and key not in SPLIT_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, SPLIT_KEYS)}; "
-                              f"keys are {list(SPLIT_KEYS)}")
         if not key.startswith("deeplake_") and key not in _SPLIT_OTHER_KEYS:
             raise ConfigError(f"{where}.{key}: this 2.x dataset key has no meaning for a Deep Lake "
                               f"dataset; set deeplake_path (and deeplake_tensors) instead")
     if not test_mode and any(isinstance(s, Mapping) and bare_type(s) in _MIXING for s in spec.get("pipeline") or []):
         return _mixing_wrapper(spec, where, model, loader_type, changes)
-    dataset = dict(type="DeepLakeDetDataset", test_mode=test_mode, deeplake_dataloader_type=loader_type)
+    dataset = dict(type=DATASET_TYPE, test_mode=test_mode, deeplake_dataloader_type=loader_type)
     for key in SPLIT_KEYS:
         if key != "deeplake_dataloader" and spec.get(key) not in (None, "", {}):
             dataset[key] = copy.deepcopy(spec[key])
@@ -608,14 +560,14 @@ def _checked_3x_transform(step: dict, here: str) -> dict:
 
 # --- evaluation and schedule --------------------------------------------------------------------
 
-def _translate_evaluation(src, out, metrics_format, changes) -> None:
+def _translate_evaluation(src, out, chosen_format: str, changes) -> None:
     evaluation = src.get("evaluation")
     if evaluation is None and "deeplake_metrics_format" not in src:
         return
     evaluation = dict(evaluation or {})
     metric = evaluation.pop("metric", None)
     interval = evaluation.pop("interval", None)
-    if metrics_format == "COCO":
+    if chosen_format == "COCO":
         metrics = [metric] if isinstance(metric, str) else list(metric or ["bbox"])
         bad = [m for m in metrics if m not in ("bbox", "segm", "proposal", "proposal_fast")]
         if bad:

@@ -32,56 +32,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 
-from ..source.deadline import DEFAULT_READ_TIMEOUT, read_timeout, wait
+from ..schema.layout import ChunkLayout
+from ..source.deadline import read_timeout, wait
 from ..errors import DataError, ReadTimeout
 
-__all__ = ["ImageReader", "PendingRead", "ChunkLayout", "chunk_layout", "read_timeout", "DEFAULT_READ_TIMEOUT"]
+__all__ = ["ImageReader", "PendingRead"]
 
 logger = logging.getLogger("lakedet")
 
 RETRIES = 2
 #: A chunk is read whole (one slice call) when at least this share of its rows is needed.
 SLICE_SHARE = 0.5
-
-
-@dataclass(frozen=True)
-class ChunkLayout:
-    """Where an image column's rows are stored: chunk ``i`` holds rows ``bounds[i]:bounds[i + 1]``
-    in the data file ``names[i]`` (names identify the stored bytes; a cache key)."""
-
-    bounds: np.ndarray
-    names: tuple
-
-    def chunk_of(self, rows) -> np.ndarray:
-        return np.searchsorted(self.bounds, np.asarray(rows, dtype=np.int64), side="right") - 1
-
-    def __len__(self) -> int:
-        return len(self.bounds) - 1
-
-
-def chunk_layout(ds, column: str) -> ChunkLayout | None:
-    """The chunk layout of ``column`` as Deep Lake reports it, or None when it does not.
-
-    Deep Lake 4.7 lists a dataset's data files per column (``ds._datafiles_report``: each insert
-    file with its first and last row). It is not a documented API, so anything unexpected (a
-    view, which has no such report; files that do not tile the rows) means "unknown", and lakedet
-    then reads row by row in a full permutation, as without this layout.
-    """
-    try:
-        files = ds._datafiles_report[column].insert_datafiles
-        spans = sorted((int(f.offset_start), int(f.offset_end), str(f.filename)) for f in files)
-    except Exception:
-        return None
-    if not spans or spans[0][0] != 0 or spans[-1][1] != len(ds):
-        return None
-    if any(a[1] != b[0] or a[1] <= a[0] for a, b in zip(spans, spans[1:])):
-        return None
-    bounds = np.array([s[0] for s in spans] + [spans[-1][1]], dtype=np.int64)
-    return ChunkLayout(bounds, tuple(s[2] for s in spans))
 
 
 class PendingRead:
@@ -170,6 +134,9 @@ class ImageReader:
     """Reads rows of ``column`` of the opened dataset ``ds`` (``url`` names it in errors).
 
     Args:
+        remote: reads can stall on a network (cloud storage, the Deep Lake API, or a dataset
+            object the caller opened, which may live anywhere): every read is a future with a
+            deadline. Local data is read with one synchronous call per batch.
         compressed: the column is an Image column with a compressed format: its stored bytes are
             returned as they are (no decoding here); otherwise the stored value (array or bytes).
         timeout: seconds one read may take; default ``LAKEDET_READ_TIMEOUT``.
@@ -178,11 +145,9 @@ class ImageReader:
         cache_key: what identifies this dataset in the cache (URL and version).
     """
 
-    def __init__(self, ds, column: str, compressed: bool, url: str, timeout: float | None = None,
+    def __init__(self, ds, column: str, compressed: bool, url: str, remote: bool, timeout: float | None = None,
                  layout: ChunkLayout | None = None, cache=None, cache_key: str = ""):
-        self.ds, self.column, self.compressed, self.url = ds, column, compressed, url
-        # an opened dataset object given by the caller ("<opened Dataset>") may live anywhere
-        self.remote = not (url.startswith(("file://", "mem://")) or ("://" not in url and not url.startswith("<")))
+        self.ds, self.column, self.compressed, self.url, self.remote = ds, column, compressed, url, bool(remote)
         self.timeout = timeout if timeout is not None else read_timeout()
         self.layout, self.cache, self.cache_key = layout, cache, cache_key
         self.plan_rows: np.ndarray | None = None  # source rows this worker reads, in order (see ``follow``)

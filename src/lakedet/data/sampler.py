@@ -22,8 +22,11 @@ ahead (``lakedet.data.reader``). Exactly-once epochs, disjoint shards and "same 
 as for ``shard_rows``; what is given up is a per-row permutation across the whole dataset.
 
 ``ShardedRowSampler`` is the mmengine data sampler (registered in ``DATA_SAMPLERS``) built on
-them, with ``DefaultSampler``'s arguments plus ``order``; lakedet puts it in place of
-``DefaultSampler`` for Deep Lake splits (``lakedet.engine.runner.adapt_config``). DataLoader workers of
+them, with ``DefaultSampler``'s arguments plus ``order``. MMDetection's configs name
+``DefaultSampler`` / ``InfiniteSampler``: in MMDetection's registry those names are lakedet's
+stand-ins, which build a ``ShardedRowSampler`` over a dataset holding Deep Lake datasets and
+mmengine's own sampler over any other, so every entry point (``lakedet train``, MMDetection's
+``tools/train.py``, ``Runner.from_cfg``) samples Deep Lake splits the same way. DataLoader workers of
 one rank split the rank's batches between them (PyTorch gives each batch to one worker), so no
 two workers read the same row. The sampler also hands the dataset a ``ReadPlan``: the seed and,
 through shared memory, the current epoch, so that DataLoader workers (persistent or not) know
@@ -35,12 +38,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sized
 
 import numpy as np
+from mmdet.registry import DATA_SAMPLERS as MMDET_DATA_SAMPLERS
+from mmengine.dataset import DefaultSampler as MMEngineDefaultSampler
+from mmengine.dataset import InfiniteSampler as MMEngineInfiniteSampler
 from mmengine.registry import DATA_SAMPLERS
 from torch.utils.data import Sampler
 
+from ..errors import ConfigError
+from .dataset import deeplake_datasets
+
 __all__ = ["shard_rows", "shard_size", "chunk_shard_rows", "split_blocks", "worker_parts", "ReadPlan",
-           "ShardedRowSampler",
-           "ORDERS", "DEFAULT_WINDOW"]
+           "ShardedRowSampler", "DefaultSampler", "InfiniteSampler", "ORDERS", "DEFAULT_WINDOW"]
 
 #: ``order`` values: ``"auto"`` picks ``"chunks"`` for remote datasets whose chunk layout is known,
 #: ``"permutation"`` otherwise (see ``ShardedRowSampler``).
@@ -259,6 +267,16 @@ class ReadPlan:
             self._cached = (key, rows)
         return self._cached[1]
 
+    def fit(self, batch_size: int | None = None, num_workers: int | None = None, seed: int | None = None) -> None:
+        """Change the batching the order is cut for, or the seed (before an epoch starts)."""
+        if batch_size is not None:
+            self.batch_size = int(batch_size)
+        if num_workers is not None:
+            self.num_workers = int(num_workers)
+        if seed is not None:
+            self.seed = int(seed)
+        self._cached = None
+
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_cached"] = None
@@ -290,8 +308,9 @@ class ShardedRowSampler(Sampler):
         block_rows: cut blocks into pieces of at most this many rows (None: a block is a chunk):
             smaller blocks mix better and, read whole, still cost one request per chunk while
             Deep Lake keeps the chunk in memory (it keeps 10-20 chunks per process, measured).
-        batch_size / num_workers: the DataLoader's (``adapt_config`` fills them in), so that each
-            worker reads whole chunks; without them the order is the same for any worker count.
+        batch_size / num_workers: the DataLoader's (lakedet's run hooks set them from the
+            DataLoader before the first epoch, ``fit_loader``), so that each worker reads whole
+            chunks; without them the order is the same for any worker count.
         seed: shared by all ranks; None takes mmengine's ``sync_random_seed()`` (rank 0's, broadcast).
         round_up: pad so every rank gets the same number of rows (see ``shard_rows``'s ``pad``);
             False can leave one rank a batch short, which DDP training does not tolerate.
@@ -348,3 +367,43 @@ class ShardedRowSampler(Sampler):
     def set_epoch(self, epoch: int) -> None:
         """Use ``epoch``'s permutation from the next iteration on (mmengine calls it every epoch)."""
         self.epoch = epoch
+
+    def fit_loader(self, batch_size: int, num_workers: int) -> None:
+        """Cut the order for the DataLoader that uses this sampler (its batch size and workers),
+        so that each worker reads whole chunks; called before the first epoch."""
+        self.plan.fit(batch_size=batch_size, num_workers=num_workers)
+
+    def reseed(self, seed: int) -> None:
+        """Use ``seed`` from the next epoch on (a resumed run takes the seed it was trained with)."""
+        self.seed = int(seed)
+        self.plan.fit(seed=seed)
+
+
+@MMDET_DATA_SAMPLERS.register_module(name="DefaultSampler", force=True)
+class DefaultSampler(MMEngineDefaultSampler):
+    """mmengine's ``DefaultSampler`` (the name MMDetection's configs use); over a dataset that
+    holds Deep Lake datasets, a ``ShardedRowSampler`` with the same arguments."""
+
+    def __new__(cls, dataset, *args, **kwargs):
+        if deeplake_datasets(dataset):
+            return ShardedRowSampler(dataset, *args, **kwargs)
+        return super().__new__(cls)
+
+    def __init__(self, dataset, shuffle: bool = True, seed: int | None = None, round_up: bool = True, **options):
+        if options:
+            raise ConfigError(f"DefaultSampler: {sorted(options)} apply to Deep Lake datasets only "
+                              f"(ShardedRowSampler); {type(dataset).__name__} holds none")
+        super().__init__(dataset, shuffle=shuffle, seed=seed, round_up=round_up)
+
+
+@MMDET_DATA_SAMPLERS.register_module(name="InfiniteSampler", force=True)
+class InfiniteSampler(MMEngineInfiniteSampler):
+    """mmengine's ``InfiniteSampler``; over a dataset that holds Deep Lake datasets, a
+    ``ShardedRowSampler``: epochs of it, which mmengine's ``IterBasedTrainLoop`` restarts at each
+    end (with ``set_epoch``), so the read plan, per-sample seeding and resuming without reading the
+    trained batches apply to iteration-based training too."""
+
+    def __new__(cls, dataset, *args, **kwargs):
+        if deeplake_datasets(dataset):
+            return ShardedRowSampler(dataset, *args, **kwargs)
+        return super().__new__(cls)

@@ -3,8 +3,11 @@
 PyTorch's DataLoader asks a dataset for a batch at once when it has ``__getitems__``; mmengine's
 ``RepeatDataset``, ``ClassBalancedDataset`` and MMDetection's ``ConcatDataset`` do not have it,
 so a Deep Lake dataset inside them would be read row by row. These subclasses add it: the
-batch's indices are mapped to the wrapped datasets and each one gets its part in one call.
-``lakedet.engine.runner.adapt_config`` puts them in place of the plain wrappers around Deep Lake splits.
+batch's indices are mapped to the wrapped datasets and each one gets its part in one call; over
+datasets without ``__getitems__`` they read item by item, as the plain wrappers do. In
+MMDetection's registry they stand in for the plain wrappers under their own names, so a config
+that wraps a Deep Lake split (``RepeatDataset`` ...) gets them in every entry point; they are
+also registered under their own names (``BatchedRepeatDataset`` ...).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from mmdet.datasets import ConcatDataset
 from mmdet.registry import DATASETS
 from mmengine.dataset import ClassBalancedDataset, RepeatDataset
 
-__all__ = ["BatchedConcatDataset", "BatchedRepeatDataset", "BatchedClassBalancedDataset", "BATCHED_WRAPPERS"]
+__all__ = ["BatchedConcatDataset", "BatchedRepeatDataset", "BatchedClassBalancedDataset"]
 
 
 def _split_batch(indices: Sequence[int], locate) -> list:
@@ -68,6 +71,7 @@ class BatchedClassBalancedDataset(ClassBalancedDataset):
         return _split_batch(indices, lambda idx: (self.dataset, self._get_ori_dataset_idx(idx)))
 
 
-#: wrapper type -> its batched subclass
-BATCHED_WRAPPERS = {"ConcatDataset": "BatchedConcatDataset", "RepeatDataset": "BatchedRepeatDataset",
-                    "ClassBalancedDataset": "BatchedClassBalancedDataset"}
+# the stand-ins: MMDetection's configs name the plain wrappers
+for _name, _wrapper in (("ConcatDataset", BatchedConcatDataset), ("RepeatDataset", BatchedRepeatDataset),
+                        ("ClassBalancedDataset", BatchedClassBalancedDataset)):
+    DATASETS.register_module(name=_name, module=_wrapper, force=True)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..schema.boxes import BoxMode, convert_boxes
+
 __all__ = ["MATCH_NAMES", "TP", "FP", "FN", "IGNORE", "RECALL_POINTS", "ImageMatch", "box_iou", "match_image",
            "ClassCurve", "class_pr", "confusion_matrix", "f1_score"]
 
@@ -66,15 +68,10 @@ def f1_score(tp: int, fp: int, fn: int) -> float:
     return 1.0 if denominator == 0 else 2 * tp / denominator
 
 
-def _xywh(boxes) -> np.ndarray:
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    return np.stack([boxes[:, 0], boxes[:, 1], boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]], 1)
-
-
 def box_iou(pred_boxes, gt_boxes, gt_crowd=None) -> np.ndarray:
     """``(D, G)`` IoU of pixel ``x1, y1, x2, y2`` boxes, computed as pycocotools' ``maskUtils.iou``
     does for boxes (float64, no +1; for a crowd box, intersection over the prediction's area)."""
-    d, g = _xywh(pred_boxes), _xywh(gt_boxes)
+    d, g = convert_boxes(pred_boxes, BoxMode.LTRB, BoxMode.LTWH), convert_boxes(gt_boxes, BoxMode.LTRB, BoxMode.LTWH)
     crowd = np.zeros(len(g), bool) if gt_crowd is None else np.asarray(gt_crowd, bool).reshape(-1)
     if not len(d) or not len(g):
         return np.zeros((len(d), len(g)))

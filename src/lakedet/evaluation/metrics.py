@@ -22,20 +22,14 @@ from mmdet.evaluation.functional import eval_map
 from mmdet.evaluation.metrics import CocoMetric, VOCMetric
 from mmdet.registry import METRICS
 
-from ..data.dataset import ROWS_KEY
+from ..data.keys import ROWS_KEY
+from ..schema.boxes import BoxMode, convert_boxes
+from ..schema.masks import segmentation_area
 
-__all__ = ["DeepLakeCocoMetric", "DeepLakeVOCMetric", "CocoMetricOrRows", "VOCMetricOrRows", "ROWS_KEY", "CocoSummary", "coco_ground_truth", "coco_from_dict",
-           "coco_detections", "coco_evaluate"]
+__all__ = ["DeepLakeCocoMetric", "DeepLakeVOCMetric", "CocoMetricOrRows", "VOCMetricOrRows", "CocoSummary",
+           "coco_ground_truth", "coco_from_dict", "coco_detections", "coco_evaluate", "STAT_NAMES"]
 
 STAT_NAMES = ("mAP", "mAP_50", "mAP_75", "mAP_s", "mAP_m", "mAP_l")
-
-
-def _mask_area(mask, height: int, width: int) -> float:
-    from pycocotools import mask as mask_utils
-
-    from ..tools.cocofile import segmentation_rle
-
-    return float(mask_utils.area(segmentation_rle(mask, height, width)))
 
 
 def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
@@ -56,8 +50,8 @@ def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
         images.append(dict(id=gt["img_id"], width=gt["width"], height=gt["height"], file_name=""))
         for ann in gt["anns"]:
             x1, y1, x2, y2 = (float(v) for v in ann["bbox"])
-            annotation = dict(id=len(annotations) + 1, image_id=gt["img_id"],
-                              bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1),
+            ltwh = convert_boxes([ann["bbox"]], BoxMode.LTRB, BoxMode.LTWH)[0].tolist()
+            annotation = dict(id=len(annotations) + 1, image_id=gt["img_id"], bbox=ltwh, area=ltwh[2] * ltwh[3],
                               iscrowd=int(ann.get("ignore_flag", 0)), category_id=int(ann["bbox_label"]))
             mask = ann.get("mask")
             if "mask" in ann and not mask:  # a dropped degenerate polygon: its box is the region
@@ -66,7 +60,7 @@ def coco_ground_truth(gt_dicts: Sequence[dict], classes: Sequence[str]) -> dict:
                 if isinstance(mask, dict) and isinstance(mask.get("counts"), bytes):
                     mask = dict(mask, counts=mask["counts"].decode())
                 annotation["segmentation"] = mask
-                annotation["area"] = _mask_area(mask, gt["height"], gt["width"])
+                annotation["area"] = segmentation_area(mask, gt["height"], gt["width"])
             if ann.get("area") is not None:
                 annotation["area"] = float(ann["area"])
             annotations.append(annotation)
@@ -98,10 +92,9 @@ def coco_detections(preds: Sequence[dict], iou_type: str) -> list[dict]:
                 dets.append(dict(image_id=pred["img_id"], category_id=int(label), score=float(score),
                                  segmentation=dict(rle, counts=counts.decode() if isinstance(counts, bytes) else counts)))
         else:
-            for label, score, box in zip(labels, scores, pred["bboxes"]):
-                x1, y1, x2, y2 = (float(v) for v in box)
+            for label, score, box in zip(labels, scores, convert_boxes(pred["bboxes"], BoxMode.LTRB, BoxMode.LTWH)):
                 dets.append(dict(image_id=pred["img_id"], category_id=int(label), score=float(score),
-                                 bbox=[x1, y1, x2 - x1, y2 - y1]))
+                                 bbox=box.tolist()))
     return dets
 
 

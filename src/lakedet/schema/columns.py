@@ -1,35 +1,21 @@
-"""The schema of a detection dataset: which column holds what, and in which box format.
+"""Which dataset column holds what: ``TensorMap`` and its inference from Deep Lake column types.
 
 ``TensorMap`` names the columns for MMDetection's keys (``img``, ``gt_bboxes``, ``gt_labels``,
-``gt_masks``); ``resolve_tensor_map`` infers it from Deep Lake column types where the user did not
-write it. ``BoxFormat`` describes how boxes are stored; Deep Lake 4 does not expose the format
-declared on a BoundingBox column to Python, so lakedet reads it from the column metadata
-``coords = {"mode": "LTWH"|"LTRB"|"CCWH", "type": "pixel"|"fractional"}``.
-The conversions to MMDetection's pixel ``x1, y1, x2, y2`` are pure functions.
+``gt_masks``, ``gt_ignore``); ``resolve_tensor_map`` infers it from Deep Lake column types where
+the user did not write it, and asks to choose only for what the run uses: two columns that could
+hold the masks are an error for a pipeline that loads masks, and are left alone by a pure detector.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import Enum
-
-import numpy as np
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 from ..errors import SchemaError, did_you_mean
 
-__all__ = [
-    "BoxMode",
-    "BoxFormat",
-    "TensorMap",
-    "TENSOR_KEYS",
-    "boxes_to_xyxy",
-    "xyxy_to_ltwh",
-    "box_format_from_metadata",
-    "resolve_tensor_map",
-    "class_names_from_metadata",
-]
+__all__ = ["TensorMap", "TENSOR_KEYS", "OPTIONAL_KEYS", "resolve_tensor_map", "class_names_from_metadata",
+           "column_kinds", "column_metadata"]
 
 logger = logging.getLogger("lakedet")
 
@@ -51,85 +37,19 @@ _KINDS_FOR_KEY = {
     "gt_ignore": (),
 }
 _REQUIRED_KEYS = ("img", "gt_bboxes", "gt_labels")
+#: Keys a run may leave unmapped.
+OPTIONAL_KEYS = tuple(k for k in TENSOR_KEYS if k not in _REQUIRED_KEYS)
 
 
-class BoxMode(str, Enum):
-    """How the four numbers of a stored box are laid out."""
-
-    LTWH = "LTWH"  # left, top, width, height (COCO)
-    LTRB = "LTRB"  # left, top, right, bottom (Pascal VOC, MMDetection)
-    CCWH = "CCWH"  # center x, center y, width, height (YOLO)
+def column_kinds(ds) -> dict[str, str]:
+    """Column name -> Deep Lake type kind name (``"Image"``, ``"BoundingBox"``, ...)."""
+    return {c.name: c.dtype.kind.name for c in ds.schema.columns}
 
 
-@dataclass(frozen=True)
-class BoxFormat:
-    """Box layout plus whether coordinates are pixels or fractions of the image size."""
-
-    mode: BoxMode = BoxMode.LTWH
-    fractional: bool = False
-
-
-def boxes_to_xyxy(boxes: np.ndarray, fmt: BoxFormat, height: int | None = None,
-                  width: int | None = None, dtype=np.float32) -> np.ndarray:
-    """Convert stored boxes to MMDetection's pixel ``x1, y1, x2, y2``.
-
-    Args:
-        boxes: ``(N, 4)`` array (any float or int dtype; ``(0,)`` or ``(0, 4)`` for no boxes).
-        fmt: the stored format.
-        height, width: image size in pixels; required when ``fmt.fractional``.
-
-    Returns:
-        ``(N, 4)`` array of ``dtype`` (float32 unless asked).
-    """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    if fmt.mode is BoxMode.LTWH:
-        out = np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
-    elif fmt.mode is BoxMode.LTRB:
-        out = b.copy()
-    else:  # CCWH
-        half_w, half_h = b[:, 2] / 2, b[:, 3] / 2
-        out = np.stack([b[:, 0] - half_w, b[:, 1] - half_h, b[:, 0] + half_w, b[:, 1] + half_h], axis=1)
-    if fmt.fractional:
-        if height is None or width is None:
-            raise ValueError("fractional boxes need the image height and width")
-        out *= np.array([width, height, width, height], dtype=np.float64)
-    return out.astype(dtype)
-
-
-def xyxy_to_ltwh(boxes: np.ndarray) -> np.ndarray:
-    """MMDetection's ``x1, y1, x2, y2`` -> COCO's ``left, top, width, height`` (same units, float64)."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    return np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
-
-
-def box_format_from_metadata(metadata: Mapping, column: str) -> BoxFormat:
-    """Read a BoundingBox column's ``coords`` metadata.
-
-    Missing metadata means LTWH pixel, with a logged warning.
-
-    Raises:
-        SchemaError: the metadata names an unknown mode or type.
-    """
-    coords = metadata.get("coords") if metadata is not None else None
-    if coords is None:
-        logger.warning(
-            "column %r has no 'coords' metadata; assuming boxes are LTWH in pixels. "
-            "Declare it with ds[%r].metadata['coords'] = {'mode': 'LTWH', 'type': 'pixel'}",
-            column, column)
-        return BoxFormat()
-    if not isinstance(coords, Mapping):
-        raise SchemaError(f"column {column!r}: metadata 'coords' must be a dict like "
-                          f"{{'mode': 'LTWH', 'type': 'pixel'}}, got {coords!r}")
-    mode = str(coords.get("mode", "LTWH")).upper()
-    modes = [m.value for m in BoxMode]
-    if mode not in modes:
-        raise SchemaError(f"column {column!r}: unknown box mode coords['mode']={coords.get('mode')!r}"
-                          f"{did_you_mean(mode, modes)}; expected one of {modes}")
-    kind = str(coords.get("type", "pixel")).lower()
-    if kind not in ("pixel", "fractional"):
-        raise SchemaError(f"column {column!r}: unknown box type coords['type']={coords.get('type')!r}; "
-                          "expected 'pixel' or 'fractional'")
-    return BoxFormat(BoxMode(mode), kind == "fractional")
+def column_metadata(ds, column: str) -> dict:
+    """A column's Deep Lake metadata as a plain dict."""
+    metadata = ds[column].metadata
+    return {key: metadata[key] for key in metadata.keys()}
 
 
 @dataclass(frozen=True)
@@ -141,22 +61,28 @@ class TensorMap:
     gt_labels: str
     gt_masks: str | None = None
     gt_ignore: str | None = None
+    #: optional keys left unmapped because several columns fit and the run did not need them
+    #: (key -> the columns that fit), so that whoever needs one later can ask to choose
+    undecided: Mapping[str, tuple] = field(default_factory=dict, compare=False, repr=False, hash=False)
 
     def as_dict(self) -> dict[str, str]:
         return {k: getattr(self, k) for k in TENSOR_KEYS if getattr(self, k)}
 
 
 def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] | None = None,
-                       where: str = "deeplake_tensors") -> TensorMap:
+                       where: str = "deeplake_tensors", needed: Collection[str] = OPTIONAL_KEYS) -> TensorMap:
     """Choose the column for each MMDetection key.
 
     Args:
         columns: column name -> Deep Lake type kind name (``"Image"``, ``"BoundingBox"``, ...).
         explicit: the user's mapping; it wins over inference key by key.
         where: how to name the mapping in error messages (e.g. ``data.train.deeplake_tensors``).
+        needed: the optional keys (``gt_masks``, ``gt_ignore``) the run uses. An optional key
+            several columns fit is an error only when it is needed; otherwise it stays unmapped
+            (``TensorMap.undecided`` keeps the candidates). One fitting column is always taken.
 
     Raises:
-        SchemaError: unknown key, missing column, two candidate columns for one key,
+        SchemaError: unknown key, missing column, two candidate columns for a needed key,
             or no column for a required key.
     """
     given = {_KEY_ALIASES.get(k, k): v for k, v in (explicit or {}).items()}
@@ -175,6 +101,7 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
             raise SchemaError(f"{where}[{key!r}]: column {column!r} has type {columns[column]}; {key} needs "
                               f"{' or '.join(_ALLOWED_KINDS[key])}")
         chosen[key] = column
+    undecided: dict[str, tuple] = {}
     for key in TENSOR_KEYS:
         if key in chosen:
             continue
@@ -186,6 +113,10 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
         else:  # `pred_*` / `gt_match` are results (lakedet predict / errors write them), never ground truth
             candidates = [name for name, kind in columns.items()
                           if kind in _KINDS_FOR_KEY[key] and not name.startswith("pred_") and name != "gt_match"]
+        if len(candidates) > 1 and key in OPTIONAL_KEYS and key not in needed:
+            undecided[key] = tuple(candidates)
+            chosen[key] = None
+            continue
         if len(candidates) > 1:
             suggestion = ", ".join(f"{key!r}: {c!r}" for c in candidates)
             raise SchemaError(
@@ -197,7 +128,7 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
                               f"map one explicitly, e.g. {where}['{key}'] = '<column>'. "
                               f"Columns: {_describe(columns)}")
         chosen[key] = candidates[0] if candidates else None
-    return TensorMap(**chosen)
+    return TensorMap(**chosen, undecided=undecided)
 
 
 #: Column kinds an explicit mapping may name for each key ("Generic" = plain arrays / bytes).

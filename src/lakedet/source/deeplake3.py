@@ -35,10 +35,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, SourceError, SourceTimeout
+from ..errors import ConfigError, SourceError, SourceTimeout, did_you_mean
+from .deadline import wait
+from .remote import OPEN_TIMEOUT_S
+from .spec import Origin, SourceSpec, is_remote
+from .tql import query_path, row_query, run_query
 
 __all__ = ["V3_FORMAT", "V4_FORMAT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
-           "read_info", "probe_remote", "select", "open_selection", "row_query", "check_path", "HEAD"]
+           "read_info", "read_json", "probe_remote", "select", "open_selection", "open_deeplake3", "history_deeplake3",
+           "deeplake3_source_of", "check_path", "HEAD"]
 
 logger = logging.getLogger("lakedet")
 
@@ -55,7 +60,7 @@ def local_path(path: str) -> str | None:
     """The folder of a local dataset URL (plain path or ``file://``), else None."""
     if path.startswith("file://"):
         return path[len("file://"):]
-    return None if "://" in path or path.startswith("<") else path
+    return None if "://" in path else path
 
 
 def is_deeplake3_folder(path: str) -> bool:
@@ -72,8 +77,6 @@ def refuse_writing_into(path: str, command: str, what: str = "DEST", creds=None,
     Raises:
         SourceError: ``path`` holds a Deep Lake 3 dataset.
     """
-    from .open import SourceSpec, is_remote
-
     v3 = is_deeplake3_folder(path) or (is_remote(path) and probe_remote(SourceSpec(path, token=token, creds=creds)))
     if v3:
         raise SourceError(f"lakedet {command}: {what}={path!r} holds a Deep Lake 3 dataset, which lakedet never "
@@ -144,14 +147,17 @@ def _reader(spec):
     return Reader(spec.path, **kwargs)
 
 
-def _read_json(reader, key: str, spec, remote: bool):
-    """A JSON file of the dataset (None when absent); remote reads bounded (``OPEN_TIMEOUT_S``)."""
-    from .open import OPEN_TIMEOUT_S
+def read_json(spec, key: str, reader=None):
+    """A JSON file of the dataset at ``spec.path`` (None when absent); remote reads bounded
+    (``OPEN_TIMEOUT_S``).
 
+    Raises:
+        SourceError: the file cannot be read or is not JSON.
+        SourceTimeout: remote storage did not answer in time.
+    """
+    reader = reader or _reader(spec)
     try:
-        if remote:
-            from .deadline import wait
-
+        if spec.remote:
             data = wait(reader.get_async(key), f"reading {key} of deeplake_path={spec.path!r}", OPEN_TIMEOUT_S,
                         error=SourceTimeout, setting="LAKEDET_OPEN_TIMEOUT")
         else:
@@ -175,14 +181,14 @@ def probe_remote(spec) -> bool:
     there or, where the storage cannot be listed by path (a ``hub://`` dataset whose storage the
     token does not reveal), Deep Lake 4's query path reads it. Bounded in time either way."""
     try:
-        return _read_json(_reader(spec), "dataset_meta.json", spec, True) is not None
+        return read_json(spec, "dataset_meta.json") is not None
     except SourceTimeout:
         return False
     except Exception:
         if not spec.path.startswith(("hub://", "al://")):
             return False
     try:
-        _query(spec, f'SELECT * FROM "{spec.path}" LIMIT 0', "probing for a Deep Lake 3 dataset")
+        query_path(spec, f'SELECT * FROM "{spec.path}" LIMIT 0', "probing for a Deep Lake 3 dataset")
         return True
     except Exception:
         return False
@@ -190,13 +196,11 @@ def probe_remote(spec) -> bool:
 
 def read_info(spec) -> V3Info:
     """The commits, branches and saved views of the v3 dataset at ``spec.path``."""
-    from .open import is_remote
-
-    remote = is_remote(spec.path)
+    remote = spec.remote
     try:
         reader = _reader(spec)
-        control = _read_json(reader, "version_control_info.json", spec, remote) or {}
-        views = _read_json(reader, "queries.json", spec, remote) or []
+        control = read_json(spec, "version_control_info.json", reader) or {}
+        views = read_json(spec, "queries.json", reader) or []
     except SourceTimeout:
         raise
     except Exception as exc:
@@ -259,7 +263,7 @@ def _select_view(spec, info: V3Info, view_id: str, ref: str | None) -> V3Selecti
     if entry is None or not _SAFE_NAME.match(view_id):
         raise SourceError(f"deeplake_view_id={view_id!r}: no saved view of that id in the Deep Lake 3 dataset "
                           f"{spec.path!r} (its queries.json); saved views: {info.view_ids() or '(none)'}"
-                          f"{_did_you_mean(view_id, info.view_ids())}")
+                          f"{did_you_mean(view_id, info.view_ids())}")
     if not entry.get("virtual-datasource", True):
         raise SourceError(f"deeplake_view_id={view_id!r} of {spec.path!r} is an optimized (copied) Deep Lake 3 view; "
                           "lakedet reads virtual views (rows of the dataset). Convert the dataset "
@@ -284,7 +288,7 @@ def _view_rows(spec, view_id: str, entry: Mapping) -> list[int]:
     import numpy as np
 
     try:
-        vds = _query(spec, f'SELECT * FROM "{spec.path}/.queries/{view_id}"',
+        vds = query_path(spec, f'SELECT * FROM "{spec.path}/.queries/{view_id}"',
                      f"reading saved view deeplake_view_id={view_id!r}")
         column = vds["VDS_INDEX"]
         values = column[:]
@@ -305,34 +309,6 @@ def _view_rows(spec, view_id: str, entry: Mapping) -> list[int]:
     return rows
 
 
-def row_query(source: str | None, rows) -> str:
-    """A TQL query selecting ``rows`` of ``source`` (None: no FROM, for ``ds.query``), in dataset
-    order: one contiguous run as a range, otherwise ``contains(ARRAY[...], ROW_NUMBER())``."""
-    rows = sorted(set(int(r) for r in rows))
-    head = "SELECT *" if source is None else f'SELECT * FROM "{source}"'
-    if not rows:
-        return f"{head} LIMIT 0"
-    if rows == list(range(rows[0], rows[-1] + 1)):
-        if rows[0] == 0:
-            return f"{head} LIMIT {len(rows)}"
-        return f"{head} WHERE ROW_NUMBER() >= {rows[0]} AND ROW_NUMBER() <= {rows[-1]}"
-    return f'{head} WHERE contains(ARRAY[{", ".join(map(str, rows))}], ROW_NUMBER())'
-
-
-def _query(spec, text: str, what: str):
-    """``deeplake.query(text)``; for remote data ``query_async`` waited for (bounded)."""
-    import deeplake
-
-    from .open import _bounded
-
-    kwargs = {}
-    if spec.creds is not None:
-        kwargs["creds"] = dict(spec.creds)
-    if spec.token is not None:
-        kwargs["token"] = spec.token
-    return _bounded(spec, lambda: deeplake.query(text, **kwargs), lambda: deeplake.query_async(text, **kwargs), what)
-
-
 def open_selection(spec, selection: V3Selection):
     """The read-only ``DatasetView`` of a selection, ``spec.query`` applied on top."""
     if selection.rows is not None:
@@ -346,15 +322,13 @@ def open_selection(spec, selection: V3Selection):
     what = (f"opening saved view deeplake_view_id={selection.view!r}" if selection.view
             else f"opening Deep Lake 3 {'commit ' + selection.commit if selection.commit else 'dataset'}")
     try:
-        view = _query(spec, text, what)
+        view = query_path(spec, text, what)
     except SourceTimeout:
         raise
     except Exception as exc:
         raise SourceError(f"cannot read the Deep Lake 3 dataset {spec.path!r} ({selection.source}): {exc}") from exc
     if spec.query:
-        from .open import _run_query
-
-        view = _run_query(view, spec)
+        view = run_query(view, spec)
     if spec.path not in _logged:
         _logged.add(spec.path)
         logger.info("%s is a Deep Lake 3 dataset: read in place, read-only, through Deep Lake 4's query path "
@@ -363,7 +337,37 @@ def open_selection(spec, selection: V3Selection):
     return view
 
 
-def _did_you_mean(word: str, candidates) -> str:
-    from ..errors import did_you_mean
+def open_deeplake3(spec: SourceSpec):
+    """``(view, Origin)`` of a Deep Lake 3 dataset: the ref or saved view resolved from its own
+    metadata, then queried."""
+    info = read_info(spec)
+    selection = select(spec, info, spec.commit, spec.view)
+    view = open_selection(spec, selection)
+    return view, Origin(selection.branch, selection.commit, V3_FORMAT, selection.head)
 
-    return did_you_mean(word, candidates)
+
+def history_deeplake3(spec: SourceSpec) -> list[tuple[str, str, str]]:
+    """The commits of every branch, oldest first: ``(id, time, message (branch))``, from
+    ``version_control_info.json``."""
+    import datetime
+
+    info = read_info(spec)
+    done = sorted((c for c in info.commits.items() if c[1].get("commit_time") is not None),
+                  key=lambda c: c[1]["commit_time"])
+    return [(cid, str(datetime.datetime.fromtimestamp(c["commit_time"], datetime.timezone.utc)),
+             f"{c.get('commit_message') or ''} (branch {c.get('branch')})") for cid, c in done]
+
+
+def deeplake3_source_of(view):
+    """``(path, ref or None)`` of the local Deep Lake 3 dataset a query view reads (a caller's
+    ``deeplake.query('SELECT * FROM "<v3 path>@<ref>"')``), else None."""
+    try:
+        chain = json.loads(view.__getstate__()[0])  # what pickling a DatasetView keeps: its queries
+        text = next(step["query_string"] for step in chain if "query_string" in step)
+    except Exception:
+        return None
+    match = re.search(r'FROM\s+"([^"]+)"', text, re.IGNORECASE)
+    if not match:
+        return None
+    path, _, ref = match.group(1).partition("@")
+    return (path, ref or None) if is_deeplake3_folder(path) else None

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..errors import ConfigError
 
-__all__ = ["RowRange", "is_row_range_view"]
+__all__ = ["RowRange"]
 
 logger = logging.getLogger("lakedet")
 
@@ -33,10 +33,6 @@ _SUMMARY_KINDS = {"image": "Image", "bbox": "BoundingBox", "class_label": "Class
                   "point": "Point", "video": "Video", "audio": "Audio", "mesh": "Mesh", "bytes": "Generic"}
 _MAGIC = ((b"\xff\xd8\xff", "jpeg"), (b"\x89PNG", "png"), (b"RIFF", "webp"), (b"BM", "bmp"),
           (b"II*\x00", "tiff"), (b"MM\x00*", "tiff"), (b"GIF8", "gif"))
-
-
-def is_row_range_view(obj) -> bool:
-    return type(obj).__name__ == "RowRangeView" and type(obj).__module__.startswith("deeplake")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["CocoFile", "scan_coco", "segmentation_rle", "ANN_KEYS", "BLOCK"]
+__all__ = ["CocoFile", "scan_coco", "ANN_KEYS", "BLOCK"]
 
 #: Bytes read from the file at a time by the scan.
 BLOCK = 1 << 20
@@ -326,16 +326,3 @@ def _scan_array(scanner: _Scanner, key: str, into: dict, coco: CocoFile) -> None
                 coco.ann_problems[index] = problem
         if scanner.next_item("]", f" in '{key}'"):
             return
-
-
-def segmentation_rle(segmentation, height: int, width: int) -> dict:
-    """A COCO segmentation (polygons, uncompressed or compressed RLE) as one compressed RLE, the way
-    pycocotools' ``annToRLE`` and MMDetection's ``LoadAnnotations`` turn it into a mask."""
-    from pycocotools import mask as mask_utils
-
-    if isinstance(segmentation, list):  # polygons: one object may have several parts
-        return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-    if isinstance(segmentation.get("counts"), list):  # uncompressed RLE
-        return mask_utils.frPyObjects(segmentation, height, width)
-    counts = segmentation["counts"]
-    return dict(segmentation, counts=counts.encode() if isinstance(counts, str) else counts)

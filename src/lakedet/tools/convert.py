@@ -108,8 +108,8 @@ def convert_deeplake3(src: str, dest: str, ref: str | None = None, token: str | 
     """
     import deeplake
 
-    from ..source import deeplake3
-    from ..source.open import SourceSpec, dataset_format
+    from ..source import SourceSpec, dataset_format, deeplake3
+    from ..source.tql import row_query
 
     say = progress or (lambda text: None)
     started = time.monotonic()
@@ -186,7 +186,7 @@ def convert_deeplake3(src: str, dest: str, ref: str | None = None, token: str | 
                   f"{', uncommitted changes included' if head else ''}"
                   f"{f', message {message!r}' if message else ''})")
         for view_id, selection, rows_of_view, entry in plans:
-            ds.query(deeplake3.row_query(None, rows_of_view)).tag(view_id, message=entry.get("message") or f"Deep Lake 3 saved view {view_id}")
+            ds.query(row_query(None, rows_of_view)).tag(view_id, message=entry.get("message") or f"Deep Lake 3 saved view {view_id}")
             views[view_id] = len(rows_of_view)
             note = "" if selection.commit == node else (f" (saved at commit {selection.commit}: the values are "
                                                          f"those of commit {node})")
@@ -240,8 +240,6 @@ def _aws_environment(creds: Mapping | None):
 
 
 def _v3_version(spec) -> str | None:
-    from ..source.deeplake3 import _read_json, _reader
-    from ..source.open import is_remote
+    from ..source.deeplake3 import read_json
 
-    meta = _read_json(_reader(spec), "dataset_meta.json", spec, is_remote(spec.path)) or {}
-    return meta.get("version")
+    return (read_json(spec, "dataset_meta.json") or {}).get("version")

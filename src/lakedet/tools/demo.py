@@ -14,7 +14,7 @@ from ..evaluation.tables import format_table, per_class_tables
 
 __all__ = ["DEMO_CONFIG", "ensure_demo_datasets", "run_demo"]
 
-DEMO_CONFIG = Path(__file__).parent / "configs" / "demo_retinanet_r18_shapes.py"
+DEMO_CONFIG = Path(__file__).parent.parent / "configs" / "demo_retinanet_r18_shapes.py"
 _VERSION = "shapes-v1"
 
 

@@ -216,7 +216,7 @@ def errors_to_branch(config: str, checkpoint: str, path: str, branch: str, iou_t
                                              for k, v in zip(headers, row)} for row in table],
         confusion_matrix=dict(rows="ground truth", columns="prediction", labels=classes + ["background"],
                               score_thr=confusion_thr, counts=evaluation.confusion.tolist())), indent=2, default=str))
-    from ..engine.hooks import write_lineage
+    from ..engine.lineage import write_lineage
 
     files["lineage"] = write_lineage(work_dir, "errors", {"errors": [run.lineage()]}, checkpoint=checkpoint,
                                      written=dict(written, iou_thr=iou_thr, matching=rule))

@@ -62,9 +62,9 @@ def export_coco(spec, out: str | Path, overwrite: bool = False, progress: Callab
         SourceError: ``OUT/annotations.json`` exists and ``overwrite`` is False.
         DataError: a row's file name would leave ``OUT``, or its columns disagree in length.
     """
-    from ..data.dataset import column_kinds, column_metadata
-    from ..schema.columns import box_format_from_metadata, boxes_to_xyxy, class_names_from_metadata, resolve_tensor_map
-    from ..source.open import open_source
+    from ..schema import (BoxMode, box_format_from_metadata, boxes_to_xyxy, class_names_from_metadata, column_kinds,
+                          column_metadata, convert_boxes, resolve_tensor_map)
+    from ..source import open_source
 
     from ..source.deeplake3 import refuse_writing_into
 
@@ -120,8 +120,8 @@ def export_coco(spec, out: str | Path, overwrite: bool = False, progress: Callab
                 path.write_bytes(data)
                 boxes = np.asarray(cols[tensors.gt_bboxes][offset], np.float64).reshape(-1, 4)
                 xyxy = boxes_to_xyxy(boxes, fmt, height, width, dtype=np.float64)
-                ltwh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1) \
-                    if not (fmt.mode.value == "LTWH" and not fmt.fractional) else boxes
+                ltwh = convert_boxes(xyxy, BoxMode.LTRB, BoxMode.LTWH) \
+                    if not (fmt.mode is BoxMode.LTWH and not fmt.fractional) else boxes
                 labels = np.asarray(cols[tensors.gt_labels][offset]).reshape(-1)
                 crowd = (np.asarray(cols[tensors.gt_ignore][offset]).reshape(-1).astype(bool)
                          if tensors.gt_ignore else np.zeros(len(boxes), bool))
@@ -168,7 +168,7 @@ def export_coco(spec, out: str | Path, overwrite: bool = False, progress: Callab
 def _size(cols: dict, offset: int, data: bytes) -> tuple[int, int]:
     if "height" in cols and "width" in cols:
         return int(cols["height"][offset]), int(cols["width"][offset])
-    from ..data.transforms import decode_image
+    from ..data.decode import decode_image
 
     img = decode_image(data, compressed=True)
     if img is None:
@@ -213,8 +213,6 @@ def _json_items(text: str) -> list:
 def _area(segmentation: str | None, ltwh, height: int, width: int) -> float:
     if segmentation is None:
         return float(ltwh[2] * ltwh[3])
-    from pycocotools import mask as mask_utils
+    from ..schema.masks import segmentation_area
 
-    from .cocofile import segmentation_rle
-
-    return float(mask_utils.area(segmentation_rle(json.loads(segmentation), height, width)))
+    return segmentation_area(json.loads(segmentation), height, width)

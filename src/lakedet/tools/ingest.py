@@ -47,11 +47,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .cocofile import ANN_KEYS, scan_coco
 from ..errors import DataError, SourceError
+from ..schema.masks import segmentation_to_mask
+from .cocofile import ANN_KEYS, scan_coco
 
-__all__ = ["IngestReport", "ingest_coco", "ingest_voc", "VOC_CLASSES", "ProgressBar", "print_progress",
-           "MASK_CHOICES"]
+__all__ = ["IngestReport", "ingest_coco", "ingest_voc", "VOC_CLASSES", "MASK_CHOICES"]
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -443,17 +443,6 @@ def _coco_row(coco, images_dir: Path, plan: _CocoPlan, position: int, label_of: 
     return row
 
 
-def segmentation_to_mask(segmentation, height: int, width: int) -> np.ndarray:
-    """A COCO segmentation as an ``(H, W)`` bool mask, as pycocotools and MMDetection decode it."""
-    from pycocotools import mask as mask_utils
-
-    from .cocofile import segmentation_rle
-
-    return mask_utils.decode(segmentation_rle(segmentation, height, width)).astype(bool)
-
-
-# --- VOC ---------------------------------------------------------------------------------------------
-
 def _voc_objects(xml_path: Path):
     """``(height, width or None, [(name, [x1, y1, x2, y2], difficult)])`` as ``XMLDataset`` reads them."""
     root = ET.parse(xml_path).getroot()
@@ -543,37 +532,3 @@ def ingest_voc(root: str | Path, dest: str, split: str = "trainval", skip_bad: b
 
 
 # --- progress ------------------------------------------------------------------------------------------
-
-class ProgressBar:
-    """A one-line progress bar on stderr with the rate and the time left: call it with (done, total)."""
-
-    def __init__(self, unit: str = "images", width: int = 30, stream=None):
-        self.unit, self.width, self.stream = unit, width, stream
-        self._start = self._first = None
-        self._last_done = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self._start is None or done < self._last_done:
-            self._start, self._first = now, done  # a new run (or resumed: rate from what this run did)
-        self._last_done = done
-        elapsed = now - self._start
-        rate = (done - self._first) / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / rate if rate > 0 else float("nan")
-        filled = int(self.width * done / max(total, 1))
-        eta_text = "--:--" if eta != eta else f"{int(eta) // 60:02d}:{int(eta) % 60:02d}"
-        stream = self.stream or sys.stderr
-        end = "\n" if done >= total else ""
-        print(f"\r  [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} {self.unit}, "
-              f"{rate:.1f} {self.unit}/s, ETA {eta_text}", end=end, file=stream, flush=True)
-        if done >= total:
-            self._start = None
-
-
-_bar = ProgressBar()
-
-
-def print_progress(done: int, total: int) -> None:
-    """The shared progress bar (``ProgressBar``) on stderr."""
-    _bar(done, total)
-

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..schema.columns import (BoxFormat, box_format_from_metadata, boxes_to_xyxy, class_names_from_metadata,
+from ..schema import (BoxFormat, box_format_from_metadata, boxes_to_xyxy, class_names_from_metadata, column_kinds,
+                      column_metadata,
                      resolve_tensor_map)
-from ..source.open import SourceSpec, open_source, source_history
+from ..source import SourceSpec, open_source, source_history
 
 __all__ = ["Problem", "Inspection", "inspect_source"]
 
@@ -57,8 +58,7 @@ def inspect_source(spec: SourceSpec, tensors: dict | None = None, check_images: 
         check_images: decode every image (needed for undecodable images and boxes outside the image).
         progress: called with (rows done, rows) now and then.
     """
-    from ..data.dataset import column_kinds, column_metadata
-    from ..data.transforms import decode_image
+    from ..data.decode import decode_image
 
     ds = open_source(spec)
     columns = column_kinds(ds)

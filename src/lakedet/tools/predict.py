@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, SourceError
+from ..schema.boxes import BoxMode, convert_boxes
 
 __all__ = ["PredictReport", "RowPrediction", "PredictionBranch", "predict_to_branch", "check_checkpoint", "load_config",
            "load_model", "prepare_model", "prediction_loader", "iter_predictions", "predict_rows", "write_rows",
@@ -61,11 +62,10 @@ def sha256_of(path: str) -> str:
     return digest.hexdigest()
 
 
-def _is_deeplake3(path: str) -> bool:
-    """A local folder (or ``file://``) written by Deep Lake 3 (``dataset_meta.json``, no Deep Lake 4 log)."""
-    from ..source.deeplake3 import is_deeplake3_folder
-
-    return is_deeplake3_folder(path)
+def _convert_first(path: str, command: str) -> str:
+    return (f"{path!r} is a Deep Lake 3 dataset: `lakedet {command}` writes its results on a new branch, which Deep "
+            "Lake 4 cannot do in a v3 dataset (and would hide the v3 data). Convert it first, then run "
+            f"`lakedet {command}` on the copy: lakedet convert {path} {path.rstrip('/')}-v4")
 
 
 def refuse_deeplake3(path: str, command: str = "predict") -> None:
@@ -75,11 +75,10 @@ def refuse_deeplake3(path: str, command: str = "predict") -> None:
     Raises:
         SourceError: ``path`` holds a Deep Lake 3 dataset; the message gives the conversion to run.
     """
-    if _is_deeplake3(path):
-        raise SourceError(f"{path!r} is a Deep Lake 3 dataset: `lakedet {command}` writes its results on a new "
-                          "branch, which Deep Lake 4 cannot do in a v3 dataset (and would hide the v3 data). "
-                          f"Convert it first, then run `lakedet {command}` on the copy: "
-                          f"lakedet convert {path} {path.rstrip('/')}-v4")
+    from ..source.deeplake3 import is_deeplake3_folder
+
+    if is_deeplake3_folder(path):
+        raise SourceError(_convert_first(path, command))
 
 
 def open_writable(path: str, command: str = "predict"):
@@ -93,13 +92,11 @@ def open_writable(path: str, command: str = "predict"):
     try:
         return deeplake.open(path)
     except Exception as exc:
+        from ..source import SourceSpec, is_remote
         from ..source.deeplake3 import probe_remote
-        from ..source.open import SourceSpec, is_remote
 
         if is_remote(path) and "does not exist" in str(exc) and probe_remote(SourceSpec(path)):
-            raise SourceError(f"{path!r} is a Deep Lake 3 dataset: `lakedet {command}` writes its results on a new "
-                              "branch, which Deep Lake 4 cannot do in a v3 dataset. Convert it first, then run "
-                              f"`lakedet {command}` on the copy: lakedet convert {path} {path.rstrip('/')}-v4") from exc
+            raise SourceError(_convert_first(path, command)) from exc
         raise SourceError(f"cannot open {path!r} for writing a {command} branch: {exc}") from exc
 
 
@@ -112,10 +109,11 @@ def load_config(config: str, cfg_options: dict | None = None, tta: bool = False)
     """
     from mmengine.config import Config
 
-    from ..config.translate import bare_type, merge_options
-    from ..engine.runner import _registries
+    from ..config.translate import merge_options
+    from ..config.walk import bare_type
+    from ..engine.runner import registries
 
-    _registries()
+    registries()
     cfg = merge_options(Config.fromfile(config), cfg_options)
     loader = cfg.get("test_dataloader") or cfg.get("val_dataloader")
     if not loader:
@@ -251,7 +249,7 @@ def prediction_loader(dataset, batch_size: int = 4, num_workers: int = 2):
     if not isinstance(batch_size, int) or batch_size < 1 or not isinstance(num_workers, int) or num_workers < 0:
         raise ConfigError(f"batch_size={batch_size!r} / num_workers={num_workers!r}: expected integers >= 1 / >= 0")
     context = None
-    if num_workers and getattr(dataset, "is_remote", False) and getattr(dataset, "_reopen", False):
+    if num_workers and dataset.is_remote and dataset.source is not None:
         from ..data.workers import worker_context
 
         context = worker_context()
@@ -268,14 +266,12 @@ def iter_predictions(model, run: PredictionBranch, batch_size: int = 4, score_th
     Raises:
         ConfigError: the model predicts another number of classes than the dataset has.
     """
-    from types import SimpleNamespace
-
     import torch
 
-    from ..engine.hooks import ClassCountCheckHook
+    from ..engine.hooks import check_class_count
 
     dataset = run.dataset
-    ClassCountCheckHook()._check(SimpleNamespace(model=model), dataset)  # the check training and testing make
+    check_class_count(model, dataset)  # the check training and testing make
     done = 0
     with torch.no_grad():
         for batch in prediction_loader(dataset, batch_size, num_workers):
@@ -330,8 +326,8 @@ def add_prediction_columns(target, classes, with_masks: bool) -> None:
 def write_prediction_rows(target, results: dict[int, RowPrediction]) -> None:
     """Fill the ``pred_*`` columns of the given rows (Deep Lake writes them out as they come:
     uncommitted column writes are not held in memory, measured)."""
-    write_rows(target["pred_boxes"], {row: np.concatenate([r.boxes[:, :2], r.boxes[:, 2:] - r.boxes[:, :2]], 1)
-                                      .astype(np.float32) for row, r in results.items()})
+    write_rows(target["pred_boxes"], {row: convert_boxes(r.boxes, BoxMode.LTRB, BoxMode.LTWH, np.float32)
+                                      for row, r in results.items()})
     write_rows(target["pred_labels"], {row: r.labels.astype(np.uint32) for row, r in results.items()})
     write_rows(target["pred_scores"], {row: r.scores for row, r in results.items()})
     if "pred_masks" in [c.name for c in target.schema.columns]:
@@ -421,7 +417,7 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
         raise
     report = PredictReport(path, branch, rows, boxes, run.source_commit, str(run.target.version))
     if work_dir:
-        from ..engine.hooks import write_lineage
+        from ..engine.lineage import write_lineage
 
         write_lineage(work_dir, "predict", {"predict": [run.lineage()]}, checkpoint=checkpoint,
                       written=dict(branch=branch, commit=report.commit, rows=report.rows, boxes=report.boxes))

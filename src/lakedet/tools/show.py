@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..evaluation.matching import FN, FP, TP
-from ..source.open import SourceSpec
+from ..schema.boxes import BoxMode, convert_boxes
+from ..source import SourceSpec
 
 __all__ = ["ERROR_COLOURS", "render_grid", "parse_rows"]
 
@@ -58,15 +59,15 @@ def render_grid(spec: SourceSpec, rows: str, columns: int = 4, score_thr: float 
     from ..data.dataset import DeepLakeDetDataset
 
     pipeline = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations")]
+    opened = ()  # a Deep Lake view does not keep the dataset it came from alive: this function does
     if branch:
         opened = _open_branch(spec, branch)
         dataset = DeepLakeDetDataset(deeplake_dataset=opened[-1], test_mode=True, pipeline=pipeline)
-        dataset.opened = opened  # a Deep Lake view does not keep the dataset it came from alive
     else:
         dataset = DeepLakeDetDataset(deeplake_path=spec.path, deeplake_commit_id=spec.commit,
                                      deeplake_view_id=spec.view, deeplake_query=spec.query, test_mode=True,
                                      pipeline=pipeline)
-    names = {c.name for c in dataset._ds.schema.columns}
+    names = {c.name for c in dataset.opened.schema.columns}
     if errors and not set(_ERROR_COLUMNS) <= names:
         from ..errors import SchemaError
 
@@ -106,7 +107,7 @@ def render_grid(spec: SourceSpec, rows: str, columns: int = 4, score_thr: float 
 def _open_branch(spec: SourceSpec, branch: str) -> tuple:
     """(dataset, branch, rows) opened read-only: the branch's latest commit, ``spec.query`` applied."""
     from ..errors import ConfigError, SourceError
-    from ..source.open import open_source
+    from ..source import open_source
 
     if spec.commit or spec.view:
         raise ConfigError("--branch selects the branch's latest commit: give it without --commit and --view "
@@ -131,18 +132,18 @@ def _open_branch(spec: SourceSpec, branch: str) -> tuple:
 
 def _predictions(dataset, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A row's ``pred_*`` columns: pixel x1y1x2y2 boxes, labels, scores."""
-    boxes = np.asarray(dataset._ds["pred_boxes"][row], np.float32).reshape(-1, 4)
-    labels = np.asarray(dataset._ds["pred_labels"][row], np.int64).reshape(-1)
-    scores = np.asarray(dataset._ds["pred_scores"][row], np.float32).reshape(-1)
-    return np.concatenate([boxes[:, :2], boxes[:, :2] + boxes[:, 2:]], 1), labels, scores
+    boxes = convert_boxes(dataset.opened["pred_boxes"][row], BoxMode.LTWH, BoxMode.LTRB, np.float32)
+    labels = np.asarray(dataset.opened["pred_labels"][row], np.int64).reshape(-1)
+    scores = np.asarray(dataset.opened["pred_scores"][row], np.float32).reshape(-1)
+    return boxes, labels, scores
 
 
 def _draw_errors(visualizer, dataset, row: int, sample: dict, score_thr: float) -> np.ndarray:
     """One image with its TP and FP predictions (scored >= ``score_thr``) and FN ground truth."""
     classes = dataset.metainfo["classes"]
     boxes, labels, scores = _predictions(dataset, row)
-    pred_match = np.asarray(dataset._ds["pred_match"][row], np.int64).reshape(-1)
-    gt_match = np.asarray(dataset._ds["gt_match"][row], np.int64).reshape(-1)
+    pred_match = np.asarray(dataset.opened["pred_match"][row], np.int64).reshape(-1)
+    gt_match = np.asarray(dataset.opened["gt_match"][row], np.int64).reshape(-1)
     gt_boxes = sample["gt_bboxes"].tensor.numpy().reshape(-1, 4)
     gt_labels = np.asarray(sample["gt_bboxes_labels"], np.int64).reshape(-1)
     drawn = []  # (box, code, text)

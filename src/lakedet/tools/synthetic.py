@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..schema.boxes import BoxMode, convert_boxes
+
 __all__ = ["SHAPE_CLASSES", "SyntheticRow", "render_rows", "write_dataset", "make_shapes_dataset"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle")
@@ -72,7 +74,7 @@ def render_rows(n: int, size: int = 128, seed: int = 0, max_objects: int = 3,
             img[mask.astype(bool)] = colour
             x1, y1 = poly.min(0)
             x2, y2 = poly.max(0)
-            boxes.append([x1, y1, x2 - x1, y2 - y1])
+            boxes.append(convert_boxes([[x1, y1, x2, y2]], BoxMode.LTRB, BoxMode.LTWH)[0].tolist())
             labels.append(label)
             polygons.append(poly.astype(np.float32))
             masks.append(mask.astype(bool))

@@ -1,0 +1,42 @@
+"""``lakedet errors CONFIG CHECKPOINT PATH --branch NAME``: predictions and their TP/FP/FN matching on a new branch."""
+
+from __future__ import annotations
+
+import argparse
+
+from .predict import add_common
+
+HELP = ("write a model's predictions and their TP/FP/FN matching (COCO's rule) to a new branch; plot PR curves "
+        "and a confusion matrix")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser, "work_dirs/errors")
+    parser.add_argument("--iou-thr", type=float, default=0.5, help="a match needs IoU >= this")
+    parser.add_argument("--max-dets", type=int, default=100, help="predictions per class and image that count (COCO: 100)")
+    parser.add_argument("--confusion-thr", type=float, default=0.3,
+                        help="score threshold of the predictions counted in the confusion matrix")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakedet errors", description=HELP)
+    add_arguments(parser)
+    return parser
+
+
+def main(args) -> int:
+    from ..evaluation.tables import format_table
+    from ..tools.error_analysis import class_table, errors_to_branch
+    from ..tools.progress import print_progress
+
+    report = errors_to_branch(args.config, args.checkpoint, args.path, args.branch, iou_thr=args.iou_thr,
+                              score_thr=args.score_thr, max_dets=args.max_dets, confusion_thr=args.confusion_thr,
+                              cfg_options=args.cfg_options, batch_size=args.batch_size, view=args.view,
+                              query=args.query, work_dir=args.work_dir, progress=print_progress,
+                              num_workers=args.num_workers, device=args.device, tta=args.tta)
+    print(format_table(*class_table(report.evaluation)))
+    tp, fp, fn = report.evaluation.totals
+    print(f"matched {report.rows} rows of {report.path}@{report.source_commit} at IoU >= {args.iou_thr}: "
+          f"TP {tp}, FP {fp}, FN {fn}; written to branch {report.branch!r} as commit {report.commit}")
+    print("wrote " + ", ".join(report.files.values()))
+    return 0

@@ -1,0 +1,37 @@
+"""``lakedet export coco PATH OUT``: a Deep Lake dataset (or a commit, view or query of it) as COCO files."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "write a Deep Lake dataset (or a commit / view / query) as files"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    formats = parser.add_subparsers(dest="format", required=True)
+    coco = formats.add_parser("coco", help="OUT/annotations.json (COCO) + OUT/images/")
+    coco.add_argument("path", help="the Deep Lake dataset")
+    coco.add_argument("out", help="the folder to write")
+    coco.add_argument("--commit", help="the rows as of this commit")
+    selected = coco.add_mutually_exclusive_group()
+    selected.add_argument("--view", help="only the rows of this saved view")
+    selected.add_argument("--query", help="only the rows this TQL query selects")
+    coco.add_argument("--overwrite", action="store_true", help="replace OUT/annotations.json")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakedet export", description=HELP)
+    add_arguments(parser)
+    return parser
+
+
+def main(args) -> int:
+    from ..source import SourceSpec
+    from ..tools.export import export_coco
+    from ..tools.progress import ProgressBar
+
+    report = export_coco(SourceSpec(args.path, commit=args.commit, view=args.view, query=args.query), args.out,
+                         overwrite=args.overwrite, progress=ProgressBar())
+    print(f"exported {report.images} images, {report.annotations} annotations to {report.out}/annotations.json "
+          f"and {report.out}/images/")
+    return 0

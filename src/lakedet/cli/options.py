@@ -1,0 +1,61 @@
+"""What several commands share: ``--cfg-options``, ``--creds``, and loading a config as
+OpenMMLab's ``tools/train.py`` does (``--work-dir``, the 2.x-style translation, the launcher)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["KeyValue", "HelpFormatter", "add_cfg_options", "add_creds", "load_config", "LAUNCHERS"]
+
+LAUNCHERS = ["none", "pytorch", "slurm", "mpi"]
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, with each option's default where it has one worth saying."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+                and "default" not in text):
+            text += " (default: %(default)s)"
+        return text
+
+
+class KeyValue(argparse.Action):
+    """``--cfg-options a.b=1 c=[1,2]`` -> dict (values parsed as by mmengine's DictAction)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from mmengine.config import DictAction
+
+        DictAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
+
+
+def add_cfg_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cfg-options", nargs="+", action=KeyValue, default=None, metavar="KEY=VALUE",
+                        help="override config settings, e.g. train_cfg.max_epochs=2 (as tools/train.py)")
+
+
+def add_creds(parser: argparse.ArgumentParser, flag: str = "--creds", what: str = "a cloud DEST") -> None:
+    parser.add_argument(flag, nargs="+", metavar="KEY=VALUE|@FILE|env:NAME", default=None,
+                        help=f"credentials for {what}: KEY=VALUE items (aws_access_key_id=... endpoint_url=...), "
+                             "@FILE (a JSON object or KEY=VALUE lines) or env:NAME (a JSON object in that environment "
+                             "variable), so secrets need not be on the command line; without it the cloud SDK's own "
+                             "chain (environment, profiles, roles) is used")
+
+
+def load_config(args):
+    """``args.config`` merged with ``--cfg-options`` (translated when 2.x-style), with
+    ``--work-dir`` (default ``work_dirs/<config name>``) and ``--launcher``."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    from ..config.translate import merge_options
+
+    cfg = merge_options(Config.fromfile(args.config), args.cfg_options)
+    if args.work_dir:
+        cfg.work_dir = args.work_dir
+    elif not cfg.get("work_dir"):
+        cfg.work_dir = str(Path("work_dirs") / Path(args.config).stem)
+    cfg.launcher = args.launcher
+    return cfg

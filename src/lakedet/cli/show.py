@@ -1,0 +1,42 @@
+"""``lakedet show PATH``: rows with their ground truth (and predictions, or TP/FP/FN) drawn into a PNG grid."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "draw rows with ground truth (and predictions) into a PNG grid"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="the Deep Lake dataset")
+    parser.add_argument("--rows", default="0:16", help="START:STOP, N or N,M,...")
+    parser.add_argument("--out", default="grid.png", help="the PNG file to write")
+    parser.add_argument("--columns", type=int, default=4, help="images per row of the grid")
+    parser.add_argument("--errors", action="store_true",
+                        help="draw `lakedet errors` results: TP green, FP red, FN blue, with class and score")
+    parser.add_argument("--score-thr", type=float, default=0.3, help="hide predictions scored below this")
+    version = parser.add_mutually_exclusive_group()
+    version.add_argument("--commit", help="the rows as of this commit")
+    version.add_argument("--branch", help="the rows as of this branch's latest commit (e.g. `lakedet errors`' branch)")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--view", help="the rows of this saved view")
+    shown.add_argument("--query", help="the rows this TQL query selects")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lakedet show", description=HELP)
+    add_arguments(parser)
+    return parser
+
+
+def main(args) -> int:
+    import cv2
+
+    from ..source import SourceSpec
+    from ..tools.show import render_grid
+
+    grid = render_grid(SourceSpec(args.path, commit=args.commit, view=args.view, query=args.query), args.rows,
+                       columns=args.columns, score_thr=args.score_thr, errors=args.errors, branch=args.branch)
+    cv2.imwrite(args.out, grid[:, :, ::-1])
+    print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]} px)")
+    return 0
