@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_creds
+from .options import add_creds, standalone_parser
 
 HELP = ("a Deep Lake 3 dataset as a new Deep Lake 4 dataset (data of one commit, saved views as tags); reading v3 "
         "data needs no conversion")
@@ -22,9 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet convert", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("convert", HELP, add_arguments)
 
 
 def main(args) -> int:

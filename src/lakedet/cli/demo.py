@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_cfg_options
+from .options import add_cfg_options, standalone_parser
 
 HELP = "train and evaluate a detector on the embedded synthetic dataset"
 
@@ -20,9 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet demo", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("demo", HELP, add_arguments)
 
 
 def main(args) -> int:

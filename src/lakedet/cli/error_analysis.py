@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import standalone_parser
+
 from .predict import add_common
 
 HELP = ("write a model's predictions and their TP/FP/FN matching (COCO's rule) to a new branch; plot PR curves "
@@ -19,9 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet errors", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("errors", HELP, add_arguments)
 
 
 def main(args) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import LAUNCHERS, add_cfg_options, load_config
+from .options import add_cfg_options, add_launcher, load_config, standalone_parser
 
 HELP = "evaluate a checkpoint on the config's test split"
 
@@ -22,14 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--commit", help="evaluate on the dataset as of this commit (deeplake_commit_id)")
     parser.add_argument("--view", help="evaluate on this saved view (deeplake_view_id)")
     parser.add_argument("--query", help="evaluate on the rows this TQL query selects (deeplake_query)")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="distributed launcher")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    add_launcher(parser)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet eval", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("eval", HELP, add_arguments)
 
 
 def main(args) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import standalone_parser
+
 HELP = "write a Deep Lake dataset (or a commit / view / query) as files"
 
 
@@ -20,9 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet export", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("export", HELP, add_arguments)
 
 
 def main(args) -> int:

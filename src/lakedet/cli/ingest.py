@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_creds
+from .options import add_creds, standalone_parser
 
 HELP = "write COCO or Pascal VOC data into a Deep Lake dataset"
 
@@ -29,9 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet ingest", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("ingest", HELP, add_arguments)
 
 
 def main(args) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from .options import standalone_parser
 import sys
 
 HELP = "schema, statistics, problems and history of a dataset"
@@ -18,9 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet inspect", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("inspect", HELP, add_arguments)
 
 
 def main(args) -> int:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["KeyValue", "HelpFormatter", "add_cfg_options", "add_creds", "load_config", "LAUNCHERS"]
+__all__ = ["KeyValue", "HelpFormatter", "add_cfg_options", "add_creds", "add_launcher", "load_config",
+           "standalone_parser", "LAUNCHERS"]
 
 LAUNCHERS = ["none", "pytorch", "slurm", "mpi"]
 
@@ -33,6 +34,19 @@ class KeyValue(argparse.Action):
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-options", nargs="+", action=KeyValue, default=None, metavar="KEY=VALUE",
                         help="override config settings, e.g. train_cfg.max_epochs=2 (as tools/train.py)")
+
+
+def add_launcher(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and the ``--local_rank`` that ``torch.distributed.launch`` passes, as tools/train.py takes them."""
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="distributed launcher")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+
+
+def standalone_parser(command: str, description: str, add_arguments) -> argparse.ArgumentParser:
+    """The parser of one command on its own (``lakedet <command>``)."""
+    parser = argparse.ArgumentParser(prog=f"lakedet {command}", description=description, formatter_class=HelpFormatter)
+    add_arguments(parser)
+    return parser
 
 
 def add_creds(parser: argparse.ArgumentParser, flag: str = "--creds", what: str = "a cloud DEST") -> None:

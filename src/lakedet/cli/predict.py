@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_cfg_options
+from .options import add_cfg_options, standalone_parser
 
 HELP = "write a model's predictions to a new branch of the dataset"
 
@@ -33,9 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet predict", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("predict", HELP, add_arguments)
 
 
 def main(args) -> int:

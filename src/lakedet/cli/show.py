@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import standalone_parser
+
 HELP = "draw rows with ground truth (and predictions) into a PNG grid"
 
 
@@ -24,9 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet show", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("show", HELP, add_arguments)
 
 
 def main(args) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import LAUNCHERS, add_cfg_options, load_config
+from .options import add_cfg_options, add_launcher, load_config, standalone_parser
 
 HELP = "train from a config (MMDetection 3, or the seed's 2.x style)"
 
@@ -21,14 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                         help="resume from CKPT, or from the latest checkpoint in the work dir")
     parser.add_argument("--amp", action="store_true", help="automatic mixed precision (needs a CUDA GPU)")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="distributed launcher")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    add_launcher(parser)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lakedet train", description=HELP)
-    add_arguments(parser)
-    return parser
+    return standalone_parser("train", HELP, add_arguments)
 
 
 def main(args) -> int:
