@@ -117,6 +117,8 @@ def test_mmdetection_tools_test_and_resume_and_a_plain_runner(coco_like, tmp_pat
                    "train_cfg.max_epochs=2")
     assert out.returncode == 0, log[-4000:]
     assert "resumed epoch: 1" in log and (tmp_path / "train" / "epoch_2.pth").exists()
+    # the zoo config sets no seed: the resumed run samples with the one it was trained with
+    assert "lakedet: resumed with the seed the run was trained with" in log
     # a user's own script: Config + Runner.from_cfg, nothing of lakedet but custom_imports
     script = tmp_path / "own.py"
     script.write_text(
