@@ -45,7 +45,9 @@ def test_hidden_secrets_show_as_redacted_in_every_copy_of_the_config_and_keep_th
     credentials = copy.deepcopy(cfg).train_dataloader.dataset.deeplake_credentials
     assert resolve_credentials(credentials) == ("TOKEN", CREDS)  # the run reads the values
     secret = credentials.creds.aws_secret_access_key
-    assert isinstance(secret, Secret) and pickle.loads(pickle.dumps(secret)).value == "S3CRET"  # to spawned workers
+    assert isinstance(secret, Secret) and secret.value == "S3CRET"
+    with pytest.raises(TypeError):  # no pickled config carries it
+        pickle.dumps(secret)
 
 
 def test_references_are_resolved_from_the_environment_and_files(tmp_path, monkeypatch):
@@ -113,3 +115,37 @@ def test_creds_come_from_arguments_files_or_the_environment(tmp_path, monkeypatc
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         parse_creds([f"@{tmp_path / 'bad.json'}"])
+
+
+def test_every_copy_of_the_credentials_in_a_config_is_hidden(tmp_path):
+    """A config keeps top-level variables (train_dataset = dict(...)) beside the dataloader that
+    uses them, as separate copies; nested settings and a secret's usual name elsewhere count too."""
+    from lakedet.engine.runner import prepare_config
+
+    text = (
+        "train_dataset = dict(type='DeepLakeDetDataset', deeplake_path='s3://b/ds',\n"
+        "    deeplake_credentials=dict(creds=dict(aws_secret_access_key='TOPSECRET1', nested=dict(key='TOPSECRET2'),"
+        " endpoint_url='http://127.0.0.1:9')))\n"
+        "train_dataloader = dict(batch_size=1, dataset=train_dataset)\n"
+        "model = dict(type='RetinaNet')\ntrain_cfg = dict(max_epochs=1)\noptim_wrapper = dict(optimizer=dict(type='SGD'))\n"
+        "wandb = dict(token='TOPSECRET3')\n")
+    (tmp_path / "cfg.py").write_text(text)
+    cfg = prepare_config(Config.fromfile(str(tmp_path / "cfg.py")))
+    for secret in ("TOPSECRET1", "TOPSECRET2", "TOPSECRET3"):
+        assert secret not in cfg.pretty_text
+    assert "http://127.0.0.1:9" in cfg.pretty_text and cfg.default_scope == "mmdet"
+    # from YAML: written out as a Python config, the form that shows '<redacted>'
+    import yaml
+
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(Config.fromfile(str(tmp_path / "cfg.py")).to_dict()))
+    from_yaml = prepare_config(Config.fromfile(str(tmp_path / "cfg.yaml")))
+    assert from_yaml.filename is None and "TOPSECRET1" not in from_yaml.pretty_text
+    with pytest.raises(TypeError, match="a Secret is not pickled"):
+        import pickle
+
+        pickle.dumps(from_yaml.train_dataset.deeplake_credentials.creds.aws_secret_access_key)
+    # a config a run wrote out, fed back: the hidden values are gone, and that is what the error says
+    written = tmp_path / "written.py"
+    written.write_text(cfg.pretty_text)
+    with pytest.raises(ConfigError, match=r"is '<redacted>': this config was written out by a run"):
+        prepare_config(Config.fromfile(str(written)))

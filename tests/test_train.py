@@ -187,8 +187,10 @@ def test_evaluated_deeplake_datasets_run_in_test_mode(shapes, shapes_val, tmp_pa
             dict(type="DeepLakeDetDataset", deeplake_path=shapes[0], filter_cfg=filtered, pipeline=pipeline),
             dict(type="DeepLakeDetDataset", deeplake_path=shapes_val[0], pipeline=pipeline)])))
     assert not any(d.test_mode for d in loader.dataset.datasets) and len(loader.dataset.datasets[0]) == 20
+    assert len(loader.dataset) == 28
     prepare_dataloader(loader, "val")
     assert all(d.test_mode for d in loader.dataset.datasets) and len(loader.dataset.datasets[0]) == 24
+    assert len(loader.dataset) == 32 and len(loader.sampler) == 32  # the wrapper counted its rows again
     assert all("instances" in sample["data_samples"].metainfo for sample in loader.dataset.datasets[0].__getitems__([0, 1]))
     e2e = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
     e2e.train_dataloader.dataset.deeplake_path = shapes[0]
@@ -200,3 +202,26 @@ def test_evaluated_deeplake_datasets_run_in_test_mode(shapes, shapes_val, tmp_pa
 
     runner = train_detector(build_detector(e2e.model), e2e, validate=True)
     assert 0 <= last_metrics(runner)["coco/bbox_mAP"] <= 1
+
+
+@pytest.mark.slow
+def test_run_hooks_are_installed_whatever_the_priority_of_the_hook_that_installs_them(shapes_val, tmp_path):
+    """mmengine walks its hook list as it is; lakedet's run hooks still run before the run when the
+    RuntimeInfoHook that installs them is given the lowest priority, and a config without
+    default_scope gets MMDetection's (where the stand-ins are)."""
+    from mmengine.config import Config
+
+    from lakedet.engine.runner import build_runner
+
+    cfg = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
+    cfg.test_dataloader.dataset.deeplake_path = shapes_val[0]
+    cfg.default_hooks.runtime_info = dict(type="RuntimeInfoHook", priority="LOWEST")
+    cfg.pop("default_scope")
+    cfg.work_dir = str(tmp_path)
+    runner = build_runner(cfg, training=False)
+    assert runner.cfg.default_scope == "mmdet"
+    runner.test()
+    log = next(tmp_path.rglob("*.log")).read_text()
+    assert "hooks added: DeepLakeRunHook" in log
+    assert "test_dataloader samples with ShardedRowSampler" in log  # DeepLakeRunHook.before_run ran
+    assert (tmp_path / "lineage.json").exists()

@@ -24,15 +24,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .walk import run_dataset_configs
+from ..errors import ConfigError
 
-__all__ = ["Secret", "REDACTED", "PUBLIC_CREDENTIAL_KEYS", "REFERENCE_PREFIXES", "is_reference", "literal_secrets",
-           "hide_secrets"]
+__all__ = ["Secret", "REDACTED", "PUBLIC_CREDENTIAL_KEYS", "SECRET_KEYS", "REFERENCE_PREFIXES", "is_reference",
+           "literal_secrets", "refuse_written_secrets", "hide_secrets"]
 
 REDACTED = "<redacted>"
 #: Settings under ``deeplake_credentials['creds']`` that may be written as values: where the
 #: storage is (and which profile of the cloud's own files to use), not who may read it.
 PUBLIC_CREDENTIAL_KEYS = ("endpoint_url", "aws_region", "region", "region_name", "profile_name")
+#: Keys whose values are secrets wherever they stand in a config (hidden there too, as a safety net).
+SECRET_KEYS = ("token", "aws_secret_access_key", "aws_session_token", "account_key", "sas_token",
+               "connection_string", "password", "private_key", "client_secret")
 #: How a value refers to a secret kept outside the config.
 REFERENCE_PREFIXES = ("env:", "file:", "@")
 
@@ -61,8 +64,9 @@ class Secret:
     def __copy__(self):
         return self
 
-    def __reduce__(self):
-        return Secret, (self.value,)
+    def __reduce__(self):  # nothing that lakedet hands to another process carries a config
+        raise TypeError("a Secret is not pickled: the config holding it stays in this process (datasets pass "
+                        "their resolved credentials to their workers in memory)")
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Secret) and other.value == self.value
@@ -76,44 +80,81 @@ def is_reference(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(REFERENCE_PREFIXES)
 
 
-def _secret_value(key: str, value: Any) -> bool:
-    return isinstance(value, str) and value != "" and not is_reference(value) and key not in PUBLIC_CREDENTIAL_KEYS
+def _slots(node: Any, label: str = ""):
+    """``(container, key, label)`` of every secret written as a value under ``node`` (a
+    ``deeplake_credentials`` value): deny by default, every non-empty string that is not a
+    reference, at any depth, except the ``PUBLIC_CREDENTIAL_KEYS`` settings."""
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        where = f"{label}[{key!r}]" if label else str(key)
+        if isinstance(value, (Mapping, list)):
+            yield from _slots(value, where)
+        elif isinstance(value, str) and value and not is_reference(value) and key not in PUBLIC_CREDENTIAL_KEYS:
+            yield node, key, where
 
 
 def literal_secrets(credentials: Any) -> list[str]:
-    """The keys (``'token'``, ``"creds['aws_secret_access_key']"`` ...) under which
-    ``deeplake_credentials`` holds a secret written as a plain value."""
-    if not isinstance(credentials, Mapping):
-        return []
-    found = [key for key in ("token", "password") if _secret_value(key, credentials.get(key))]
-    creds = credentials.get("creds")
-    if isinstance(creds, str) and creds and not is_reference(creds):
-        found.append("creds")
-    elif isinstance(creds, Mapping):
-        found += [f"creds[{key!r}]" for key, value in creds.items() if _secret_value(str(key), value)]
-    return found
+    """Where ``deeplake_credentials`` holds a secret written as a plain value (``'token'``,
+    ``"creds['aws_secret_access_key']"`` ...)."""
+    return [where for _, _, where in _slots(credentials)]
 
 
-def _hide(credentials: dict) -> int:
+def refuse_written_secrets(credentials: Any) -> None:
+    """Refuse ``deeplake_credentials`` holding a secret written as a value (``DeepLakeDetDataset``
+    calls it for credentials that came through an mmengine config).
+
+    Raises:
+        ConfigError: names the first such key and how to give it by reference instead.
+    """
+    slots = list(_slots(credentials))
+    if not slots:
+        return
+    container, key, where = slots[0]
+    if container[key] == REDACTED:
+        raise _redacted_error(where)
+    raise ConfigError(f"deeplake_credentials[{where}] is written in the config as a value. MMDetection's tools and "
+                      "mmengine's Runner copy a config into the work dir (the config dump, vis_data/config.py, the "
+                      "log) and into every checkpoint before any dataset is built, so this secret is already in this "
+                      "run's work dir: delete those files. Give secrets by reference instead: 'env:NAME' (for creds, a "
+                      "JSON object in that environment variable), 'file:/path' (a JSON object or KEY=VALUE lines), or "
+                      "creds=dict(profile_name=...); `lakedet train` and train_detector hide values they are given")
+
+
+def _redacted_error(where: str) -> ConfigError:
+    return ConfigError(f"deeplake_credentials[{where}] is {REDACTED!r}: this config was written out by a run, with its "
+                       "secrets hidden; give them by reference, e.g. deeplake_credentials=dict(creds='env:MY_S3_CREDS') "
+                       "(a JSON object in that environment variable) or 'file:/path/creds.json'")
+
+
+def _hidden_in(node: Any) -> int:
+    """Wrap the secrets of every ``deeplake_credentials`` (and every ``SECRET_KEYS`` value) in ``node``."""
     hidden = 0
-    for key in ("token", "password"):
-        if _secret_value(key, credentials.get(key)):
-            credentials[key] = Secret(credentials[key])
-            hidden += 1
-    creds = credentials.get("creds")
-    if isinstance(creds, str) and creds and not is_reference(creds):
-        credentials["creds"] = Secret(creds)
-        hidden += 1
-    elif isinstance(creds, Mapping):
-        for key, value in list(creds.items()):
-            if _secret_value(str(key), value):
-                creds[key] = Secret(value)
+    items = node.items() if isinstance(node, Mapping) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        if key == "deeplake_credentials" and isinstance(value, (Mapping, list)):
+            for container, inner, where in list(_slots(value)):
+                if container[inner] == REDACTED:
+                    raise _redacted_error(where)
+                container[inner] = Secret(container[inner])
                 hidden += 1
+        elif key in SECRET_KEYS and isinstance(value, str) and value and not is_reference(value) and value != REDACTED:
+            node[key] = Secret(value)  # a safety net: a secret's usual name anywhere else
+            hidden += 1
+        elif isinstance(value, (Mapping, list)):
+            hidden += _hidden_in(value)
     return hidden
 
 
 def hide_secrets(cfg) -> int:
-    """Wrap every secret written as a value under the ``deeplake_credentials`` of the run's
-    Deep Lake datasets in a ``Secret``, in place; return how many were wrapped."""
-    return sum(_hide(dataset["deeplake_credentials"]) for _, dataset in run_dataset_configs(cfg)
-               if isinstance(dataset.get("deeplake_credentials"), Mapping))
+    """Wrap every secret written as a value under any ``deeplake_credentials`` of the config (and
+    any value under a ``SECRET_KEYS`` key elsewhere) in a ``Secret``, in place; return how many.
+
+    Raises:
+        ConfigError: a value is ``'<redacted>'`` (a config a run wrote out, fed back).
+    """
+    top = {key: cfg[key] for key in cfg.keys()}  # an mmengine Config, or a dict
+    hidden = _hidden_in(top)
+    for key, value in top.items():
+        if value is not cfg[key]:
+            cfg[key] = value
+    return hidden

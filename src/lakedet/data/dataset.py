@@ -21,7 +21,7 @@ from mmengine.config import ConfigDict
 from mmengine.registry import DefaultScope
 
 from ..config.keys import DATASET_KEYS, SOURCE_KEYS, check_keys, loader_type
-from ..config.secrets import REDACTED, literal_secrets
+from ..config.secrets import refuse_written_secrets
 from ..errors import ConfigError, DataError, SchemaError, did_you_mean
 from ..schema.boxes import box_format_from_metadata
 from ..schema.columns import class_names_from_metadata, column_kinds, column_metadata, resolve_tensor_map
@@ -58,27 +58,6 @@ def deeplake_datasets(dataset) -> list:
     for inner in list(getattr(dataset, "datasets", []) or []) + [getattr(dataset, "dataset", None)]:
         found += deeplake_datasets(inner)
     return found
-
-
-def _refuse_written_secrets(credentials) -> None:
-    """A config's ``deeplake_credentials`` may hold secrets by reference only (``lakedet.config.secrets``):
-    mmengine has copied the config into the work dir, its logs and checkpoints before any dataset is built."""
-    if not isinstance(credentials, ConfigDict):
-        return  # given in Python, not through a config that mmengine writes out
-    written = literal_secrets(credentials)
-    if not written:
-        return
-    key = written[0]
-    if REDACTED in str(credentials):
-        raise ConfigError(f"deeplake_credentials[{key}] is {REDACTED!r}: this config was written out by a run, with "
-                          "its secrets hidden; give them by reference, e.g. deeplake_credentials=dict("
-                          "creds='env:MY_S3_CREDS') (a JSON object in that environment variable) or 'file:/path/creds.json'")
-    raise ConfigError(f"deeplake_credentials[{key}] is written in the config as a value. MMDetection's tools and "
-                      "mmengine's Runner copy a config into the work dir (the config dump, vis_data/config.py, the "
-                      "log) and into every checkpoint before any dataset is built, so this secret is already in this "
-                      "run's work dir: delete those files. Give secrets by reference instead: 'env:NAME' (for creds, a "
-                      "JSON object in that environment variable), 'file:/path' (a JSON object or KEY=VALUE lines), or "
-                      "creds=dict(profile_name=...); `lakedet train` and train_detector hide values they are given")
 
 
 @DATASETS.register_module()
@@ -132,7 +111,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         check_keys(kwargs, DATASET_KEYS, "DeepLakeDetDataset")
         self.loader_type_given = deeplake_dataloader_type not in (None, "")
         self.loader_type = "python" if loader_type(deeplake_dataloader_type) == "python" else "cpp"
-        _refuse_written_secrets(deeplake_credentials)
+        if isinstance(deeplake_credentials, ConfigDict):  # from a config, which mmengine has written out
+            refuse_written_secrets(deeplake_credentials)
         self._open(deeplake_dataset, dict(deeplake_path=deeplake_path, deeplake_credentials=deeplake_credentials,
                                           deeplake_commit_id=deeplake_commit_id, deeplake_commit=deeplake_commit,
                                           deeplake_view_id=deeplake_view_id, deeplake_query=deeplake_query))
@@ -195,6 +175,7 @@ class DeepLakeDetDataset(BaseDetDataset):
                         self.description, ann_file)
         with DefaultScope.overwrite_default_scope(_transforms_scope()):
             super().__init__(ann_file="", metainfo=metainfo, pipeline=placed, **kwargs)
+        _warn_without_stand_ins()
 
     def _open(self, given, keys: dict) -> None:
         """Open the rows: ``self._ds`` (read-only), ``self.origin``, ``self.source`` (what lakedet
@@ -302,17 +283,19 @@ class DeepLakeDetDataset(BaseDetDataset):
         subset.source_rows, subset._pending = _select(self.source_rows, indices), {}
         return subset
 
-    def evaluated(self) -> None:
+    def evaluated(self) -> bool:
         """Serve this dataset for evaluation (``test_mode``), if it was built for training: every
         instance of a selected class stays, no row is filtered out, and each sample carries its
-        row's ground truth for the metric (what lakedet's run hooks do for a val/test split)."""
+        row's ground truth for the metric (what lakedet's run hooks do for a val/test split).
+        Returns whether anything changed (wrappers around it must then count its rows again)."""
         if self.test_mode:
-            return
+            return False
         logger.info("%s is evaluated: it runs with test_mode=True", self.description)
         self.test_mode = True
         self._build_pipeline(place_loading_steps(self._pipeline_cfg, self._skip_bad_images, keep_instances=True))
         self._fully_initialized = False
         self.full_init()
+        return True
 
     def set_loader_type(self, value) -> None:
         """``deeplake_dataloader_type`` from elsewhere (a config's top-level key): applied unless
@@ -620,6 +603,26 @@ class RowInfo(dict):
 
     def __reduce__(self):  # pickles (and copies) as a plain dict
         return dict, (dict(self),)
+
+
+_warned_scopes: set = set()
+
+
+def _warn_without_stand_ins() -> None:
+    """Say so when the registry scope a runner builds in lacks lakedet's stand-ins (they live in
+    MMDetection's scope): its run would get none of lakedet's run hooks and samplers."""
+    from mmengine.registry import HOOKS
+
+    current = DefaultScope.get_current_instance()
+    if current is None or current.scope_name in _warned_scopes:
+        return
+    with HOOKS.switch_scope_and_registry(None) as registry:
+        hook = registry.get("RuntimeInfoHook")
+    if hook is not None and not hook.__module__.startswith("lakedet"):
+        _warned_scopes.add(current.scope_name)
+        logger.warning("DeepLakeDetDataset is built in registry scope %r, where lakedet's run hooks and samplers are "
+                       "not registered (they are in MMDetection's): set default_scope='mmdet' in the config",
+                       current.scope_name)
 
 
 def _transforms_scope() -> str:

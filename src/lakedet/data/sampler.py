@@ -339,10 +339,8 @@ class ShardedRowSampler(Sampler):
         if order not in ORDERS:
             raise ValueError(f"order={order!r}: expected one of {ORDERS}")
         _check_int("window", window, 1)
-        blocks = getattr(dataset, "read_blocks", None)
-        block_ids = blocks() if callable(blocks) and order != "permutation" else None
-        if block_rows is not None and block_ids is not None:
-            block_ids = split_blocks(block_ids, _check_int("block_rows", block_rows, 1))
+        self.block_rows = None if block_rows is None else _check_int("block_rows", block_rows, 1)
+        block_ids = self._block_ids() if order != "permutation" else None
         if order == "chunks" and block_ids is None:
             raise ValueError(f"order='chunks' needs a DeepLakeDetDataset over a dataset whose chunk layout is "
                              f"known; {type(dataset).__name__} has none: use order='permutation'")
@@ -370,8 +368,19 @@ class ShardedRowSampler(Sampler):
 
     def fit_loader(self, batch_size: int, num_workers: int) -> None:
         """Cut the order for the DataLoader that uses this sampler (its batch size and workers),
-        so that each worker reads whole chunks; called before the first epoch."""
+        so that each worker reads whole chunks; called before the first epoch (when the dataset
+        serves other rows by then, e.g. switched to test mode, its blocks are read again)."""
+        if self.plan.block_ids is not None and len(self.plan.block_ids) != len(self.dataset):
+            self.plan.block_ids = self._block_ids()
         self.plan.fit(batch_size=batch_size, num_workers=num_workers)
+
+    def _block_ids(self):
+        """The dataset's storage block of each sample position (None when it does not know them)."""
+        blocks = getattr(self.dataset, "read_blocks", None)
+        block_ids = blocks() if callable(blocks) else None
+        if self.block_rows is not None and block_ids is not None:
+            block_ids = split_blocks(block_ids, self.block_rows)
+        return block_ids
 
     def reseed(self, seed: int) -> None:
         """Use ``seed`` from the next epoch on (a resumed run takes the seed it was trained with)."""

@@ -71,15 +71,18 @@ def prepare_dataloader(loader, split: str = "train", loader_type=None, metric: s
     """
     datasets = deeplake_datasets(loader.dataset)
     notes = []
+    changed = False
     for dataset in datasets:
         if loader_type not in (None, ""):
             dataset.set_loader_type(loader_type)
         if split != "train":
-            dataset.evaluated()
+            changed = dataset.evaluated() or changed
         if metric == "segm":
             dataset.needs_masks_for(f"{split}_evaluator's segm metric")
     if not datasets:
         return notes
+    if changed:
+        _count_again(loader.dataset)
     sampler, batch_size = _loader_sampler(loader)
     if isinstance(sampler, ShardedRowSampler):
         sampler.fit_loader(batch_size, loader.num_workers)
@@ -92,6 +95,17 @@ def prepare_dataloader(loader, split: str = "train", loader_type=None, metric: s
         notes.append(f"{split}_dataloader's workers start with forkserver (remote Deep Lake data: a fork after "
                      "Deep Lake's remote I/O can hang)")
     return notes
+
+
+def _count_again(dataset) -> None:
+    """Wrappers (Concat/Repeat/ClassBalanced) count their datasets' rows when they are first used:
+    count again, inside out, after a Deep Lake dataset changed its rows (``evaluated``)."""
+    for inner in list(getattr(dataset, "datasets", []) or []) + [getattr(dataset, "dataset", None)]:
+        if inner is not None:
+            _count_again(inner)
+    if hasattr(dataset, "datasets") or hasattr(dataset, "dataset"):
+        dataset._fully_initialized = False  # mmengine's wrappers' own lazy-init flag
+        dataset.full_init()
 
 
 def _loader_sampler(loader):
@@ -121,7 +135,9 @@ class DeepLakeRunHook(Hook):
 
     def before_train(self, runner) -> None:
         """A resumed run whose config sets no seed takes the seed it was trained with (mmengine
-        re-seeds after it built the sampler): the sampler follows."""
+        re-seeds after it built the sampler): the sampler follows. (DataLoader workers keep the
+        seed they were built with, which matters only to datasets that do not seed each sample,
+        unlike ``DeepLakeDetDataset``: e.g. a file dataset concatenated with a Deep Lake one.)"""
         trained_with = runner.seed
         if trained_with == getattr(self, "_seed", trained_with):
             return
@@ -335,13 +351,15 @@ class SkipTrainedBatchesHook(Hook):
 
         loop = runner.train_loop
         done = getattr(loop, "_iter", 0)
-        sampler = getattr(getattr(loop, "dataloader", None), "sampler", None)
-        if not isinstance(loop, IterBasedTrainLoop) or done <= 0 or not isinstance(sampler, ShardedRowSampler):
+        if not isinstance(loop, IterBasedTrainLoop) or done <= 0:
+            return
+        sampler, batch_size = _loader_sampler(loop.dataloader)
+        if not isinstance(sampler, ShardedRowSampler):
             return
         per_epoch = len(loop.dataloader)
         epochs, batches = divmod(done, per_epoch)
         sampler.set_epoch(epochs)
-        sampler.skip = batches * loop.dataloader.batch_size
+        sampler.skip = batches * batch_size
         iterator = _InfiniteDataloaderIterator(loop.dataloader)
         iterator._epoch = epochs
         loop.dataloader_iterator = _Skipped(iterator, done)
@@ -369,9 +387,9 @@ def install_run_hooks(runner) -> list:
 
 @MMDET_HOOKS.register_module(name="RuntimeInfoHook", force=True)
 class RuntimeInfoHook(MMEngineRuntimeInfoHook):
-    """mmengine's ``RuntimeInfoHook`` (which every runner has); before a run over Deep Lake data it
-    also installs lakedet's run hooks (``install_run_hooks``). Hooks registered here, during
-    ``before_run``, have lower priority than this one, so their own ``before_run`` follows."""
+    """mmengine's ``RuntimeInfoHook`` (which every runner has, unless a config sets
+    ``default_hooks.runtime_info=None``); before a run over Deep Lake data it also installs
+    lakedet's run hooks (``install_run_hooks``)."""
 
     def before_run(self, runner) -> None:
         super().before_run(runner)
@@ -379,3 +397,9 @@ class RuntimeInfoHook(MMEngineRuntimeInfoHook):
         if installed:
             runner.logger.info("lakedet: the run reads Deep Lake data; hooks added: "
                                + ", ".join(type(hook).__name__ for hook in installed))
+        # mmengine's call_hook walks the hook list as it is: hooks placed after this one get their
+        # before_run from it; one placed before it (this hook's priority lowered) gets it here
+        position = runner.hooks.index(self)
+        for hook in installed:
+            if runner.hooks.index(hook) < position:
+                hook.before_run(runner)

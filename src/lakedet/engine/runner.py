@@ -35,7 +35,7 @@ from mmengine.runner import Runner
 from ..config.keys import SOURCE_KEYS
 from ..config.secrets import hide_secrets
 from ..config.translate import is_2x_config, translate_config
-from ..config.walk import DATASET_TYPE, bare_type
+from ..config.walk import bare_type, deeplake_dataset_configs
 from ..errors import ConfigError
 from ..source import OpenedDataset, is_row_range_view
 from .launch import end_process_group, prepare_cpu_distributed, require_launcher_env
@@ -127,12 +127,11 @@ def _with_dataset(loader, ds, tensors) -> None:
     """Put an opened dataset (``ds_train`` / ``ds_val``) and a column mapping into a dataloader config."""
     if loader is None or (ds is None and tensors is None):
         return
-    target = loader["dataset"]
-    while bare_type(target) != DATASET_TYPE:
-        if "dataset" not in target:
-            raise ConfigError("ds_train/ds_val given, but the dataloader's dataset is not a "
-                              f"DeepLakeDetDataset (type={target.get('type')!r})")
-        target = target["dataset"]
+    found = deeplake_dataset_configs(loader.get("dataset"))
+    if len(found) != 1:
+        raise ConfigError(f"ds_train/ds_val given, but the dataloader holds {len(found)} DeepLakeDetDataset "
+                          f"configs (type={bare_type(loader.get('dataset'))!r}); it needs exactly one to take the object")
+    target = found[0]
     if ds is not None:
         target["deeplake_dataset"] = OpenedDataset(ds)  # survives mmengine's deep copies
         # a RowRangeView (ds[a:b]) lacks its dataset's schema and metadata: a path, if given, supplies them
@@ -145,11 +144,14 @@ def _with_dataset(loader, ds, tensors) -> None:
 
 
 def prepare_config(cfg, ds_train=None, ds_train_tensors=None, ds_val=None, ds_val_tensors=None,
-                   validate: bool = True, meta: Mapping | None = None, training: bool = True):
+                   validate: bool = True, meta: Mapping | None = None, training: bool = True,
+                   launcher: str | None = None):
     """A copy of ``cfg`` as lakedet's entry points run it (steps 1-3 of the module docstring).
 
     ``training=False`` keeps what testing needs (``model``, ``test_dataloader``,
-    ``test_evaluator``) and drops training.
+    ``test_evaluator``) and drops training. A config without ``default_scope`` gets MMDetection's
+    (where lakedet's stand-ins are registered); one loaded from a YAML or JSON file is written out
+    as a Python config (the form that shows hidden secrets as ``'<redacted>'``).
 
     Raises:
         ConfigError: the config lacks what the run needs, or cannot be translated.
@@ -157,6 +159,11 @@ def prepare_config(cfg, ds_train=None, ds_train_tensors=None, ds_val=None, ds_va
     from mmengine.config import Config
 
     cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
+    if cfg.filename and not str(cfg.filename).endswith(".py"):
+        cfg = Config(cfg.to_dict())  # no file name: mmengine dumps it as <timestamp>.py
+    if launcher is not None:
+        cfg.launcher = launcher
+    cfg.setdefault("default_scope", "mmdet")
     if is_2x_config(cfg):
         given = [split for split, ds in (("train", ds_train), ("val", ds_val)) if ds is not None]
         cfg = translate_config(cfg, given=given)
@@ -281,19 +288,14 @@ def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None
         ConfigError: ``distributed=True`` without a launcher environment, or a config lakedet
             cannot run.
     """
-    from mmengine.config import Config
-
-    cfg = copy.deepcopy(cfg) if isinstance(cfg, Config) else Config(copy.deepcopy(dict(cfg)))
     if distributed:
         require_launcher_env("distributed=True", "torchrun --nproc_per_node N script.py (or use distributed=False)")
-        cfg.launcher = "pytorch"
-    else:
-        cfg.launcher = "none"
     import torch.distributed as dist
 
     ours = distributed and not dist.is_initialized()  # the group lakedet starts, it also ends
     runner = build_runner(cfg, model=model, timestamp=timestamp, ds_train=ds_train, ds_train_tensors=ds_train_tensors,
-                          ds_val=ds_val, ds_val_tensors=ds_val_tensors, validate=validate, meta=meta)
+                          ds_val=ds_val, ds_val_tensors=ds_val_tensors, validate=validate, meta=meta,
+                          launcher="pytorch" if distributed else "none")
     runner.train()
     if ours:
         end_process_group()

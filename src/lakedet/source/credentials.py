@@ -56,12 +56,12 @@ def _settings(text: str, where: str) -> dict:
             raise ConfigError(f"{where}: expected a JSON object of settings")
         return {str(k): v for k, v in value.items()}
     found = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        if "=" not in line:
-            raise ConfigError(f"{where}: {line.split('=')[0][:40]!r} is not KEY=VALUE")
+        if "=" not in line:  # (the line itself is not shown: it may be a secret)
+            raise ConfigError(f"{where}: line {number} is not KEY=VALUE")
         key, value = line.split("=", 1)
         found[key.strip()] = value.strip()
     return found
@@ -114,12 +114,12 @@ def parse_creds(items: Sequence[str]) -> dict:
         ConfigError: an item of none of these forms, a missing file or variable, bad JSON.
     """
     creds: dict = {}
-    for item in items:
-        where = f"--creds {item[:40]}"
+    for number, item in enumerate(items, 1):
         if is_reference(item):
+            where = f"--creds {item}"
             creds.update(_settings(_reference_text(item, where), where))
         elif "=" in item:
             creds.update(_settings(item, f"--creds {item.split('=')[0]!r}"))
-        else:
-            raise ConfigError(f"--creds {item[:40]!r}: expected KEY=VALUE, @FILE or env:NAME")
+        else:  # (the item itself is not shown: it may be a secret)
+            raise ConfigError(f"--creds item {number}: expected KEY=VALUE, @FILE or env:NAME")
     return creds
