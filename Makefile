@@ -12,20 +12,23 @@ STAMP  := $(VENV)/.lakedet-setup
 setup: $(STAMP)
 
 $(VENV)/bin/python:
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is not on PATH; lakedet's set-up needs Python 3.11: install it, or run make PYTHON=/path/to/python3.11 ..." >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || { echo "make: $(PYTHON) says "$$($(PYTHON) -V 2>&1 | head -1)"; lakedet's set-up needs Python 3.11 (make PYTHON=/path/to/python3.11 ...)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
+# Every version comes from constraints.txt (the lock of this set-up; pyproject.toml declares ranges).
 # Order matters: torch (the CPU wheel on disk) first, then the pinned stack, then mmcv built
 # from source against that torch: --no-build-isolation so the build sees torch, setuptools<70
 # because mmcv's setup.py needs pkg_resources (torch declares setuptools>=77: pip warns, both
 # work), --no-deps so mmengine/mmcv/imagecorruptions do not pull opencv-python next to
 # opencv-python-headless.
 # pip keeps the built mmcv wheel in its cache, so a new .venv on this machine skips the build.
-$(STAMP): $(VENV)/bin/python requirements.txt pyproject.toml Makefile
+$(STAMP): $(VENV)/bin/python requirements.txt constraints.txt pyproject.toml Makefile
 	$(PIP) install -q "pip>=24,<26" wheel
-	$(PIP) install -q torch==2.13.0 -r requirements.txt
-	$(PIP) install -q --no-deps mmengine==0.10.7 imagecorruptions==1.1.2
+	$(PIP) install -q -c constraints.txt torch -r requirements.txt
+	$(PIP) install -q -c constraints.txt --no-deps mmengine imagecorruptions
 	$(PIP) install -q "setuptools<70"
-	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PIP) install --no-deps --no-build-isolation mmcv==2.1.0
+	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PIP) install -c constraints.txt --no-deps --no-build-isolation mmcv
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	$(PY) -c "import mmcv.ops, mmdet, deeplake, lakedet; print('lakedet set-up OK: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'deeplake', deeplake.__version__)"
 	touch $(STAMP)

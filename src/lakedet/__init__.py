@@ -44,7 +44,15 @@ def __getattr__(name: str):
 
 def register_all() -> None:
     """Register every lakedet component in MMDetection's and mmengine's registries and allow-list
-    what mmengine's checkpoints hold for ``weights_only`` loading (idempotent)."""
+    what mmengine's checkpoints hold for ``weights_only`` loading (idempotent).
+
+    Raises:
+        ImportError: the environment lacks what lakedet needs (``lakedet.environment``: the
+            Python version, the stack's ranges, mmcv's compiled ops), every problem named.
+    """
+    from .environment import check_environment
+
+    check_environment()
     from .data import dataset, sampler, transforms, wrappers  # noqa: F401  (they register)
     from .engine import hooks, runner  # noqa: F401
     from .engine.checkpoints import allow_mmengine_checkpoints
