@@ -1,6 +1,9 @@
-# MMDetection 3's Faster R-CNN config, unchanged except for the datasets: Deep Lake instead of
-# COCO files. Offline, add `--cfg-options model.backbone.init_cfg=None` (no ImageNet weights) and
-# set model.roi_head.bbox_head.num_classes to your dataset's class count.
+# MMDetection 3's Faster R-CNN config, unchanged except for the datasets (Deep Lake instead of COCO
+# files) and the head's class count. Its data: `lakedet demo --examples-data data` writes
+# data/shapes-train and data/shapes-val (3 classes); then `lakedet train
+# configs/faster-rcnn_r50_fpn_deeplake.py` runs it as written. Offline, add
+# `--cfg-options model.backbone.init_cfg=None` (no ImageNet weights). For your data: the paths, and
+# num_classes = your class count.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['lakedet'], allow_failed_imports=False)
 
@@ -12,3 +15,4 @@ val_dataloader = dict(
     dataset=dict(_delete_=True, type='DeepLakeDetDataset', deeplake_path='data/shapes-val',
                  test_mode=True, pipeline={{_base_.test_pipeline}}))
 test_dataloader = val_dataloader
+model = dict(roi_head=dict(bbox_head=dict(num_classes=3)))

@@ -1,6 +1,9 @@
 # The example config of Deep Lake's MMDetection integration document (the seed), as written, with
 # only these changes: `_base_` points at MMDetection 3's YOLOv3 config, the two `deeplake_path`s
-# point at local datasets, TOKEN is None, and the seed's missing quote after "masks" is closed.
+# point at local datasets, TOKEN is None, the seed's missing quote after "masks" is closed, and the
+# head's num_classes is the example data's 3 (the last line).
+# Its data: `lakedet demo --examples-data data` writes data/shapes-train and data/shapes-val.
+# Then `lakedet train configs/seed_yolov3_deeplake.py` (from the repository root) runs it as written.
 # Offline, add `--cfg-options model.backbone.init_cfg=None` (no pretrained Darknet-53 download).
 _base_ = "mmdet::yolo/yolov3_d53_8xb8-ms-416-273e_coco.py"
 
@@ -93,3 +96,5 @@ deeplake_dataloader_type = "c++"  # "c++" is available to enterprise users. Othe
 deeplake_metrics_format = "COCO"
 
 #----------------------------------END DEEPLAKE INPUTS------------------------------------------------------------#
+
+model = dict(bbox_head=dict(num_classes=3))  # the example data's classes (circle, square, triangle)

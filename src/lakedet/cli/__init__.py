@@ -10,7 +10,7 @@ import os
 import sys
 
 from . import convert, demo, error_analysis, evaluate, export, ingest, inspection, predict, show, train
-from .options import HelpFormatter
+from .options import add_subcommand
 
 __all__ = ["main", "get_args_parser", "COMMANDS"]
 
@@ -23,8 +23,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lakedet", description="Train MMDetection detectors on Deep Lake data.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in COMMANDS.items():
-        module.add_arguments(sub.add_parser(name, help=module.HELP, description=module.HELP,
-                                            formatter_class=HelpFormatter))
+        module.add_arguments(add_subcommand(sub, name, module.HELP))
     return parser
 
 

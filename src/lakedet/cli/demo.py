@@ -17,6 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-size", type=int, default=100, help="rows of the validation dataset")
     parser.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (default: the config's)")
     add_cfg_options(parser)
+    parser.add_argument("--examples-data", metavar="DIR",
+                        help="only write the data of the example configs (configs/*.py): DIR/shapes-train (64 rows) "
+                             "and DIR/shapes-val (16 rows), columns images, boxes, categories, masks; then stop")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -24,8 +27,11 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def main(args) -> int:
-    from ..tools.demo import run_demo
+    from ..tools.demo import run_demo, write_example_datasets
 
+    if args.examples_data:
+        write_example_datasets(args.examples_data)
+        return 0
     run_demo(work_dir=args.work_dir, data_dir=args.data_dir, epochs=args.epochs, train_size=args.train_size,
              val_size=args.val_size, num_workers=args.num_workers, cfg_options=args.cfg_options)
     return 0

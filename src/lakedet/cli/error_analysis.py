@@ -13,9 +13,10 @@ HELP = ("write a model's predictions and their TP/FP/FN matching (COCO's rule) t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_common(parser, "work_dirs/errors")
+    add_common(parser, "work_dirs/errors", "where errors.json, pr_curves.png, confusion_matrix.png and lineage.json "
+                                           "are written")
     parser.add_argument("--iou-thr", type=float, default=0.5, help="a match needs IoU >= this")
-    parser.add_argument("--max-dets", type=int, default=100, help="predictions per class and image that count (COCO: 100)")
+    parser.add_argument("--max-dets", type=int, default=100, help="predictions per class and image that count (COCO's maxDets)")
     parser.add_argument("--confusion-thr", type=float, default=0.3,
                         help="score threshold of the predictions counted in the confusion matrix")
 

@@ -20,8 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_cfg_options(parser)
     parser.add_argument("--out", help="dump raw predictions to this pickle file")
     parser.add_argument("--commit", help="evaluate on the dataset as of this commit (deeplake_commit_id)")
-    parser.add_argument("--view", help="evaluate on this saved view (deeplake_view_id)")
-    parser.add_argument("--query", help="evaluate on the rows this TQL query selects (deeplake_query)")
+    selected = parser.add_mutually_exclusive_group()
+    selected.add_argument("--view", help="evaluate on this saved view (deeplake_view_id)")
+    selected.add_argument("--query", help="evaluate on the rows this TQL query selects (deeplake_query)")
     add_launcher(parser)
 
 

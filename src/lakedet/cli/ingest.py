@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_creds, standalone_parser
+from .options import add_creds, add_subcommand, standalone_parser
 
 HELP = "write COCO or Pascal VOC data into a Deep Lake dataset"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     formats = parser.add_subparsers(dest="format", required=True)
-    coco = formats.add_parser("coco", help="COCO JSON + image folder")
+    coco = add_subcommand(formats, "coco", "a COCO instances JSON + its image folder, as columns images, boxes (LTWH "
+                          "pixel), labels (class_names in category-id order), iscrowd, area, annotation_id, "
+                          "segmentation (--masks), image_id, file_name, height, width, coco_extra")
     coco.add_argument("annotations", help="the COCO instances JSON file")
     coco.add_argument("images_dir", help="the folder its file_name entries are relative to")
     coco.add_argument("dest", help="the new Deep Lake dataset (a path or URL)")
     coco.add_argument("--masks", choices=["coco", "polygon", "binary", "none"], default="coco",
-                      help="coco (default): every segmentation as the file has it (polygons, multi-part, RLE); "
+                      help="coco: every segmentation as the file has it (polygons, multi-part, RLE); "
                            "polygon: a Polygon column (one polygon per instance); binary: H x W x N masks")
-    voc = formats.add_parser("voc", help="a Pascal VOC root (Annotations/, JPEGImages/, ImageSets/Main/)")
+    voc = add_subcommand(formats, "voc", "a Pascal VOC root (Annotations/, JPEGImages/, ImageSets/Main/), as columns "
+                         "images, boxes (LTRB pixel), labels, difficult, image_id, file_name, height, width")
     voc.add_argument("root", help="the VOC root folder")
     voc.add_argument("dest", help="the new Deep Lake dataset (a path or URL)")
-    voc.add_argument("--split", default="trainval", help="the ImageSets/Main/<split>.txt list of images to ingest")
+    voc.add_argument("--split", default="trainval", help="which images: the list ImageSets/Main/<SPLIT>.txt (train, val, trainval, test)")
     for fmt in (coco, voc):
         fmt.add_argument("--skip-bad", action="store_true", help="skip and count malformed entries")
         fmt.add_argument("--overwrite", action="store_true", help="replace a dataset already at DEST")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .options import standalone_parser
 import sys
+
+from .options import add_creds, source_of, standalone_parser
 
 HELP = "schema, statistics, problems and history of a dataset"
 
@@ -17,6 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query", help="a TQL query (on Deep Lake 3 data it may run over --view)")
     parser.add_argument("--no-images", action="store_true", help="do not decode images (faster)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 when problems exist")
+    add_creds(parser, what="a cloud PATH")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -27,10 +29,9 @@ def main(args) -> int:
     import numpy as np
 
     from ..evaluation.tables import format_table
-    from ..source import SourceSpec
     from ..tools.inspection import inspect_source
 
-    spec = SourceSpec(args.path, commit=args.commit, view=args.view, query=args.query)
+    spec = source_of(args)
     report = inspect_source(spec, check_images=not args.no_images,
                             progress=lambda done, total: print(f"  inspected {done}/{total} rows", file=sys.stderr))
     fmt = report.box_format

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 __all__ = ["KeyValue", "HelpFormatter", "add_cfg_options", "add_creds", "add_launcher", "load_config",
-           "standalone_parser", "LAUNCHERS"]
+           "standalone_parser", "add_subcommand", "source_of", "LAUNCHERS"]
 
 LAUNCHERS = ["none", "pytorch", "slurm", "mpi"]
 
@@ -39,7 +39,13 @@ def add_cfg_options(parser: argparse.ArgumentParser) -> None:
 def add_launcher(parser: argparse.ArgumentParser) -> None:
     """``--launcher`` and the ``--local_rank`` that ``torch.distributed.launch`` passes, as tools/train.py takes them."""
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none", help="distributed launcher")
-    parser.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=0,
+                        help="set by torch.distributed.launch, taken as tools/train.py takes it (torchrun sets LOCAL_RANK)")
+
+
+def add_subcommand(subparsers, name: str, help: str) -> argparse.ArgumentParser:
+    """A sub-command's parser (``lakedet ingest coco`` ...), with the same help formatting."""
+    return subparsers.add_parser(name, help=help, description=help, formatter_class=HelpFormatter)
 
 
 def standalone_parser(command: str, description: str, add_arguments) -> argparse.ArgumentParser:
@@ -55,6 +61,15 @@ def add_creds(parser: argparse.ArgumentParser, flag: str = "--creds", what: str 
                              "@FILE (a JSON object or KEY=VALUE lines) or env:NAME (a JSON object in that environment "
                              "variable), so secrets need not be on the command line; without it the cloud SDK's own "
                              "chain (environment, profiles, roles) is used")
+
+
+def source_of(args):
+    """The ``SourceSpec`` a command's ``path`` / ``--creds`` / ``--commit`` / ``--view`` / ``--query`` name."""
+    from ..source import SourceSpec
+    from ..source.credentials import parse_creds
+
+    return SourceSpec(args.path, creds=parse_creds(args.creds) if args.creds else None, commit=args.commit,
+                      view=args.view, query=args.query)
 
 
 def load_config(args):

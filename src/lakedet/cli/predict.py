@@ -9,13 +9,13 @@ from .options import add_cfg_options, standalone_parser
 HELP = "write a model's predictions to a new branch of the dataset"
 
 
-def add_common(parser: argparse.ArgumentParser, work_dir: str) -> None:
+def add_common(parser: argparse.ArgumentParser, work_dir: str, work_dir_help: str = "where lineage.json is written") -> None:
     """The options ``predict`` and ``errors`` share."""
     parser.add_argument("config", help="the config (its test pipeline and model)")
     parser.add_argument("checkpoint", help="the .pth file")
     parser.add_argument("path", help="the Deep Lake dataset to predict (Deep Lake 4; its current branch is never written)")
     parser.add_argument("--branch", required=True, help="the new branch to write the results on")
-    parser.add_argument("--work-dir", default=work_dir, help="where lineage.json (and plots) are written")
+    parser.add_argument("--work-dir", default=work_dir, help=work_dir_help)
     parser.add_argument("--score-thr", type=float, default=0.05, help="keep predictions scored at least this")
     parser.add_argument("--batch-size", type=int, default=4, help="rows per batch")
     parser.add_argument("--num-workers", type=int, default=2, help="DataLoader workers")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import standalone_parser
+from .options import add_creds, source_of, standalone_parser
 
 HELP = "draw rows with ground truth (and predictions) into a PNG grid"
 
@@ -23,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shown = parser.add_mutually_exclusive_group()
     shown.add_argument("--view", help="the rows of this saved view")
     shown.add_argument("--query", help="the rows this TQL query selects")
+    add_creds(parser, what="a cloud PATH")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -32,10 +33,9 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(args) -> int:
     import cv2
 
-    from ..source import SourceSpec
     from ..tools.show import render_grid
 
-    grid = render_grid(SourceSpec(args.path, commit=args.commit, view=args.view, query=args.query), args.rows,
+    grid = render_grid(source_of(args), args.rows,
                        columns=args.columns, score_thr=args.score_thr, errors=args.errors, branch=args.branch)
     cv2.imwrite(args.out, grid[:, :, ::-1])
     print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]} px)")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..evaluation.tables import format_table, per_class_tables
 
-__all__ = ["DEMO_CONFIG", "ensure_demo_datasets", "run_demo"]
+__all__ = ["DEMO_CONFIG", "ensure_demo_datasets", "run_demo", "write_example_datasets"]
 
 DEMO_CONFIG = Path(__file__).parent.parent / "configs" / "demo_retinanet_r18_shapes.py"
 _VERSION = "shapes-v1"
@@ -49,6 +49,25 @@ def ensure_demo_datasets(data_dir: Path, train_size: int = 400, val_size: int = 
         ds.commit("mark as lakedet demo data")
         paths.append(str(path))
     return paths[0], paths[1]
+
+
+def write_example_datasets(data_dir: str, train_size: int = 64, val_size: int = 16) -> tuple[str, str]:
+    """The data of the repository's example configs (``configs/``): ``DATA_DIR/shapes-train`` and
+    ``DATA_DIR/shapes-val``, with the seed example's column names (``images``, ``boxes``,
+    ``categories``, ``masks``: binary masks) and 3 classes. Existing folders are an error (nothing
+    is overwritten)."""
+    from ..errors import ConfigError
+    from .synthetic import make_shapes_dataset
+
+    paths = [Path(data_dir) / "shapes-train", Path(data_dir) / "shapes-val"]
+    for path in paths:
+        if path.exists():
+            raise ConfigError(f"{path} exists; remove it, or give another --examples-data folder")
+    for path, size, seed in zip(paths, (train_size, val_size), (1, 2)):
+        make_shapes_dataset(str(path), size, seed=seed, labels_column="categories", masks="binary",
+                            message="lakedet example data")
+        print(f"wrote {path} ({size} rows: images, boxes, categories, masks)", flush=True)
+    return str(paths[0]), str(paths[1])
 
 
 def run_demo(work_dir: str = "work_dirs/demo", data_dir: str | None = None, epochs: int | None = None,
