@@ -215,3 +215,131 @@ def test_launcher_slurm_without_srun_environment_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lakedet", "train", str(CONFIG_DIR / "tiny_retinanet.py"),
                           "--launcher", "slurm", "--work-dir", str(tmp_path)], capture_output=True, text=True, env=env)
     assert out.returncode == 2 and "SLURM_PROCID" in out.stderr and "srun -n N" in out.stderr
+
+
+# --- train_detector(distributed=True) from a plain process: lakedet spawns the ranks ---------------
+
+SECRET = "LITERAL-S3CRET-2105"
+
+SPAWN_SCRIPT = """
+import json, os, sys
+import torch
+from mmengine.config import Config
+import lakedet
+
+if __name__ == "__main__":  # every spawned rank imports this script again
+    config, data, work = sys.argv[1:4]
+    cfg = Config.fromfile(config)
+    cfg.work_dir = work
+    if config.endswith("tiny_retinanet_epochs.py"):
+        cfg.train_dataloader.dataset.deeplake_path = cfg.val_dataloader.dataset.deeplake_path = data
+        cfg.train_dataloader.update(batch_size=3, num_workers=0)  # 11 rows, 2 ranks: 6 rows, 2 steps each
+        cfg.train_dataloader.dataset.deeplake_credentials = dict(creds=dict(aws_secret_access_key=sys.argv[4]))
+        cfg.train_cfg.update(max_epochs=1, val_interval=1)
+        cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1, by_epoch=True)
+    else:
+        cfg.train_dataloader.dataset.deeplake_path = data
+        cfg.custom_imports.imports.append("fail_rank")
+        cfg.custom_hooks = [dict(type="FailOnRankHook", rank=1, after_iter=1)]
+    model = lakedet.build_detector(cfg.model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    metrics = lakedet.train_detector(model, cfg, distributed=True, nprocs=2,
+                                     validate=config.endswith("tiny_retinanet_epochs.py"))
+    saved = torch.load(os.path.join(work, "epoch_1.pth"), map_location="cpu", weights_only=False)["state_dict"]
+    print("RESULT " + json.dumps(dict(
+        pid=os.getpid(), metrics=metrics, trained=any(not torch.equal(before[k], v) for k, v in model.state_dict().items()),
+        as_saved=all(torch.equal(saved[k], v) for k, v in model.state_dict().items()))))
+"""
+
+
+def _spawn_run(tmp_path, config, data, timeout=150):
+    script = tmp_path / "train.py"
+    script.write_text(SPAWN_SCRIPT)
+    (tmp_path / "rows").mkdir(exist_ok=True)
+    # a plain process: no launcher variables; the ranks inherit this environment (PYTHONPATH included)
+    return subprocess.run([sys.executable, str(script), str(CONFIG_DIR / config), data, str(tmp_path / "work"), SECRET],
+                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                          env=_env(PYTHONPATH=os.pathsep.join(filter(None, [str(CONFIG_DIR), os.environ.get("PYTHONPATH")])),
+                                   LAKEDET_RECORD_ROWS_DIR=str(tmp_path / "rows")))
+
+
+def test_train_detector_distributed_from_a_plain_process_spawns_two_cpu_ranks_on_disjoint_shards(rows11, tmp_path):
+    out = _spawn_run(tmp_path, "tiny_retinanet_epochs.py", rows11)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    result = json.loads(log.split("RESULT ", 1)[1].splitlines()[0])
+    assert "coco/bbox_mAP" in result["metrics"]  # rank 0's validation, returned to the caller
+    assert result["trained"] and result["as_saved"]  # the caller's model holds the weights the checkpoint holds
+
+    reads = [json.loads(line) for f in (tmp_path / "rows").glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert {r["epoch"] for r in reads} == {0}
+    by_rank = {rank: [r for r in reads if r["rank"] == rank] for rank in (0, 1)}
+    assert len(reads) == 12 and len({r["pid"] for r in reads}) == 2 and result["pid"] not in {r["pid"] for r in reads}
+    for rank, group in by_rank.items():  # each rank its own process, its shard of the pure function
+        assert len({r["pid"] for r in group}) == 1
+        assert sorted(r["row"] for r in group) == sorted(shard_rows(11, 2, rank, 0, seed=7).tolist())
+    rank0, rank1 = ({r["row"] for r in group} for group in by_rank.values())
+    assert len(rank0) == len(rank1) == 6 and rank0 | rank1 == set(range(11)) and len(rank0 & rank1) == 1  # 1 padded
+
+    work = tmp_path / "work"
+    assert sorted(p.name for p in work.rglob("*.pth")) == ["epoch_1.pth"]  # saved by rank 0 only
+    assert log.count("Saving checkpoint at 1 epochs") == 1
+    assert "Distributed training: True" in log and "GPU number: 2" in log
+    # a secret written as a value in the config reaches the ranks in memory, never a file
+    assert SECRET not in log
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert [p for p in files if SECRET.encode() in p.read_bytes()] == []
+    assert any(b"aws_secret_access_key='<redacted>'" in p.read_bytes() for p in work.rglob("*.py"))  # the dumped config
+
+
+def test_a_failing_spawned_rank_is_an_error_naming_it_and_nothing_hangs(shapes, tmp_path):
+    """Rank 1 raises after its first step while rank 0 waits in the second step's all-reduce."""
+    import time
+
+    started = time.monotonic()
+    out = _spawn_run(tmp_path, "tiny_retinanet.py", shapes[0], timeout=120)
+    log = out.stdout + out.stderr
+    assert out.returncode == 1, log[-3000:]
+    assert "RankError: rank 1 of 2 failed: RuntimeError: injected failure on rank 1 after iteration 1" in log
+    assert "rank 1's traceback" in log and "fail_rank.py" in log
+    assert "RESULT" not in log and time.monotonic() - started < 110
+
+
+def test_spawn_world_needs_a_stated_cpu_rank_count_and_real_gpu_ids():
+    from mmengine.config import Config
+
+    from lakedet.engine.launch import spawn_world
+    from lakedet.errors import ConfigError
+
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("the CPU-only rules")
+    assert spawn_world(Config(dict()), 3) == (3, None)
+    with pytest.raises(ConfigError, match=r"state the number of CPU ranks, train_detector\(\.\.\., distributed=True, nprocs=2\)"):
+        spawn_world(Config(dict()), None)
+    with pytest.raises(ConfigError, match=r"cfg.gpu_ids=\[0, 1\], but this process sees no CUDA device"):
+        spawn_world(Config(dict(gpu_ids=range(2))), 2)
+    with pytest.raises(ConfigError, match="nprocs=0"):
+        spawn_world(Config(dict()), 0)
+
+
+def test_arguments_spawned_ranks_cannot_receive_are_refused_before_any_rank_starts(rows11, monkeypatch):
+    import deeplake
+    from mmengine.config import Config
+
+    import lakedet
+    from lakedet.config.secrets import Secret
+    from lakedet.errors import ConfigError
+
+    for var in LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    cfg = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
+    ds = deeplake.open_read_only(rows11)
+    with pytest.raises(ConfigError, match=r"train_detector's ds_train by pickling.*RowRangeView.*deeplake_path"):
+        lakedet.train_detector(None, cfg, ds_train=ds[0:4], distributed=True, nprocs=2)
+    cfg.train_dataloader.dataset.deeplake_credentials = dict(token=Secret("x"))
+    with pytest.raises(ConfigError, match=r"train_detector's cfg by pickling.*a Secret is not pickled"):
+        lakedet.train_detector(None, cfg, distributed=True, nprocs=2)
+    with pytest.raises(ConfigError, match="pass distributed=True"):
+        lakedet.train_detector(None, cfg, nprocs=2)
