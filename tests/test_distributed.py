@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -343,3 +344,24 @@ def test_arguments_spawned_ranks_cannot_receive_are_refused_before_any_rank_star
         lakedet.train_detector(None, cfg, distributed=True, nprocs=2)
     with pytest.raises(ConfigError, match="pass distributed=True"):
         lakedet.train_detector(None, cfg, nprocs=2)
+
+
+UNGUARDED_SCRIPT = """
+from mmengine.config import Config
+import lakedet
+
+# no `if __name__ == "__main__":` guard: each spawned rank runs this again while it starts, and fails
+lakedet.train_detector(None, Config(dict()), distributed=True, nprocs=2, meta=dict(blob="x" * (4 << 20)))
+"""
+
+
+def test_a_script_without_the_main_guard_is_a_clear_error_not_a_hang(tmp_path):
+    """The 4 MB argument would fill the pipe a new process reads its start-up data from: the rank
+    dies before reading it, and a parent writing it there would wait forever."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90, cwd=tmp_path,
+                         env=_env())
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert re.search(r"RankError: rank [01] of 2 exited with code 1 before it could report an error", out.stderr)  # either first
+    assert "must start its work under `if __name__ == '__main__':`" in out.stderr

@@ -234,6 +234,12 @@ def spawn_ranks(target: Callable[[bytes], Any], payload: bytes, world: int, cuda
     """
     import torch.multiprocessing as mp
 
+    import torch
+
+    # the arguments reach the ranks in memory shared with them (torch's tensor sharing: an fd, no
+    # named file): what each new process is sent through its start-up pipe stays small, so a rank
+    # that dies while starting (a script without the __main__ guard) cannot block this process
+    shared = torch.frombuffer(bytearray(payload), dtype=torch.uint8).share_memory_()
     context = mp.get_context("spawn")
     reports = context.SimpleQueue()
     received: dict = {}
@@ -243,7 +249,7 @@ def spawn_ranks(target: Callable[[bytes], Any], payload: bytes, world: int, cuda
     logger.info("lakedet: distributed=True without a launcher: spawning %d rank(s) on 127.0.0.1:%d%s", world, port,
                 f" (CUDA_VISIBLE_DEVICES={cuda_visible})" if cuda_visible is not None else " (CPU)")
     try:
-        mp.start_processes(_rank_main, args=(target, payload, world, port, cuda_visible, reports), nprocs=world,
+        mp.start_processes(_rank_main, args=(target, shared, world, port, cuda_visible, reports), nprocs=world,
                            start_method="spawn")
     except (mp.ProcessExitedException, mp.ProcessRaisedException) as exc:
         reports.put(None)
@@ -284,18 +290,23 @@ def _rank_error(exc, world: int, received: dict) -> RankError:
     return RankError(text, rank=rank, exit_code=code, error_type=kind)
 
 
-def _rank_main(rank: int, target, payload: bytes, world: int, port: int, cuda_visible: str | None, reports) -> None:
+def _rank_main(rank: int, target, payload, world: int, port: int, cuda_visible: str | None, reports) -> None:
     """One spawned rank: torchrun's environment, then ``target(payload)``; reports to the parent."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     if cuda_visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = cuda_visible  # before anything touches CUDA in this process
+    import multiprocessing
+
+    # spawn left its own start method set here; unset, as under torchrun, mmengine starts DataLoader
+    # workers with its env_cfg.mp_cfg.mp_start_method without a warning
+    multiprocessing.set_start_method(None, force=True)
     try:
         if "OMP_NUM_THREADS" not in os.environ:
             import torch
 
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-        value = target(payload)
+        value = target(payload.numpy().tobytes())
         if rank == 0:
             reports.put(("result", rank, pickle.dumps(value)))
     except Exception as exc:  # reported to the parent, which raises it naming this rank
