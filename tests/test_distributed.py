@@ -306,23 +306,44 @@ def test_a_failing_spawned_rank_is_an_error_naming_it_and_nothing_hangs(shapes, 
     assert "RESULT" not in log and time.monotonic() - started < 110
 
 
-def test_spawn_world_needs_a_stated_cpu_rank_count_and_real_gpu_ids():
+def test_spawn_world_needs_a_stated_cpu_rank_count_and_real_gpu_ids(monkeypatch):
     from mmengine.config import Config
 
     from lakedet.engine.launch import spawn_world
     from lakedet.errors import ConfigError
 
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("the CPU-only rules")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert spawn_world(Config(dict()), 3) == (3, None)
     with pytest.raises(ConfigError, match=r"state the number of CPU ranks, train_detector\(\.\.\., distributed=True, nprocs=2\)"):
         spawn_world(Config(dict()), None)
     with pytest.raises(ConfigError, match=r"cfg.gpu_ids=\[0, 1\], but this process sees no CUDA device"):
         spawn_world(Config(dict(gpu_ids=range(2))), 2)
-    with pytest.raises(ConfigError, match="nprocs=0"):
-        spawn_world(Config(dict()), 0)
+    for bad in (0, True, 1.5):
+        with pytest.raises(ConfigError, match=f"nprocs={bad!r}"):
+            spawn_world(Config(dict()), bad)
+
+
+def test_spawn_world_gives_rank_i_the_gpu_gpu_ids_i_of_those_this_process_sees(monkeypatch):
+    """mmengine's launcher puts rank i on device LOCAL_RANK=i: every rank sees gpu_ids, in order."""
+    from mmengine.config import Config
+
+    from lakedet.engine.launch import spawn_world
+    from lakedet.errors import ConfigError
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6,7")
+    assert spawn_world(Config(dict()), None) == (4, "3,5,6,7")  # all visible
+    assert spawn_world(Config(dict(gpu_ids=[2, 0])), None) == (2, "6,3")
+    assert spawn_world(Config(dict(gpu_ids=range(1))), 1) == (1, "3")  # the seed's range(...)
+    assert spawn_world(Config(dict()), 2) == (2, "3,5")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert spawn_world(Config(dict(gpu_ids=[1, 3])), None) == (2, "1,3")
+    with pytest.raises(ConfigError, match=r"nprocs=3 but cfg.gpu_ids=\[1, 3\] asks for 2 ranks"):
+        spawn_world(Config(dict(gpu_ids=[1, 3])), 3)
+    for bad in ([4], [1, 1], []):
+        with pytest.raises(ConfigError, match=r"expected distinct GPU indices in 0..3"):
+            spawn_world(Config(dict(gpu_ids=bad)), None)
 
 
 def test_arguments_spawned_ranks_cannot_receive_are_refused_before_any_rank_starts(rows11, monkeypatch):
@@ -365,3 +386,35 @@ def test_a_script_without_the_main_guard_is_a_clear_error_not_a_hang(tmp_path):
     assert out.returncode == 1, out.stderr[-3000:]
     assert re.search(r"RankError: rank [01] of 2 exited with code 1 before it could report an error", out.stderr)  # either first
     assert "must start its work under `if __name__ == '__main__':`" in out.stderr
+
+
+def test_under_srun_with_several_tasks_train_detector_joins_slurms_world_instead_of_spawning(monkeypatch, tmp_path):
+    """srun -n 2 python train.py: each task is one rank (its variables mapped as --launcher slurm
+    maps them); nothing is spawned. An sbatch script's own shell (no SLURM_STEP_NUM_TASKS) spawns."""
+    import lakedet.engine.runner as runner_module
+
+    for var in LAUNCHER_VARS:  # set, then deleted: restored (absent) after the test
+        monkeypatch.setenv(var, "x")
+        monkeypatch.delenv(var)
+    monkeypatch.setattr(runner_module, "spawn_ranks", lambda *a: pytest.fail("spawned under srun"))
+    seen = {}
+
+    class Trained:
+        def train(self):
+            seen.update({v: os.environ.get(v) for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")})
+
+    monkeypatch.setattr(runner_module, "build_runner", lambda cfg, **kw: seen.update(launcher=kw["launcher"]) or Trained())
+    for var, value in dict(SLURM_PROCID="1", SLURM_LOCALID="1", SLURM_NTASKS="2", SLURM_STEP_NUM_TASKS="2",
+                           SLURM_NODELIST="localhost", MASTER_PORT="29511").items():
+        monkeypatch.setenv(var, value)
+    runner_module.train_detector(None, {}, distributed=True)
+    assert seen == dict(launcher="pytorch", RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", MASTER_ADDR="localhost",
+                        MASTER_PORT="29511")
+
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+        monkeypatch.delenv(var)
+    monkeypatch.delenv("SLURM_STEP_NUM_TASKS")
+    monkeypatch.setattr(runner_module, "spawn_ranks", lambda *a: seen.update(spawned=a[2]) or dict(metrics={}, weights=None))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert runner_module.train_detector(None, {}, distributed=True, nprocs=3) == {}
+    assert seen["spawned"] == 3

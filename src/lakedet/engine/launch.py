@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ConfigError, RankError
 
-__all__ = ["require_launcher_env", "launcher_env_missing", "slurm_to_torch_env", "prepare_cpu_distributed",
+__all__ = ["require_launcher_env", "launcher_env_missing", "join_launcher_world", "slurm_to_torch_env", "prepare_cpu_distributed",
            "end_process_group", "spawn_world", "pack_for_ranks", "unpack_in_rank", "spawn_ranks"]
 
 logger = logging.getLogger("lakedet")
@@ -76,6 +76,23 @@ def slurm_to_torch_env() -> None:
     os.environ["WORLD_SIZE"] = os.environ["SLURM_NTASKS"]
     os.environ["RANK"] = os.environ["SLURM_PROCID"]
     os.environ["LOCAL_RANK"] = os.environ.get("SLURM_LOCALID", "0")
+
+
+def join_launcher_world() -> bool:
+    """True when a launcher started this process as one rank of its world: torchrun's variables
+    are set, or ``srun`` started several tasks in this job step (``SLURM_STEP_NUM_TASKS`` > 1,
+    which srun sets and an sbatch script's own shell does not); srun's variables are then mapped to
+    torchrun's (``slurm_to_torch_env``)."""
+    if not launcher_env_missing():
+        return True
+    try:
+        step_tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS") or 1)
+    except ValueError:
+        step_tasks = 1
+    if step_tasks > 1 and "SLURM_PROCID" in os.environ:
+        slurm_to_torch_env()
+        return True
+    return False
 
 
 def prepare_cpu_distributed(cfg) -> None:

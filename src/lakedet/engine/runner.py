@@ -38,7 +38,7 @@ from ..config.translate import is_2x_config, translate_config
 from ..config.walk import bare_type, deeplake_dataset_configs
 from ..errors import ConfigError
 from ..source import OpenedDataset, is_row_range_view
-from .launch import (end_process_group, launcher_env_missing, pack_for_ranks, prepare_cpu_distributed, spawn_ranks,
+from .launch import (end_process_group, join_launcher_world, pack_for_ranks, prepare_cpu_distributed, spawn_ranks,
                      spawn_world, unpack_in_rank)
 
 logger = logging.getLogger("lakedet")
@@ -277,15 +277,16 @@ def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None
         cfg: an mmengine ``Config`` (MMDetection 3 style, or the seed's 2.x style).
         ds_train / ds_val: an opened Deep Lake dataset or view; overrides ``deeplake_path``.
         ds_train_tensors / ds_val_tensors: column mappings; override ``deeplake_tensors``.
-        distributed: train with PyTorch DDP. Under a launcher (``torchrun``, which sets ``RANK``,
-            ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) every process is one
-            rank of the launcher's world. From a plain ``python train.py`` lakedet spawns the ranks
-            on this machine, as the seed did: one per GPU of ``cfg.gpu_ids`` (indices among the
-            visible GPUs; default all of them, or the first ``nprocs``); rank ``i`` trains on
-            ``gpu_ids[i]``. Without CUDA, ``nprocs`` CPU ranks (gloo), a number the caller must
-            state. One rank is spawned too (same behaviour and return value as several). The
-            script must start its work under ``if __name__ == '__main__':`` (each rank imports it
-            again). A process group started here is torn down after training, one the caller
+        distributed: train with PyTorch DDP. Under a launcher every process is one rank of the
+            launcher's world: ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+            ``MASTER_ADDR``, ``MASTER_PORT``), or ``srun -n N python train.py`` (Slurm's variables,
+            read as ``--launcher slurm`` reads them). From a plain ``python train.py`` lakedet
+            spawns the ranks on this machine, as the seed did: one per GPU of ``cfg.gpu_ids``
+            (indices among the visible GPUs; default all of them, or the first ``nprocs``), rank
+            ``i`` on ``gpu_ids[i]``; without CUDA, ``nprocs`` CPU ranks (gloo), a number the caller
+            must state. One rank is spawned too (the same behaviour and return value as several).
+            The script must start its work under ``if __name__ == '__main__':`` (each rank imports
+            it again). A process group started here is torn down after training, one the caller
             started is left up.
         timestamp: names the log directory and log files.
         meta: stored in every checkpoint under ``meta``.
@@ -307,10 +308,9 @@ def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None
         RankError: a spawned rank failed (names the rank, its exception and traceback); the other
             ranks were stopped.
     """
-    launched = not launcher_env_missing()
     if nprocs is not None and not distributed:
         raise ConfigError(f"nprocs={nprocs!r} is the number of ranks distributed=True spawns; pass distributed=True")
-    if distributed and not launched:
+    if distributed and not join_launcher_world():
         world, cuda_visible = spawn_world(cfg, nprocs)
         payload = pack_for_ranks(dict(model=model, cfg=cfg, ds_train=ds_train, ds_train_tensors=ds_train_tensors,
                                       ds_val=ds_val, ds_val_tensors=ds_val_tensors, timestamp=timestamp, meta=meta,
