@@ -187,7 +187,8 @@ _UNSENDABLE_HINTS["ds_val"] = _UNSENDABLE_HINTS["ds_train"]
 
 
 def pack_for_ranks(parts: Mapping[str, Any]) -> bytes:
-    """``parts`` (train_detector's arguments) as bytes every spawned rank loads with ``unpack_in_rank``.
+    """``parts`` (train_detector's arguments; rank 0's trained weights on the way back) as bytes
+    that ``unpack_in_rank`` loads.
 
     ``torch.save`` into memory: tensors travel as copies (each rank trains its own model, never
     storage shared with this process), and a rank loads them onto the CPU before it chooses its
@@ -249,9 +250,8 @@ def spawn_ranks(target: Callable[[bytes], Any], payload: bytes, world: int, cuda
             signal); the other ranks are then terminated (SIGTERM, SIGKILL after 30 s), so a rank
             blocked in a collective never waits for one that is gone.
     """
-    import torch.multiprocessing as mp
-
     import torch
+    import torch.multiprocessing as mp
 
     # the arguments reach the ranks in memory shared with them (torch's tensor sharing: an fd, no
     # named file): what each new process is sent through its start-up pipe stays small, so a rank
