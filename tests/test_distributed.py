@@ -232,10 +232,15 @@ if __name__ == "__main__":  # every spawned rank imports this script again
     config, data, work = sys.argv[1:4]
     cfg = Config.fromfile(config)
     cfg.work_dir = work
+    ds_train = None
     if config.endswith("tiny_retinanet_epochs.py"):
-        cfg.train_dataloader.dataset.deeplake_path = cfg.val_dataloader.dataset.deeplake_path = data
+        import deeplake
+
+        ds_train = deeplake.open_read_only(data)  # an opened dataset: pickled to the ranks, opened again there
         cfg.train_dataloader.update(batch_size=3, num_workers=0)  # 11 rows, 2 ranks: 6 rows, 2 steps each
-        cfg.train_dataloader.dataset.deeplake_credentials = dict(creds=dict(aws_secret_access_key=sys.argv[4]))
+        cfg.train_dataloader.sampler.order = "permutation"  # shard_rows' order (an opened object counts as remote)
+        cfg.val_dataloader.dataset.deeplake_path = data
+        cfg.val_dataloader.dataset.deeplake_credentials = dict(creds=dict(aws_secret_access_key=sys.argv[4]))
         cfg.train_cfg.update(max_epochs=1, val_interval=1)
         cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1, by_epoch=True)
     else:
@@ -244,8 +249,8 @@ if __name__ == "__main__":  # every spawned rank imports this script again
         cfg.custom_hooks = [dict(type="FailOnRankHook", rank=1, after_iter=1)]
     model = lakedet.build_detector(cfg.model)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    metrics = lakedet.train_detector(model, cfg, distributed=True, nprocs=2,
-                                     validate=config.endswith("tiny_retinanet_epochs.py"))
+    metrics = lakedet.train_detector(model, cfg, ds_train=ds_train, distributed=True, nprocs=2,
+                                     validate=ds_train is not None)
     saved = torch.load(os.path.join(work, "epoch_1.pth"), map_location="cpu", weights_only=False)["state_dict"]
     print("RESULT " + json.dumps(dict(
         pid=os.getpid(), metrics=metrics, trained=any(not torch.equal(before[k], v) for k, v in model.state_dict().items()),
