@@ -246,8 +246,8 @@ def spawn_ranks(target: Callable[[bytes], Any], payload: bytes, world: int, cuda
     ``cpu_count // world`` threads (torchrun would use 1).
 
     Raises:
-        RankError: a rank raised (its exception type, message and traceback) or died (exit code or
-            signal); the other ranks are then terminated (SIGTERM, SIGKILL after 30 s), so a rank
+        RankError: a rank raised (the first to report: its exception type, message and
+            traceback) or died (exit code or signal); the other ranks are then terminated (SIGTERM, SIGKILL after 30 s), so a rank
             blocked in a collective never waits for one that is gone.
     """
     import torch
@@ -287,7 +287,10 @@ def _read_reports(reports, received: dict) -> None:
 
 
 def _rank_error(exc, world: int, received: dict) -> RankError:
-    rank, errors, code = exc.error_index, received.get("errors", {}), getattr(exc, "exit_code", 1)
+    """The error of the rank that failed first: the first to report one (the others often fail
+    because it is gone), else the one torch saw exit."""
+    errors = received.get("errors", {})  # in the order they arrived
+    rank, code = (next(iter(errors)), 1) if errors else (exc.error_index, getattr(exc, "exit_code", 1))
     if rank in errors:
         kind, message, trace = errors[rank]
         text = f"rank {rank} of {world} failed: {kind}: {message}"
