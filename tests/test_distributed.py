@@ -423,3 +423,26 @@ def test_under_srun_with_several_tasks_train_detector_joins_slurms_world_instead
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert runner_module.train_detector(None, {}, distributed=True, nprocs=3) == {}
     assert seen["spawned"] == 3
+
+
+def test_a_rank_whose_cuda_started_before_it_got_its_gpu_reports_why(monkeypatch):
+    """CUDA_VISIBLE_DEVICES gives rank i the GPU gpu_ids[i] only if CUDA starts after it is set."""
+    import multiprocessing
+
+    from lakedet.engine import launch
+
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.setenv(var, "x")  # restored after the test
+    monkeypatch.setattr("torch.cuda.is_initialized", lambda: True)
+    monkeypatch.setattr(multiprocessing, "set_start_method", lambda *a, **k: None)
+
+    class Reports(list):
+        put = list.append
+
+    reports = Reports()
+    with pytest.raises(SystemExit):
+        launch._rank_main(1, lambda payload: pytest.fail("trained"), None, 2, 29500, "6,3", reports)
+    [(kind, rank, (error, message, _))] = reports
+    assert (kind, rank, error) == ("error", 1, "RuntimeError") and os.environ["CUDA_VISIBLE_DEVICES"] == "6,3"
+    assert "CUDA was started in rank 1 before lakedet could give it its GPU" in message

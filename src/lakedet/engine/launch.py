@@ -322,9 +322,13 @@ def _rank_main(rank: int, target, payload, world: int, port: int, cuda_visible: 
     # workers with its env_cfg.mp_cfg.mp_start_method without a warning
     multiprocessing.set_start_method(None, force=True)
     try:
-        if "OMP_NUM_THREADS" not in os.environ:
-            import torch
+        import torch
 
+        if cuda_visible is not None and torch.cuda.is_initialized():
+            raise RuntimeError(f"CUDA was started in rank {rank} before lakedet could give it its GPU (the script "
+                               "touches CUDA when it is imported, outside `if __name__ == '__main__':`, which every "
+                               "spawned rank runs again); move that code under the guard")
+        if "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
         value = target(payload.numpy().tobytes())
         if rank == 0:
