@@ -3,6 +3,7 @@
 import json
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -215,3 +216,233 @@ def test_launcher_slurm_without_srun_environment_is_a_clear_error(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lakedet", "train", str(CONFIG_DIR / "tiny_retinanet.py"),
                           "--launcher", "slurm", "--work-dir", str(tmp_path)], capture_output=True, text=True, env=env)
     assert out.returncode == 2 and "SLURM_PROCID" in out.stderr and "srun -n N" in out.stderr
+
+
+# --- train_detector(distributed=True) from a plain process: lakedet spawns the ranks ---------------
+
+SECRET = "LITERAL-S3CRET-2105"
+
+SPAWN_SCRIPT = """
+import json, os, sys
+import torch
+from mmengine.config import Config
+import lakedet
+
+if __name__ == "__main__":  # every spawned rank imports this script again
+    config, data, work = sys.argv[1:4]
+    cfg = Config.fromfile(config)
+    cfg.work_dir = work
+    ds_train = None
+    if config.endswith("tiny_retinanet_epochs.py"):
+        import deeplake
+
+        ds_train = deeplake.open_read_only(data)  # an opened dataset: pickled to the ranks, opened again there
+        cfg.train_dataloader.update(batch_size=3, num_workers=0)  # 11 rows, 2 ranks: 6 rows, 2 steps each
+        cfg.train_dataloader.sampler.order = "permutation"  # shard_rows' order (an opened object counts as remote)
+        cfg.val_dataloader.dataset.deeplake_path = data
+        cfg.val_dataloader.dataset.deeplake_credentials = dict(creds=dict(aws_secret_access_key=sys.argv[4]))
+        cfg.train_cfg.update(max_epochs=1, val_interval=1)
+        cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=1, by_epoch=True)
+    else:
+        cfg.train_dataloader.dataset.deeplake_path = data
+        cfg.custom_imports.imports.append("fail_rank")
+        cfg.custom_hooks = [dict(type="FailOnRankHook", rank=1, after_iter=1)]
+    model = lakedet.build_detector(cfg.model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    metrics = lakedet.train_detector(model, cfg, ds_train=ds_train, distributed=True, nprocs=2,
+                                     validate=ds_train is not None)
+    saved = torch.load(os.path.join(work, "epoch_1.pth"), map_location="cpu", weights_only=False)["state_dict"]
+    print("RESULT " + json.dumps(dict(
+        pid=os.getpid(), metrics=metrics, trained=any(not torch.equal(before[k], v) for k, v in model.state_dict().items()),
+        as_saved=all(torch.equal(saved[k], v) for k, v in model.state_dict().items()))))
+"""
+
+
+def _spawn_run(tmp_path, config, data, timeout=150):
+    script = tmp_path / "train.py"
+    script.write_text(SPAWN_SCRIPT)
+    (tmp_path / "rows").mkdir(exist_ok=True)
+    # a plain process: no launcher variables; the ranks inherit this environment (PYTHONPATH included)
+    return subprocess.run([sys.executable, str(script), str(CONFIG_DIR / config), data, str(tmp_path / "work"), SECRET],
+                          capture_output=True, text=True, timeout=timeout, cwd=tmp_path,
+                          env=_env(PYTHONPATH=os.pathsep.join(filter(None, [str(CONFIG_DIR), os.environ.get("PYTHONPATH")])),
+                                   LAKEDET_RECORD_ROWS_DIR=str(tmp_path / "rows")))
+
+
+def test_train_detector_distributed_from_a_plain_process_spawns_two_cpu_ranks_on_disjoint_shards(rows11, tmp_path):
+    out = _spawn_run(tmp_path, "tiny_retinanet_epochs.py", rows11)
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-3000:]
+    result = json.loads(log.split("RESULT ", 1)[1].splitlines()[0])
+    assert "coco/bbox_mAP" in result["metrics"]  # rank 0's validation, returned to the caller
+    assert result["trained"] and result["as_saved"]  # the caller's model holds the weights the checkpoint holds
+
+    reads = [json.loads(line) for f in (tmp_path / "rows").glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert {r["epoch"] for r in reads} == {0}
+    by_rank = {rank: [r for r in reads if r["rank"] == rank] for rank in (0, 1)}
+    assert len(reads) == 12 and len({r["pid"] for r in reads}) == 2 and result["pid"] not in {r["pid"] for r in reads}
+    for rank, group in by_rank.items():  # each rank its own process, its shard of the pure function
+        assert len({r["pid"] for r in group}) == 1
+        assert sorted(r["row"] for r in group) == sorted(shard_rows(11, 2, rank, 0, seed=7).tolist())
+    rank0, rank1 = ({r["row"] for r in group} for group in by_rank.values())
+    assert len(rank0) == len(rank1) == 6 and rank0 | rank1 == set(range(11)) and len(rank0 & rank1) == 1  # 1 padded
+
+    work = tmp_path / "work"
+    assert sorted(p.name for p in work.rglob("*.pth")) == ["epoch_1.pth"]  # saved by rank 0 only
+    assert log.count("Saving checkpoint at 1 epochs") == 1
+    assert "Distributed training: True" in log and "GPU number: 2" in log
+    # a secret written as a value in the config reaches the ranks in memory, never a file
+    assert SECRET not in log
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert [p for p in files if SECRET.encode() in p.read_bytes()] == []
+    assert any(b"aws_secret_access_key='<redacted>'" in p.read_bytes() for p in work.rglob("*.py"))  # the dumped config
+
+
+def test_a_failing_spawned_rank_is_an_error_naming_it_and_nothing_hangs(shapes, tmp_path):
+    """Rank 1 raises after its first step while rank 0 waits in the second step's all-reduce."""
+    import time
+
+    started = time.monotonic()
+    out = _spawn_run(tmp_path, "tiny_retinanet.py", shapes[0], timeout=120)
+    log = out.stdout + out.stderr
+    assert out.returncode == 1, log[-3000:]
+    assert "RankError: rank 1 of 2 failed: RuntimeError: injected failure on rank 1 after iteration 1" in log
+    assert "rank 1's traceback" in log and "fail_rank.py" in log
+    assert "RESULT" not in log and time.monotonic() - started < 110
+
+
+def test_spawn_world_needs_a_stated_cpu_rank_count_and_real_gpu_ids(monkeypatch):
+    from mmengine.config import Config
+
+    from lakedet.engine.launch import spawn_world
+    from lakedet.errors import ConfigError
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert spawn_world(Config(dict()), 3) == (3, None)
+    with pytest.raises(ConfigError, match=r"state the number of CPU ranks, train_detector\(\.\.\., distributed=True, nprocs=2\)"):
+        spawn_world(Config(dict()), None)
+    with pytest.raises(ConfigError, match=r"cfg.gpu_ids=\[0, 1\], but this process sees no CUDA device"):
+        spawn_world(Config(dict(gpu_ids=range(2))), 2)
+    for bad in (0, True, 1.5):
+        with pytest.raises(ConfigError, match=f"nprocs={bad!r}"):
+            spawn_world(Config(dict()), bad)
+
+
+def test_spawn_world_gives_rank_i_the_gpu_gpu_ids_i_of_those_this_process_sees(monkeypatch):
+    """mmengine's launcher puts rank i on device LOCAL_RANK=i: every rank sees gpu_ids, in order."""
+    from mmengine.config import Config
+
+    from lakedet.engine.launch import spawn_world
+    from lakedet.errors import ConfigError
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 4)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6,7")
+    assert spawn_world(Config(dict()), None) == (4, "3,5,6,7")  # all visible
+    assert spawn_world(Config(dict(gpu_ids=[2, 0])), None) == (2, "6,3")
+    assert spawn_world(Config(dict(gpu_ids=range(1))), 1) == (1, "3")  # the seed's range(...)
+    assert spawn_world(Config(dict()), 2) == (2, "3,5")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert spawn_world(Config(dict(gpu_ids=[1, 3])), None) == (2, "1,3")
+    with pytest.raises(ConfigError, match=r"nprocs=3 but cfg.gpu_ids=\[1, 3\] asks for 2 ranks"):
+        spawn_world(Config(dict(gpu_ids=[1, 3])), 3)
+    for bad in ([4], [1, 1], []):
+        with pytest.raises(ConfigError, match=r"expected distinct GPU indices in 0..3"):
+            spawn_world(Config(dict(gpu_ids=bad)), None)
+
+
+def test_arguments_spawned_ranks_cannot_receive_are_refused_before_any_rank_starts(rows11, monkeypatch):
+    import deeplake
+    from mmengine.config import Config
+
+    import lakedet
+    from lakedet.config.secrets import Secret
+    from lakedet.errors import ConfigError
+
+    for var in LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    cfg = Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py"))
+    ds = deeplake.open_read_only(rows11)
+    with pytest.raises(ConfigError, match=r"train_detector's ds_train by pickling.*RowRangeView.*deeplake_path"):
+        lakedet.train_detector(None, cfg, ds_train=ds[0:4], distributed=True, nprocs=2)
+    cfg.train_dataloader.dataset.deeplake_credentials = dict(token=Secret("x"))
+    with pytest.raises(ConfigError, match=r"train_detector's cfg by pickling.*a Secret is not pickled"):
+        lakedet.train_detector(None, cfg, distributed=True, nprocs=2)
+    with pytest.raises(ConfigError, match="pass distributed=True"):
+        lakedet.train_detector(None, cfg, nprocs=2)
+
+
+UNGUARDED_SCRIPT = """
+from mmengine.config import Config
+import lakedet
+
+# no `if __name__ == "__main__":` guard: each spawned rank runs this again while it starts, and fails
+lakedet.train_detector(None, Config(dict()), distributed=True, nprocs=2, meta=dict(blob="x" * (4 << 20)))
+"""
+
+
+def test_a_script_without_the_main_guard_is_a_clear_error_not_a_hang(tmp_path):
+    """The 4 MB argument would fill the pipe a new process reads its start-up data from: the rank
+    dies before reading it, and a parent writing it there would wait forever."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90, cwd=tmp_path,
+                         env=_env())
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert re.search(r"RankError: rank [01] of 2 exited with code 1 before it could report an error", out.stderr)  # either first
+    assert "must start its work under `if __name__ == '__main__':`" in out.stderr
+
+
+def test_under_srun_with_several_tasks_train_detector_joins_slurms_world_instead_of_spawning(monkeypatch, tmp_path):
+    """srun -n 2 python train.py: each task is one rank (its variables mapped as --launcher slurm
+    maps them); nothing is spawned. An sbatch script's own shell (no SLURM_STEP_NUM_TASKS) spawns."""
+    import lakedet.engine.runner as runner_module
+
+    for var in LAUNCHER_VARS:  # set, then deleted: restored (absent) after the test
+        monkeypatch.setenv(var, "x")
+        monkeypatch.delenv(var)
+    monkeypatch.setattr(runner_module, "spawn_ranks", lambda *a: pytest.fail("spawned under srun"))
+    seen = {}
+
+    class Trained:
+        def train(self):
+            seen.update({v: os.environ.get(v) for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")})
+
+    monkeypatch.setattr(runner_module, "build_runner", lambda cfg, **kw: seen.update(launcher=kw["launcher"]) or Trained())
+    for var, value in dict(SLURM_PROCID="1", SLURM_LOCALID="1", SLURM_NTASKS="2", SLURM_STEP_NUM_TASKS="2",
+                           SLURM_NODELIST="localhost", MASTER_PORT="29511").items():
+        monkeypatch.setenv(var, value)
+    runner_module.train_detector(None, {}, distributed=True)
+    assert seen == dict(launcher="pytorch", RANK="1", WORLD_SIZE="2", LOCAL_RANK="1", MASTER_ADDR="localhost",
+                        MASTER_PORT="29511")
+
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+        monkeypatch.delenv(var)
+    monkeypatch.delenv("SLURM_STEP_NUM_TASKS")
+    monkeypatch.setattr(runner_module, "spawn_ranks", lambda *a: seen.update(spawned=a[2]) or dict(metrics={}, weights=None))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    assert runner_module.train_detector(None, {}, distributed=True, nprocs=3) == {}
+    assert seen["spawned"] == 3
+
+
+def test_a_rank_whose_cuda_started_before_it_got_its_gpu_reports_why(monkeypatch):
+    """CUDA_VISIBLE_DEVICES gives rank i the GPU gpu_ids[i] only if CUDA starts after it is set."""
+    import multiprocessing
+
+    from lakedet.engine import launch
+
+    for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT",
+                "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.setenv(var, "x")  # restored after the test
+    monkeypatch.setattr("torch.cuda.is_initialized", lambda: True)
+    monkeypatch.setattr(multiprocessing, "set_start_method", lambda *a, **k: None)
+
+    class Reports(list):
+        put = list.append
+
+    reports = Reports()
+    with pytest.raises(SystemExit):
+        launch._rank_main(1, lambda payload: pytest.fail("trained"), None, 2, 29500, "6,3", reports)
+    [(kind, rank, (error, message, _))] = reports
+    assert (kind, rank, error) == ("error", 1, "RuntimeError") and os.environ["CUDA_VISIBLE_DEVICES"] == "6,3"
+    assert "CUDA was started in rank 1 before lakedet could give it its GPU" in message

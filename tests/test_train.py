@@ -65,11 +65,14 @@ def test_validate_false_skips_validation(shapes, tmp_path):
     assert runner.iter == 2 and last_metrics(runner) == {}
 
 
-def test_distributed_without_launcher_environment_is_a_clear_error(shapes, tmp_path, monkeypatch):
+def test_distributed_without_launcher_on_cpu_needs_a_stated_rank_count(shapes, tmp_path, monkeypatch):
+    """From a plain process train_detector spawns the ranks (tests/test_distributed.py); on a machine
+    without CUDA it cannot tell how many."""
     for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     cfg = tiny_config(shapes[0], shapes[0], tmp_path)
-    with pytest.raises(ConfigError, match="torchrun"):
+    with pytest.raises(ConfigError, match=r"state the number of CPU ranks.*nprocs=2.*torchrun"):
         train_detector(None, cfg, distributed=True)
 
 

@@ -21,7 +21,7 @@ from .version import __version__
 _PUBLIC = {
     "BoxFormat": "schema", "BoxMode": "schema", "TensorMap": "schema",
     "ConfigError": "errors", "DataError": "errors", "LakedetError": "errors", "SchemaError": "errors",
-    "SourceError": "errors",
+    "SourceError": "errors", "RankError": "errors",
     "DeepLakeDetDataset": "data.dataset", "DeepLakeCocoMetric": "evaluation.metrics",
     "ShardedRowSampler": "data.sampler", "shard_rows": "data.sampler",
     "SourceSpec": "source", "open_source": "source",

@@ -9,7 +9,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = ["LakedetError", "ConfigError", "SchemaError", "SourceError", "SourceTimeout", "ReadTimeout",
-           "DataError", "did_you_mean"]
+           "DataError", "RankError", "did_you_mean"]
 
 
 class LakedetError(Exception):
@@ -38,6 +38,20 @@ class SchemaError(LakedetError, ValueError):
 
 class DataError(LakedetError):
     """One row of the dataset holds data that cannot be used (names the row and column)."""
+
+
+class RankError(LakedetError, RuntimeError):
+    """A rank that ``train_detector(..., distributed=True)`` spawned failed; the others were stopped.
+
+    Attributes:
+        rank: the rank that failed first.
+        exit_code: its exit code (negative: the signal that killed it).
+        error_type: the name of the exception it raised (None when it died without raising one).
+    """
+
+    def __init__(self, message: str, rank: int, exit_code: int, error_type: str | None = None):
+        super().__init__(message)
+        self.rank, self.exit_code, self.error_type = rank, exit_code, error_type
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

@@ -14,7 +14,7 @@ here (``prepare_config``, ``DeepLakeRunner``):
    tools such a config is refused: give secrets by reference there);
 3. ``train_detector``'s arguments: the model object, opened datasets (``ds_train`` / ``ds_val``),
    column mappings, ``timestamp`` (names the log files), ``meta`` (in every checkpoint),
-   ``validate``, ``distributed``;
+   ``validate``, ``distributed`` (from a plain process: ranks spawned here, ``nprocs``);
 4. ``--launcher pytorch`` / ``slurm`` on CPU-only torch (gloo; ``lakedet.engine.launch``);
 5. ``DeepLakeRunner`` (mmengine's ``Runner``): an unloadable pretrained checkpoint is an error
    that names the config key to set.
@@ -38,7 +38,8 @@ from ..config.translate import is_2x_config, translate_config
 from ..config.walk import bare_type, deeplake_dataset_configs
 from ..errors import ConfigError
 from ..source import OpenedDataset, is_row_range_view
-from .launch import end_process_group, prepare_cpu_distributed, require_launcher_env
+from .launch import (end_process_group, join_launcher_world, pack_for_ranks, prepare_cpu_distributed, spawn_ranks,
+                     spawn_world, unpack_in_rank)
 
 logger = logging.getLogger("lakedet")
 
@@ -267,29 +268,60 @@ def last_metrics(runner, split: str = "val") -> dict[str, float]:
 
 
 def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None, ds_val_tensors=None,
-                   distributed: bool = False, timestamp=None, meta=None, validate: bool = True):
+                   distributed: bool = False, timestamp=None, meta=None, validate: bool = True, *,
+                   nprocs: int | None = None):
     """Train ``model`` as ``cfg`` says, streaming its Deep Lake datasets.
 
     Args:
-        model: the detector (from ``build_detector``).
+        model: the detector (from ``build_detector``); trained in place.
         cfg: an mmengine ``Config`` (MMDetection 3 style, or the seed's 2.x style).
         ds_train / ds_val: an opened Deep Lake dataset or view; overrides ``deeplake_path``.
         ds_train_tensors / ds_val_tensors: column mappings; override ``deeplake_tensors``.
-        distributed: train with the launcher's environment (``torchrun`` sets it); a process group
-            started here is torn down after training, one the caller started is left up.
+        distributed: train with PyTorch DDP. Under a launcher every process is one rank of the
+            launcher's world: ``torchrun`` (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+            ``MASTER_ADDR``, ``MASTER_PORT``), or ``srun -n N python train.py`` (Slurm's variables,
+            read as ``--launcher slurm`` reads them). From a plain ``python train.py`` lakedet
+            spawns the ranks on this machine, as the seed did: one per GPU of ``cfg.gpu_ids``
+            (indices among the visible GPUs; default all of them, or the first ``nprocs``), rank
+            ``i`` on ``gpu_ids[i]``; without CUDA, ``nprocs`` CPU ranks (gloo), a number the caller
+            must state. One rank is spawned too (the same behaviour and return value as several).
+            The script must start its work under ``if __name__ == '__main__':`` (each rank imports
+            it again). A process group started here is torn down after training, one the caller
+            started is left up.
         timestamp: names the log directory and log files.
         meta: stored in every checkpoint under ``meta``.
         validate: run validation every ``train_cfg.val_interval`` epochs.
+        nprocs: how many ranks ``distributed=True`` spawns from a plain process (required on a
+            machine without CUDA; on one with CUDA it must match ``cfg.gpu_ids`` when both are
+            given). Ignored, with a warning, under a launcher.
 
     Returns:
-        The mmengine ``Runner`` after training (``runner.message_hub`` holds the last metrics).
+        In this process: the mmengine ``Runner`` after training (``runner.message_hub`` holds the
+        last metrics). With spawned ranks (their runners stay in their processes): rank 0's last
+        validation metrics, e.g. ``{"coco/bbox_mAP": 0.61, ...}`` (empty without validation), and
+        ``model`` holds rank 0's trained weights; checkpoints and logs are in ``cfg.work_dir``.
 
     Raises:
-        ConfigError: ``distributed=True`` without a launcher environment, or a config lakedet
-            cannot run.
+        ConfigError: a config lakedet cannot run; ``distributed=True`` on a machine without CUDA
+            and without ``nprocs``; ``gpu_ids`` naming GPUs that are not there; an argument that
+            cannot be sent to spawned ranks (e.g. a ``ds[a:b]`` slice: give ``deeplake_path``).
+        RankError: a spawned rank failed (names the rank, its exception and traceback); the other
+            ranks were stopped.
     """
-    if distributed:
-        require_launcher_env("distributed=True", "torchrun --nproc_per_node N script.py (or use distributed=False)")
+    if nprocs is not None and not distributed:
+        raise ConfigError(f"nprocs={nprocs!r} is the number of ranks distributed=True spawns; pass distributed=True")
+    if distributed and not join_launcher_world():
+        world, cuda_visible = spawn_world(cfg, nprocs)
+        payload = pack_for_ranks(dict(model=model, cfg=cfg, ds_train=ds_train, ds_train_tensors=ds_train_tensors,
+                                      ds_val=ds_val, ds_val_tensors=ds_val_tensors, timestamp=timestamp, meta=meta,
+                                      validate=validate))
+        result = spawn_ranks(_train_in_rank, payload, world, cuda_visible)
+        if model is not None:
+            _load_trained_weights(model, unpack_in_rank(result["weights"]))
+        return result["metrics"]
+    if distributed and nprocs is not None:
+        logger.warning("lakedet: nprocs=%s ignored: the launcher's world is used (WORLD_SIZE=%s)", nprocs,
+                       os.environ["WORLD_SIZE"])
     import torch.distributed as dist
 
     ours = distributed and not dist.is_initialized()  # the group lakedet starts, it also ends
@@ -300,3 +332,28 @@ def train_detector(model, cfg, ds_train=None, ds_train_tensors=None, ds_val=None
     if ours:
         end_process_group()
     return runner
+
+
+def _train_in_rank(payload: bytes) -> dict | None:
+    """One rank that ``train_detector`` spawned (its environment is torchrun's): train; rank 0
+    returns its last validation metrics and its trained weights."""
+    given = unpack_in_rank(payload)
+    cfg = given.pop("cfg")
+    if cfg.get("custom_imports"):  # mmengine imports them when it reads a config file, as the caller's process did
+        from mmengine.utils import import_modules_from_strings
+
+        import_modules_from_strings(**cfg["custom_imports"])
+    runner = train_detector(given.pop("model"), cfg, distributed=True, **given)
+    if runner.rank != 0:
+        return None
+    from mmengine.model import is_model_wrapper
+
+    trained = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    return dict(metrics=last_metrics(runner), weights=pack_for_ranks(trained.state_dict()))
+
+
+def _load_trained_weights(model, state) -> None:
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        logger.warning("lakedet: the trained weights did not fit the model passed to train_detector (missing %s, "
+                       "unexpected %s); the checkpoints in work_dir hold them", missing[:5], unexpected[:5])
