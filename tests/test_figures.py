@@ -20,13 +20,13 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-NOTE = re.compile(r"\(source: `(python benchmarks/[^`]+)`((?:, `[^`]+`)+)\)")
+NOTE = re.compile(r"\(source: `(python benchmarks/[^`]+)`((?:,\s+`[^`]+`)+)\)")
 UNIT = r"(?:x\b|×|\s?%|\s?(?:s|ms|µs|img/s|rows/s|MB|GB|kB|GiB|MiB)\b)"
 MEASURED = re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?){UNIT}")
 HEADING = re.compile(r"^#{1,6} ", re.M)
 #: what makes a number a setting or a target, not a measurement: a bound or default before it, or an
 #: RTT after it (the benchmark's simulated latency)
-SETTING_BEFORE = re.compile(r"(?:<=|>=|≤|≥|<|>|~|default:? |within |cap of |at most |timeout )\s*$")
+SETTING_BEFORE = re.compile(r"(?:<=|>=|≤|≥|<|>|~|\bdefault:?|\bwithin|\bcap of|\bat most|\btimeout|\bafter)\s*$")
 SETTING_AFTER = re.compile(r"\s?RTT")
 
 
