@@ -81,6 +81,11 @@ class ThreadedProxy:
     def stats(self) -> dict:
         return dict(self.proxy.stats)
 
+    def record(self) -> list:
+        """Log every request from now on; the list ``(method, path, range, status)`` are appended to."""
+        self.proxy.log = []
+        return self.proxy.log
+
     @property
     def paused(self) -> bool:
         return self.proxy.paused

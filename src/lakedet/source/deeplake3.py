@@ -27,6 +27,7 @@ started by spawn re-run it).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -41,8 +42,8 @@ from .remote import OPEN_TIMEOUT_S
 from .spec import Origin, SourceSpec, is_remote
 from .tql import query_path, row_query, run_query
 
-__all__ = ["V3_FORMAT", "V4_FORMAT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
-           "read_info", "read_json", "probe_remote", "select", "open_selection", "open_deeplake3", "history_deeplake3",
+__all__ = ["V3_FORMAT", "V4_FORMAT", "FIRST_COMMIT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
+           "read_info", "read_json", "read_files", "probe_remote", "select", "open_selection", "open_deeplake3", "history_deeplake3",
            "deeplake3_source_of", "check_path", "HEAD"]
 
 logger = logging.getLogger("lakedet")
@@ -50,7 +51,8 @@ logger = logging.getLogger("lakedet")
 V3_FORMAT, V4_FORMAT = "deeplake3", "deeplake4"
 #: ``--ref HEAD`` / ``deeplake_commit_id="HEAD"``: the HEAD of ``main``, uncommitted changes included.
 HEAD = "HEAD"
-_FIRST_COMMIT = "firstdbf9474d461a19e9333c2fd19b46115348f"  # Deep Lake 3's id of every dataset's first commit
+#: Deep Lake 3's id of every dataset's first commit (its files are at the dataset's root).
+FIRST_COMMIT = "firstdbf9474d461a19e9333c2fd19b46115348f"
 #: A commit id, branch or view id that can be put inside a quoted FROM source (no quotes, no '/', no '@').
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _logged: set[str] = set()
@@ -92,7 +94,7 @@ class V3Info:
     path: str
     commits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     branches: Mapping[str, str] = field(default_factory=dict)
-    views: tuple = ()
+    views: tuple | None = ()  # None: queries.json was not read
     readable: bool = True  # False: the files could not be read (remote storage reached by queries only)
 
     def is_committed(self, node: str) -> bool:
@@ -106,10 +108,18 @@ class V3Info:
         return node or self.branches[branch]
 
     def view(self, view_id: str) -> Mapping[str, Any] | None:
-        return next((v for v in self.views if v.get("id") == view_id), None)
+        return next((v for v in self.views or () if v.get("id") == view_id), None)
 
     def view_ids(self) -> list[str]:
-        return [str(v.get("id")) for v in self.views]
+        return [str(v.get("id")) for v in self.views or ()]
+
+    def history(self, node: str | None) -> tuple:
+        """``node`` and its ancestors, newest first (``version_control_info.json``'s parents)."""
+        chain: list = []
+        while node and node not in chain:
+            chain.append(node)
+            node = (self.commits.get(node) or {}).get("parent")
+        return tuple(chain)
 
     def recent_commits(self, limit: int = 10) -> list[str]:
         done = sorted((c for c in self.commits.items() if c[1].get("commit_time") is not None),
@@ -119,8 +129,9 @@ class V3Info:
 
     def available(self) -> str:
         """Branches, recent commits and saved views, for error messages."""
+        views = "" if self.views is None else f"; saved views: {self.view_ids() or '(none)'}"
         return (f"branches: {sorted(self.branches) or '(none)'}; commits: {', '.join(self.recent_commits()) or '(none)'}"
-                f"; saved views: {self.view_ids() or '(none)'}")
+                f"{views}")
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,7 @@ class V3Selection:
     head: bool  # the node is a branch's HEAD: uncommitted changes are included
     rows: tuple | None = None
     view: str | None = None
+    history: tuple = ()  # ``commit`` and its ancestors, newest first (where its chunks may be stored)
 
 
 def _reader(spec):
@@ -147,6 +159,48 @@ def _reader(spec):
     return Reader(spec.path, **kwargs)
 
 
+def read_files(spec, keys, reader=None) -> dict:
+    """Files of the dataset at ``spec.path``, read concurrently: ``{key: bytes or None (absent)}``;
+    remote reads bounded together (``OPEN_TIMEOUT_S`` for all of them).
+
+    Raises:
+        SourceError: a file cannot be read.
+        SourceTimeout: remote storage did not answer in time.
+    """
+    import time
+
+    reader = reader or _reader(spec)
+    keys = list(dict.fromkeys(keys))
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    started = {}
+    for key in keys if spec.remote else ():
+        try:
+            started[key] = reader.get_async(key)
+        except Exception as exc:  # raised again below, where the key is named
+            started[key] = exc
+    found = {}
+    for key in keys:
+        try:
+            if isinstance(started.get(key), Exception):
+                raise started[key]
+            if spec.remote:
+                data = wait(started[key], f"reading {key} of deeplake_path={spec.path!r}", OPEN_TIMEOUT_S, deadline,
+                            error=SourceTimeout, setting="LAKEDET_OPEN_TIMEOUT")
+            else:
+                data = reader.get(key)
+            found[key] = bytes(data)
+        except KeyError:
+            found[key] = None
+        except SourceTimeout:
+            raise
+        except Exception as exc:
+            if "not found" in str(exc).lower() or "nosuchkey" in str(exc).lower():
+                found[key] = None
+                continue
+            raise SourceError(f"deeplake_path={spec.path!r}: cannot read the Deep Lake 3 file {key!r}: {exc}") from exc
+    return found
+
+
 def read_json(spec, key: str, reader=None):
     """A JSON file of the dataset at ``spec.path`` (None when absent); remote reads bounded
     (``OPEN_TIMEOUT_S``).
@@ -155,23 +209,14 @@ def read_json(spec, key: str, reader=None):
         SourceError: the file cannot be read or is not JSON.
         SourceTimeout: remote storage did not answer in time.
     """
-    reader = reader or _reader(spec)
-    try:
-        if spec.remote:
-            data = wait(reader.get_async(key), f"reading {key} of deeplake_path={spec.path!r}", OPEN_TIMEOUT_S,
-                        error=SourceTimeout, setting="LAKEDET_OPEN_TIMEOUT")
-        else:
-            data = reader.get(key)
-    except KeyError:
+    return _parse_json(spec, key, read_files(spec, [key], reader)[key])
+
+
+def _parse_json(spec, key: str, data: bytes | None):
+    if data is None:
         return None
-    except SourceTimeout:
-        raise
-    except Exception as exc:
-        if "not found" in str(exc).lower() or "nosuchkey" in str(exc).lower():
-            return None
-        raise SourceError(f"deeplake_path={spec.path!r}: cannot read the Deep Lake 3 file {key!r}: {exc}") from exc
     try:
-        return json.loads(bytes(data).decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except ValueError as exc:
         raise SourceError(f"deeplake_path={spec.path!r}: the Deep Lake 3 file {key!r} is not valid JSON ({exc})") from exc
 
@@ -194,13 +239,15 @@ def probe_remote(spec) -> bool:
         return False
 
 
-def read_info(spec) -> V3Info:
-    """The commits, branches and saved views of the v3 dataset at ``spec.path``."""
+def read_info(spec, views: bool = True) -> V3Info:
+    """The commits, branches and (with ``views``) saved views of the v3 dataset at ``spec.path``,
+    its two metadata files read together."""
     remote = spec.remote
     try:
-        reader = _reader(spec)
-        control = read_json(spec, "version_control_info.json", reader) or {}
-        views = read_json(spec, "queries.json", reader) or []
+        names = ["version_control_info.json", "queries.json"] if views else ["version_control_info.json"]
+        found = {name: _parse_json(spec, name, data) for name, data in read_files(spec, names).items()}
+        control = found["version_control_info.json"] or {}
+        listed = found.get("queries.json") or []
     except SourceTimeout:
         raise
     except Exception as exc:
@@ -212,7 +259,7 @@ def read_info(spec) -> V3Info:
                        "passed to Deep Lake unchecked, saved views cannot be resolved", spec.path, exc)
         return V3Info(spec.path, readable=False)
     return V3Info(spec.path, dict(control.get("commits") or {}), dict(control.get("branches") or {}),
-                  tuple(v for v in views if isinstance(v, Mapping)))
+                  tuple(v for v in listed if isinstance(v, Mapping)) if views else None)
 
 
 def check_path(path: str) -> None:
@@ -271,7 +318,7 @@ def _select_view(spec, info: V3Info, view_id: str, ref: str | None) -> V3Selecti
     if entry.get("sub-sample-index"):
         raise SourceError(f"deeplake_view_id={view_id!r} of {spec.path!r} selects parts of samples "
                           f"(sub-sample-index {entry['sub-sample-index']}); lakedet reads views of whole rows")
-    version = str(entry.get("source-dataset-version") or _FIRST_COMMIT)
+    version = str(entry.get("source-dataset-version") or FIRST_COMMIT)
     if not _SAFE_NAME.match(version) or (info.commits and version not in info.commits):
         raise SourceError(f"deeplake_view_id={view_id!r}: the view was saved at version {version!r}, which the "
                           f"Deep Lake 3 dataset {spec.path!r} does not hold; {info.available()}")
@@ -340,10 +387,11 @@ def open_selection(spec, selection: V3Selection):
 def open_deeplake3(spec: SourceSpec):
     """``(view, Origin)`` of a Deep Lake 3 dataset: the ref or saved view resolved from its own
     metadata, then queried."""
-    info = read_info(spec)
+    info = read_info(spec, views=spec.view is not None)
     selection = select(spec, info, spec.commit, spec.view)
+    selection = dataclasses.replace(selection, history=info.history(selection.commit))
     view = open_selection(spec, selection)
-    return view, Origin(selection.branch, selection.commit, V3_FORMAT, selection.head)
+    return view, Origin(selection.branch, selection.commit, V3_FORMAT, selection.head, selection)
 
 
 def history_deeplake3(spec: SourceSpec) -> list[tuple[str, str, str]]:

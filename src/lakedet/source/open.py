@@ -16,9 +16,11 @@ import os
 from ..errors import SourceError, SourceTimeout
 from . import deeplake3
 from .deeplake4 import history, open_deeplake4, open_path, origin_of_deeplake4
+from .layout import ChunkLayout, chunk_layout
 from .spec import Origin, SourceSpec
 
-__all__ = ["open_source", "open_source_with_origin", "origin_of", "dataset_format", "source_history"]
+__all__ = ["open_source", "open_source_with_origin", "origin_of", "dataset_format", "source_history",
+           "storage_layout"]
 
 
 def open_source(spec: SourceSpec):
@@ -83,3 +85,14 @@ def source_history(spec: SourceSpec) -> list[tuple[str, str, str]]:
     if dataset_format(spec) == deeplake3.V3_FORMAT:
         return deeplake3.history_deeplake3(spec)
     return history(spec)
+
+
+def storage_layout(spec: SourceSpec | None, ds, origin: Origin, column: str) -> ChunkLayout | None:
+    """Where ``column``'s rows of the opened ``ds`` are stored (None: unknown): as Deep Lake 4
+    reports it, or, for data Deep Lake 3 wrote that lakedet opened (``spec``), from the v3
+    dataset's own chunk index (``lakedet.source.deeplake3_chunks``; views and queries included)."""
+    if origin.format == deeplake3.V3_FORMAT and spec is not None:
+        from .deeplake3_chunks import v3_layout
+
+        return v3_layout(spec, origin, column, len(ds))
+    return chunk_layout(ds, column)
