@@ -66,6 +66,7 @@ class LatencyProxy:
         self.listen_port = listen_port
         self.stats = dict(connections=0, requests=0, gets=0, bytes_up=0, bytes_down=0)
         self.log: list | None = None  # HTTP mode: (method, path, range header, status) of each request
+        self.log_file = None  # ... also written to this open file, one line each (``--log``)
         self._server = None
 
     async def start(self) -> int:
@@ -132,6 +133,9 @@ class LatencyProxy:
                 status_and_headers = await server_reader.readuntil(b"\r\n\r\n")
                 if self.log is not None:
                     self.log.append(_request_line(head, status_and_headers))
+                    if self.log_file is not None:
+                        self.log_file.write(" ".join(map(str, self.log[-1])) + "\n")
+                        self.log_file.flush()
                 if _content_length(status_and_headers, None) is None and b"chunked" not in status_and_headers.lower():
                     rest = await server_reader.read()  # a body that ends at close: give it a length
                     status_and_headers = status_and_headers[:-2] + b"Content-Length: %d\r\n\r\n" % len(rest)
@@ -209,11 +213,14 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--http", action="store_true", help="keep client connections alive (HTTP/1.1), as S3 does")
     parser.add_argument("--stats", help="write the counters as JSON to this file on SIGUSR1 and at exit")
+    parser.add_argument("--log", help="with --http: append 'METHOD PATH RANGE STATUS' of each request to this file")
     args = parser.parse_args(argv)
     host, port = args.target.rsplit(":", 1)
     if host not in ("127.0.0.1", "localhost"):
         parser.error("--target must be on 127.0.0.1")
     proxy = LatencyProxy(host, int(port), args.rtt_ms / 1000, args.rate_mbit * 125_000 or None, args.port, args.http)
+    if args.log:
+        proxy.log, proxy.log_file = [], open(args.log, "a")
 
     def dump(*_):
         if args.stats:

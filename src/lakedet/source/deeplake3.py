@@ -43,7 +43,7 @@ from .spec import Origin, SourceSpec, is_remote
 from .tql import query_path, row_query, run_query
 
 __all__ = ["V3_FORMAT", "V4_FORMAT", "FIRST_COMMIT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
-           "read_info", "read_json", "read_files", "probe_remote", "select", "open_selection", "open_deeplake3", "history_deeplake3",
+           "read_info", "read_json", "read_files", "probe_remote", "probe_info", "select", "open_selection", "open_deeplake3", "history_deeplake3",
            "deeplake3_source_of", "check_path", "HEAD"]
 
 logger = logging.getLogger("lakedet")
@@ -239,19 +239,24 @@ def probe_remote(spec) -> bool:
         return False
 
 
-def read_info(spec, views: bool = True) -> V3Info:
+def read_info(spec, views: bool = True, probe: bool = False) -> V3Info | None:
     """The commits, branches and (with ``views``) saved views of the v3 dataset at ``spec.path``,
-    its two metadata files read together."""
+    its metadata files read together. With ``probe``, ``dataset_meta.json`` is read with them and
+    None returned when it is absent (no Deep Lake 3 dataset there): one round of requests both
+    detects a remote v3 dataset and reads what opening it needs."""
     remote = spec.remote
     try:
         names = ["version_control_info.json", "queries.json"] if views else ["version_control_info.json"]
-        found = {name: _parse_json(spec, name, data) for name, data in read_files(spec, names).items()}
+        files = read_files(spec, ["dataset_meta.json", *names] if probe else names)
+        if probe and files["dataset_meta.json"] is None:
+            return None
+        found = {name: _parse_json(spec, name, files[name]) for name in names}
         control = found["version_control_info.json"] or {}
         listed = found.get("queries.json") or []
     except SourceTimeout:
         raise
     except Exception as exc:
-        if not remote:
+        if not remote or probe:
             raise
         # storage Deep Lake 4 reads through its query path only (hub:// with a token): refs cannot be
         # checked first (Deep Lake's own error then says what is wrong), saved views cannot be resolved
@@ -293,6 +298,9 @@ def select(spec, info: V3Info, ref: str | None = None, view: str | None = None) 
     if not info.readable and _SAFE_NAME.match(ref):
         return V3Selection(f"{spec.path}@{ref}", None, ref, False)
     if not _SAFE_NAME.match(ref) or (ref not in info.branches and ref not in info.commits):
+        if info.views is None:  # the error lists the saved views too (queries.json, read only now)
+            info = dataclasses.replace(info, views=tuple(v for v in read_json(spec, "queries.json") or ()
+                                                         if isinstance(v, Mapping)))
         raise SourceError(f"deeplake_commit_id={ref!r}: no such commit or branch in the Deep Lake 3 dataset "
                           f"{spec.path!r}; {info.available()}")
     if ref in info.branches:
@@ -384,10 +392,23 @@ def open_selection(spec, selection: V3Selection):
     return view
 
 
-def open_deeplake3(spec: SourceSpec):
+def probe_info(spec) -> V3Info | None:
+    """The ``V3Info`` of remote ``spec.path`` when it holds a Deep Lake 3 dataset, else None: its
+    marker and metadata files read in one round (``read_info(probe=True)``); where the storage
+    cannot be read by path (``hub://`` with a token), Deep Lake 4's query path is asked instead
+    (``probe_remote``) and the info is unreadable. Bounded in time; a timeout means None."""
+    try:
+        return read_info(spec, views=spec.view is not None, probe=True)
+    except SourceTimeout:
+        return None
+    except Exception:
+        return read_info(spec, views=spec.view is not None) if probe_remote(spec) else None
+
+
+def open_deeplake3(spec: SourceSpec, info: V3Info | None = None):
     """``(view, Origin)`` of a Deep Lake 3 dataset: the ref or saved view resolved from its own
-    metadata, then queried."""
-    info = read_info(spec, views=spec.view is not None)
+    metadata (``info``, when already read), then queried."""
+    info = info if info is not None else read_info(spec, views=spec.view is not None)
     selection = select(spec, info, spec.commit, spec.view)
     selection = dataclasses.replace(selection, history=info.history(selection.commit))
     view = open_selection(spec, selection)

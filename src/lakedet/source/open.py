@@ -55,8 +55,9 @@ def open_source_with_origin(spec: SourceSpec):
         # refusing server must not wait twice)
         cause = exc.__cause__
         missing = type(cause).__name__ == "LogNotexistsError" or "does not exist" in str(cause or "")
-        if spec.remote and missing and deeplake3.probe_remote(spec):
-            return deeplake3.open_deeplake3(spec)
+        info = deeplake3.probe_info(spec) if spec.remote and missing else None
+        if info is not None:
+            return deeplake3.open_deeplake3(spec, info)
         raise
     return open_deeplake4(spec, ds)
 
