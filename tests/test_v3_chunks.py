@@ -90,6 +90,26 @@ def test_layout_is_deeplake3s_chunk_index_and_rows_read_through_it_are_deeplake3
     assert [ds.get_data_info(i)["instances"][0]["bbox_label"] for i in range(n)] == expected["labels"]
 
 
+@pytest.mark.parametrize("keys,source,kept", [
+    ({"deeplake_query": "SELECT * WHERE labels == 1"}, "default", lambda row: row % 4 == 1),
+    ({"deeplake_view_id": "half", "deeplake_query": "SELECT * WHERE labels == 2"}, "view:half", lambda row: row % 4 == 2),
+], ids=["ref+query", "view+query"])
+def test_a_query_over_v3_data_reads_the_chunks_of_its_source_rows(chunked, keys, source, kept):
+    expected = EXPECTED["selections"][source]
+    wanted = [k for k, row in enumerate(expected["rows"]) if kept(row)]
+    ds = dataset(chunked, **keys)
+    layout = ds.reader.layout
+    assert layout.rows.tolist() == [expected["rows"][k] for k in wanted]  # the source rows the query kept
+    n = len(ds)
+    ds.reader.follow(np.arange(n), lookahead=n)
+    reads = ds.reader.start(range(n))
+    assert [hashlib.md5(bytes(reads[row].result())).hexdigest() for row in range(n)] == \
+        [expected["image_md5"][k] for k in wanted]
+    # every chunk the query touches holds >= 1/8 of its rows there (SELECTED_SHARE): read whole, once
+    touched = len(set(layout.chunk_of(np.arange(n)).tolist()))
+    assert ds.reader.stats == dict(chunk_reads=touched, cache_hits=0, row_reads=0)
+
+
 def test_chunk_index_parsing_and_what_it_refuses():
     from lakedet.source.deeplake3_chunks import ChunkIndexError, chunk_name, parse_chunk_index, parse_chunk_set
 
@@ -164,7 +184,7 @@ def proxy(s3_server):
     running.stop()
 
 
-def build_loader(url, creds, keys, world_size=1, rank=0, batch_size=4, seed=5):
+def build_loader(url, creds, keys, world_size=1, rank=0, batch_size=4, seed=5, workers=0):
     """A DataLoader as a run builds it; ``deeplake_prefetch=0`` so that an epoch reads nothing of
     the next one ahead (the requests counted are the epoch's own)."""
     from mmengine.registry import init_default_scope
@@ -175,7 +195,8 @@ def build_loader(url, creds, keys, world_size=1, rank=0, batch_size=4, seed=5):
     init_default_scope("mmdet")
     dataset_cfg = dict(type="DeepLakeDetDataset", deeplake_path=url, deeplake_credentials=dict(creds=creds),
                        pipeline=PIPELINE, deeplake_prefetch=0, **keys)
-    loader = Runner.build_dataloader(dict(batch_size=batch_size, num_workers=0, collate_fn=dict(type="pseudo_collate"),
+    loader = Runner.build_dataloader(dict(batch_size=batch_size, num_workers=workers, persistent_workers=False,
+                                          collate_fn=dict(type="pseudo_collate"),
                                           sampler=dict(type="DefaultSampler", shuffle=True, seed=seed,
                                                        world_size=world_size, rank=rank),
                                           dataset=dataset_cfg), seed=seed)
@@ -241,3 +262,23 @@ def test_two_ddp_ranks_over_s3_read_disjoint_rows_and_each_chunk_about_once(chun
     assert set(whole) == set(layout.names) and max(whole.values()) == 1, whole
     rows_read = sum(loader.dataset.reader.stats["row_reads"] for loader in loaders)
     assert len(ranged) <= 1 and sum(ranged.values()) == rows_read <= 3, (ranged, rows_read)
+
+
+@pytest.mark.remote
+def test_workers_over_s3_start_with_forkserver_and_the_cache_serves_v3_chunks_later(chunked_on_s3, proxy, tmp_path):
+    url, creds, _ = chunked_on_s3
+    via_proxy = dict(creds, endpoint_url=proxy.endpoint)
+    keys = {"deeplake_view_id": "half", "deeplake_cache": str(tmp_path / "cache")}
+    first = build_loader(url, via_proxy, keys, workers=2)
+    assert first.multiprocessing_context.get_start_method() == "forkserver"
+    layout = first.dataset.reader.layout
+    log = proxy.record()
+    order = run_epoch(first)
+    assert sorted(order) == list(range(24)) and order == list(first.sampler)
+    touched = {layout.names[c] for c in set(layout.chunk_of(np.arange(24)).tolist())}
+    whole = chunk_gets(log, layout)
+    assert set(whole) == touched and max(whole.values()) == 1, whole  # workers split the chunks
+    del log[:]
+    second = build_loader(url, via_proxy, keys, workers=2)  # a later run: the chunks come from the cache
+    assert sorted(run_epoch(second)) == list(range(24))
+    assert not chunk_gets(log, layout) and not chunk_gets(log, layout, whole=False)
