@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ThreadedProxy
+from conftest import upload_folder
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -161,27 +161,8 @@ PIPELINE = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bb
 @pytest.fixture(scope="module")
 def chunked_on_s3(s3_server):
     """The fixture's files uploaded to ``s3://lakedet/deeplake3-chunked`` as Deep Lake 3 wrote them."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=s3_server["endpoint_url"], region_name="us-east-1",
-                          aws_access_key_id=s3_server["aws_access_key_id"],
-                          aws_secret_access_key=s3_server["aws_secret_access_key"])
-    for path in FIXTURE.rglob("*"):
-        if path.is_file():
-            client.upload_file(str(path), "lakedet", f"deeplake3-chunked/{path.relative_to(FIXTURE)}")
-
-    def objects():
-        listed = client.list_objects_v2(Bucket="lakedet", Prefix="deeplake3-chunked/")["Contents"]
-        return {o["Key"]: o["ETag"] for o in listed}
-
-    return "s3://lakedet/deeplake3-chunked", s3_server, objects
-
-
-@pytest.fixture
-def proxy(s3_server):
-    running = ThreadedProxy(s3_server["endpoint_url"])
-    yield running
-    running.stop()
+    url, objects = upload_folder(s3_server, FIXTURE, "deeplake3-chunked")
+    return url, s3_server, objects
 
 
 def build_loader(url, creds, keys, world_size=1, rank=0, batch_size=4, seed=5, workers=0):

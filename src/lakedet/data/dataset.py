@@ -26,7 +26,7 @@ from ..errors import ConfigError, DataError, SchemaError, did_you_mean
 from ..schema.boxes import box_format_from_metadata
 from ..schema.columns import class_names_from_metadata, column_kinds, column_metadata, resolve_tensor_map
 from ..source import (OpenedDataset, Origin, SourceSpec, is_deeplake_dataset, is_row_range_view,
-                      open_source_with_origin, origin_of, storage_layout)
+                      open_source_with_origin, origin_of, reopen_source, storage_layout)
 from ..source.rowrange import RowRange
 from .annotations import read_annotations
 from . import transforms  # noqa: F401  (registers the loading transforms its pipelines name)
@@ -475,7 +475,7 @@ class DeepLakeDetDataset(BaseDetDataset):
     def _ensure_open(self) -> None:
         """Reopen the source in a worker started by ``spawn``/``forkserver`` (see ``__getstate__``)."""
         if self._ds is None:
-            self._ds = open_source_with_origin(self.source)[0]
+            self._ds = reopen_source(self.source, self.origin)
             self.reader.ds = self._ds
 
     def __getstate__(self):

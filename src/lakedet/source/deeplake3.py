@@ -38,13 +38,13 @@ from typing import Any
 
 from ..errors import ConfigError, SourceError, SourceTimeout, did_you_mean
 from .deadline import wait
-from .remote import OPEN_TIMEOUT_S
+from .remote import OPEN_TIMEOUT_S, bounded
 from .spec import Origin, SourceSpec, is_remote
 from .tql import query_path, row_query, run_query
 
 __all__ = ["V3_FORMAT", "V4_FORMAT", "FIRST_COMMIT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
-           "read_info", "read_json", "read_files", "probe_remote", "probe_info", "select", "open_selection", "open_deeplake3", "history_deeplake3",
-           "deeplake3_source_of", "check_path", "HEAD"]
+           "read_info", "read_json", "read_files", "parse_json", "probe_remote", "probe_info", "select", "open_selection", "open_deeplake3", "history_deeplake3",
+           "deeplake3_source_of", "check_path", "HEAD", "open_rows", "reopen"]
 
 logger = logging.getLogger("lakedet")
 
@@ -56,6 +56,8 @@ FIRST_COMMIT = "firstdbf9474d461a19e9333c2fd19b46115348f"
 #: A commit id, branch or view id that can be put inside a quoted FROM source (no quotes, no '/', no '@').
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _logged: set[str] = set()
+#: (path, token, source) -> the ref's rows this process opened last (``open_rows``).
+_opened: dict = {}
 
 
 def local_path(path: str) -> str | None:
@@ -194,8 +196,14 @@ def read_files(spec, keys, reader=None) -> dict:
         except SourceTimeout:
             raise
         except Exception as exc:
-            if "not found" in str(exc).lower() or "nosuchkey" in str(exc).lower():
+            text = str(exc).lower()
+            if "not found" in text or "nosuchkey" in text:
                 found[key] = None
+                continue
+            if "invalidrange" in text or "status=416" in text:
+                # Deep Lake reads from byte 0 on: storage refuses that range of an EMPTY object
+                # (Deep Lake 3 writes empty chunk_set files); a missing one would be a 404
+                found[key] = b""
                 continue
             raise SourceError(f"deeplake_path={spec.path!r}: cannot read the Deep Lake 3 file {key!r}: {exc}") from exc
     return found
@@ -209,16 +217,21 @@ def read_json(spec, key: str, reader=None):
         SourceError: the file cannot be read or is not JSON.
         SourceTimeout: remote storage did not answer in time.
     """
-    return _parse_json(spec, key, read_files(spec, [key], reader)[key])
+    return parse_json(spec, key, read_files(spec, [key], reader)[key])
 
 
-def _parse_json(spec, key: str, data: bytes | None):
+def parse_json(spec, key: str, data: bytes | None, error: type = SourceError):
+    """The JSON in ``data``, the bytes of the file ``key`` (None: absent, None).
+
+    Raises:
+        ``error`` (default SourceError): the bytes are not JSON; the message names the file.
+    """
     if data is None:
         return None
     try:
         return json.loads(data.decode("utf-8"))
     except ValueError as exc:
-        raise SourceError(f"deeplake_path={spec.path!r}: the Deep Lake 3 file {key!r} is not valid JSON ({exc})") from exc
+        raise error(f"deeplake_path={spec.path!r}: the Deep Lake 3 file {key!r} is not valid JSON ({exc})") from exc
 
 
 def probe_remote(spec) -> bool:
@@ -250,7 +263,7 @@ def read_info(spec, views: bool = True, probe: bool = False) -> V3Info | None:
         files = read_files(spec, ["dataset_meta.json", *names] if probe else names)
         if probe and files["dataset_meta.json"] is None:
             return None
-        found = {name: _parse_json(spec, name, files[name]) for name in names}
+        found = {name: parse_json(spec, name, files[name]) for name in names}
         control = found["version_control_info.json"] or {}
         listed = found.get("queries.json") or []
     except SourceTimeout:
@@ -371,13 +384,16 @@ def open_selection(spec, selection: V3Selection):
         if rows != sorted(set(rows)):
             logger.warning("deeplake_view_id=%r lists its rows out of dataset order or repeats some: lakedet reads "
                            "its %d distinct rows in dataset order", selection.view, len(set(rows)))
-        text = row_query(selection.source, rows)
-    else:
-        text = f'SELECT * FROM "{selection.source}"'
     what = (f"opening saved view deeplake_view_id={selection.view!r}" if selection.view
             else f"opening Deep Lake 3 {'commit ' + selection.commit if selection.commit else 'dataset'}")
     try:
-        view = query_path(spec, text, what)
+        # the ref's rows first, the view's rows selected from them: Deep Lake 4 reads the v3
+        # metadata once, and chunk reads of the view's layout slice the same object (``open_rows``)
+        view = source = query_path(spec, f'SELECT * FROM "{selection.source}"', what)
+        _opened[(spec.path, spec.token, selection.source)] = source
+        if selection.rows is not None:
+            text = row_query(None, rows)
+            view = bounded(spec, lambda: source.query(text), lambda: source.query_async(text), what)
     except SourceTimeout:
         raise
     except Exception as exc:
@@ -390,6 +406,22 @@ def open_selection(spec, selection: V3Selection):
                     "(%s%s)", spec.path, selection.source,
                     ", uncommitted changes included" if selection.head else "")
     return view
+
+
+def open_rows(spec, source: str):
+    """The rows of ``source`` (``<path>[@<ref>]``, a selection's ``source``): the ones this process
+    opened last (``open_selection``), else opened now. What chunk reads of a saved view's or a
+    query's layout slice (``ChunkLayout.reopen``: DataLoader workers open it once each)."""
+    key = (spec.path, spec.token, source)
+    if key not in _opened:
+        _opened[key] = query_path(spec, f'SELECT * FROM "{source}"', f"opening {source} for chunk reads")
+    return _opened[key]
+
+
+def reopen(spec, origin: Origin):
+    """The rows ``open_deeplake3`` opened (``origin`` from it), opened again in another process (a
+    DataLoader worker) from the selection it resolved: no metadata is read again."""
+    return open_selection(spec, origin.selection)
 
 
 def probe_info(spec) -> V3Info | None:

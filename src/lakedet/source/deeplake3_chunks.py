@@ -30,18 +30,18 @@ as before. Nothing here writes.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 
 import numpy as np
 
 from ..errors import SourceTimeout
-from .deeplake3 import FIRST_COMMIT, V3Info, read_files
+from .deeplake3 import FIRST_COMMIT, V3Info, open_rows, parse_json, read_files
 from .layout import ChunkLayout
+from .remote import bounded
 from .tql import query_path, row_query
 
 __all__ = ["ChunkIndexError", "parse_chunk_index", "parse_chunk_set", "chunk_name", "chunk_key", "index_key",
-           "read_layout", "v3_layout", "KNOWN_INDEX_MAJORS"]
+           "read_layout", "v3_layout", "KNOWN_INDEX_MAJORS", "ROW_COLUMN"]
 
 logger = logging.getLogger("lakedet")
 
@@ -152,12 +152,12 @@ def read_layout(spec, node: str, column: str, head: bool = False, history=()) ->
     control = [] if history else ["version_control_info.json"]
     files = read_files(spec, [meta_key, *control, *_history_files(column, node, history)])
     if not history:
-        commits = dict((_json(files["version_control_info.json"], "version_control_info.json") or {}).get("commits")
-                       or {})
+        control = parse_json(spec, "version_control_info.json", files["version_control_info.json"], ChunkIndexError)
+        commits = dict((control or {}).get("commits") or {})
         if node != FIRST_COMMIT and node not in commits:
             raise ChunkIndexError(f"commit {node} is not in version_control_info.json")
         history = V3Info(spec.path, commits).history(node)
-    key = ((_json(files[meta_key], "dataset_meta.json") or {}).get("tensor_names") or {}).get(column)
+    key = ((parse_json(spec, meta_key, files[meta_key], ChunkIndexError) or {}).get("tensor_names") or {}).get(column)
     if key is None:
         raise ChunkIndexError(f"column {column!r} is not in the tensor_names of {meta_key}")
     needed = _history_files(key, node, history)
@@ -187,29 +187,13 @@ def read_layout(spec, node: str, column: str, head: bool = False, history=()) ->
     return ChunkLayout(np.asarray(bounds, np.int64), tuple(names), stable=tuple(stable))
 
 
-def _json(data: bytes | None, name: str):
-    if data is None:
-        return None
-    try:
-        return json.loads(data.decode("utf-8"))
-    except ValueError as exc:
-        raise ChunkIndexError(f"its {name} is not JSON ({exc})") from None
-
-
-def open_rows(spec, source: str):
-    """The v3 rows of ``source`` (``<path>[@<ref>]``), opened read-only: what chunk reads of a
-    view's or query's layout slice (``ChunkLayout.reopen``)."""
-    return query_path(spec, f'SELECT * FROM "{source}"', f"opening {source} for chunk reads")
-
-
 def _query_rows(spec, selection) -> np.ndarray | None:
     """The source rows ``spec.query`` selects, from a column Deep Lake 4 computes (``ROW_NUMBER()``
     of the unfiltered source is the source row); None when the query does not keep that column."""
-    view = query_path(spec, f'SELECT *, ROW_NUMBER() AS {ROW_COLUMN} FROM "{selection.source}"',
-                      "reading which rows deeplake_query selects")
-    if selection.rows is not None:
-        view = view.query(row_query(None, selection.rows))
-    view = view.query(spec.query)
+    what = "reading which rows deeplake_query selects"
+    view = query_path(spec, f'SELECT *, ROW_NUMBER() AS {ROW_COLUMN} FROM "{selection.source}"', what)
+    for text in ([row_query(None, selection.rows)] if selection.rows is not None else []) + [spec.query]:
+        view = bounded(spec, lambda: view.query(text), lambda: view.query_async(text), what)
     if ROW_COLUMN not in {c.name for c in view.schema.columns}:
         return None
     column = view[ROW_COLUMN]

@@ -20,7 +20,7 @@ from .layout import ChunkLayout, chunk_layout
 from .spec import Origin, SourceSpec
 
 __all__ = ["open_source", "open_source_with_origin", "origin_of", "dataset_format", "source_history",
-           "storage_layout"]
+           "storage_layout", "reopen_source"]
 
 
 def open_source(spec: SourceSpec):
@@ -97,3 +97,13 @@ def storage_layout(spec: SourceSpec | None, ds, origin: Origin, column: str) -> 
 
         return v3_layout(spec, origin, column, len(ds))
     return chunk_layout(ds, column)
+
+
+def reopen_source(spec: SourceSpec, origin: Origin):
+    """What ``open_source_with_origin(spec)`` opened (with ``origin``), opened again in another
+    process (a DataLoader worker started by spawn or forkserver). Data Deep Lake 3 wrote is opened
+    straight from the selection resolved the first time: no v4 open attempt, format probe or
+    metadata read before the worker's first batch."""
+    if origin.format == deeplake3.V3_FORMAT and origin.selection is not None:
+        return deeplake3.reopen(spec, origin)
+    return open_source_with_origin(spec)[0]
