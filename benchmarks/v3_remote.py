@@ -245,7 +245,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="images (default 1000)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="(local, S3) pairs per case")
-    parser.add_argument("--v4-repeats", type=int, default=5, help="(v3, v4) local pairs per case")
+    parser.add_argument("--v4-repeats", type=int, default=5, help="(v3, v4) local pairs per case (0: not measured)")
     parser.add_argument("--rtts", default="20,50", help="round trips to simulate, ms")
     parser.add_argument("--dl3-python", default=os.environ.get("LAKEDET_DL3_PYTHON", "/tmp/dl3/bin/python"))
     parser.add_argument("--data", default=str(HERE / ".data" / "v3-remote"))
@@ -324,7 +324,7 @@ def main(argv=None) -> int:
         server.wait()
 
     v4_rows = []
-    for view in views:
+    for view in views if args.v4_repeats else ():
         found = {"v3": [], "v4": []}
         for repeat in range(args.v4_repeats):
             for fmt in (("v4", "v3") if repeat % 2 == 0 else ("v3", "v4")):

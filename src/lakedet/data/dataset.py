@@ -435,8 +435,8 @@ class DeepLakeDetDataset(BaseDetDataset):
 
     def read_blocks(self):
         """For each sample position, the index of the storage chunk holding its image (the
-        blocks of the chunk-aware order), or None when Deep Lake does not report the layout
-        (views, queries)."""
+        blocks of the chunk-aware order), or None when the layout is unknown (views and queries
+        of Deep Lake 4 data; ``lakedet.source.storage_layout``)."""
         layout = self.reader.layout
         if layout is None:
             return None

@@ -22,6 +22,14 @@ Memory per worker is therefore bounded by the chunks the lookahead touches (abou
 ``(1 + prefetch) * window`` chunks of ~8 MB, plus Deep Lake's own copy while it caches them).
 Without a plan, a batch's rows are requested together, each one by one.
 
+When the opened rows are a selection of their source (a saved view or a query over Deep Lake 3
+data: ``ChunkLayout.rows``), "a chunk's rows" are the selected rows it holds: a chunk is read
+whole (a slice of the *source*, opened once per process through ``ChunkLayout.reopen``) when this
+worker needs at least half of them and the selection holds at least ``SELECTED_SHARE`` of the
+chunk (a sparse selection would fetch many times the bytes it uses), and only the selected rows
+of what it returned are used. Chunks a layout marks unstable (a v3 branch HEAD's uncommitted
+ones) are never written to the local cache.
+
 Local datasets (folders, ``file://``, ``mem://``) cannot stall on a network, and there a batch is
 read with one synchronous call: measured on 640x480 JPEGs, 51 us of CPU per row against 196 us
 for per-row futures that are polled.
@@ -233,7 +241,8 @@ class ImageReader:
         self._position = {int(row): pos for pos, row in enumerate(plan_rows[:self._epoch_rows].tolist())}
         if whole_chunks and self.layout is not None and self.compressed:
             chunks = self.layout.chunk_of(plan_rows)
-            needed = np.bincount(chunks[:self._epoch_rows], minlength=len(self.layout))
+            # the next epoch's rows read ahead count too: its first window is read in whole chunks
+            needed = np.bincount(chunks, minlength=len(self.layout))
             selected = self.layout.sizes()
             self._whole = (needed >= SLICE_SHARE * selected) & (selected >= SELECTED_SHARE * np.diff(self.layout.bounds))
             self._last = np.full(len(self.layout), -1, np.int64)

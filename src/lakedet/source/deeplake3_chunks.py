@@ -18,11 +18,12 @@ one, remote v3 rows are read one request each. The layout is on disk, in a simpl
   ``commit``'s folder, under ``key``, when given); none: the first commit's root. An updated
   chunk keeps its name and moves to the node that rewrote it.
 
-``read_layout`` makes the ``ChunkLayout`` Deep Lake 4 datasets get from these files, with two
+``read_layout`` makes the ``ChunkLayout`` Deep Lake 4 datasets get from these files, with one
 round of concurrent, bounded reads (the node's ``dataset_meta.json``, its index and the
-``chunk_set`` of every node up its history, which opening the dataset already read). A saved view or a query over v3 data
-gets the layout of its source rows, read through the source at the same version
-(``ChunkLayout.selecting``). Anything lakedet does not know (an index version, a malformed file,
+``chunk_set`` of every node up its history, which opening the dataset already read). A saved
+view or a query over v3 data gets the layout of its source rows, read through the source at the
+same version (``ChunkLayout.selecting``); a query's source rows come from a second run of it over
+the rows numbered by Deep Lake 4 (``ROW_NUMBER()`` of the unfiltered ref is the source row). Anything lakedet does not know (an index version, a malformed file,
 counts that disagree) gives no layout and ONE warning naming why: rows are then read one by one,
 as before. Nothing here writes.
 """
