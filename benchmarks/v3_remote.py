@@ -173,6 +173,7 @@ def measure(path: str, creds: dict | None, view: str | None, epochs: int, cache:
                                           sampler=dict(type="DefaultSampler", shuffle=True, seed=0),
                                           collate_fn=dict(type="pseudo_collate"), dataset=dataset), seed=0)
     prepare_dataloader(loader)
+    built = time.perf_counter() - started  # the dataset opened (metadata, layout, annotations)
     first = None
     rates = []
     for epoch in range(epochs):
@@ -180,7 +181,7 @@ def measure(path: str, creds: dict | None, view: str | None, epochs: int, cache:
         count, begun = 0, time.perf_counter()
         for batch in loader:
             if first is None:
-                first = dict(seconds=time.perf_counter() - started)
+                first = dict(seconds=time.perf_counter() - started, built_s=built)
                 if proxy:
                     first["stats"] = proxy_snapshot(proxy[0], proxy[1])
                     first["log_lines"] = len(Path(proxy[2]).read_text().splitlines()) if proxy[2] else None
@@ -299,6 +300,8 @@ def main(argv=None) -> int:
                            server_cpu_ms_per_img=round(statistics.median(r["server_cpu_ms_per_img"] for r in remote), 2),
                            local_first_batch_s=round(local_first, 2), s3_first_batch_s=round(remote_first, 2),
                            first_batch_ratio=round(remote_first / local_first, 2),
+                           local_dataset_built_s=round(statistics.median(r["first_batch"]["built_s"] for r in local), 2),
+                           s3_dataset_built_s=round(statistics.median(r["first_batch"]["built_s"] for r in remote), 2),
                            requests_before_first_batch=[r["requests_before_first_batch"] for r in remote],
                            before_first_batch=remote[0].get("before_first_batch"))
                 remote_rows.append(row)
@@ -370,11 +373,12 @@ def main(argv=None) -> int:
                   command="python benchmarks/v3_remote.py " + " ".join(a for a in (argv or sys.argv[1:])))
     print()
     print(bench.table(["RTT ms", "selection", "rows", "chunks", "order", "local img/s", "S3 img/s", "S3/local",
-                       "pairs", "GET/img", "kB/img", "server ms/img", "1st batch local s", "1st batch S3 s",
-                       "requests before"],
+                       "pairs", "GET/img", "kB/img", "server ms/img", "opened local s", "opened S3 s", "1st batch local s",
+                       "1st batch S3 s", "requests before"],
                       [(r["rtt_ms"], r["selection"], r["rows"], r["chunks"], r["order"], r["local_img_per_s"],
                         r["s3_img_per_s"], r["ratio"], spread(r["pair_ratios"]), r["gets_per_img"],
-                        round(r["mb_per_img"] * 1000, 1), r["server_cpu_ms_per_img"], r["local_first_batch_s"],
+                        round(r["mb_per_img"] * 1000, 1), r["server_cpu_ms_per_img"], r.get("local_dataset_built_s"),
+                        r.get("s3_dataset_built_s"), r["local_first_batch_s"],
                         r["s3_first_batch_s"], r["requests_before_first_batch"]) for r in remote_rows]))
     print()
     print(bench.table(["local", "v3 img/s", "v4 img/s", "v3/v4 median", "pairs"],
