@@ -14,7 +14,8 @@ second round trip that real S3 does not charge. Requests are handled one after t
 client connection (the SDKs do not pipeline).
 
 The proxy counts what passes: client connections, HTTP requests seen from clients (request lines
-``GET``/``HEAD``/``PUT``/``POST``/``DELETE``) and bytes in each direction. It is used by
+``GET``/``HEAD``/``PUT``/``POST``/``DELETE``) and bytes in each direction; in HTTP mode with
+``log`` set to a list, each request is appended to it as ``(method, path, range, status)``. It is used by
 ``benchmarks/remote.py`` and the tests (``SIGUSR2`` pauses and resumes forwarding: storage that
 stops answering); run alone::
 
@@ -64,6 +65,8 @@ class LatencyProxy:
         self.link = _Link(rate)
         self.listen_port = listen_port
         self.stats = dict(connections=0, requests=0, gets=0, bytes_up=0, bytes_down=0)
+        self.log: list | None = None  # HTTP mode: (method, path, range header, status) of each request
+        self.log_file = None  # ... also written to this open file, one line each (``--log``)
         self._server = None
 
     async def start(self) -> int:
@@ -128,6 +131,11 @@ class LatencyProxy:
                 server_writer.write(head + body)
                 await server_writer.drain()
                 status_and_headers = await server_reader.readuntil(b"\r\n\r\n")
+                if self.log is not None:
+                    self.log.append(_request_line(head, status_and_headers))
+                    if self.log_file is not None:
+                        self.log_file.write(" ".join(map(str, self.log[-1])) + "\n")
+                        self.log_file.flush()
                 if _content_length(status_and_headers, None) is None and b"chunked" not in status_and_headers.lower():
                     rest = await server_reader.read()  # a body that ends at close: give it a length
                     status_and_headers = status_and_headers[:-2] + b"Content-Length: %d\r\n\r\n" % len(rest)
@@ -182,6 +190,16 @@ def _content_length(head: bytes, default=0):
     return default
 
 
+def _request_line(head: bytes, response: bytes) -> tuple:
+    """``(method, path, range header or None, status)`` of one request and its response."""
+    method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
+    path = rest.rsplit(" ", 1)[0]
+    ranged = next((line.split(b":", 1)[1].strip().decode("latin-1") for line in head.split(b"\r\n")[1:]
+                   if line.lower().startswith(b"range:")), None)
+    status = response.split(b"\r\n", 1)[0].split(b" ")
+    return method, path, ranged, int(status[1]) if len(status) > 1 and status[1].isdigit() else 0
+
+
 def _keep_alive(head: bytes) -> bytes:
     lines = [line for line in head.split(b"\r\n") if not line.lower().startswith(b"connection:")]
     return b"\r\n".join(lines[:-2] + [b"Connection: keep-alive", b"", b""])
@@ -195,11 +213,14 @@ def main(argv=None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--http", action="store_true", help="keep client connections alive (HTTP/1.1), as S3 does")
     parser.add_argument("--stats", help="write the counters as JSON to this file on SIGUSR1 and at exit")
+    parser.add_argument("--log", help="with --http: append 'METHOD PATH RANGE STATUS' of each request to this file")
     args = parser.parse_args(argv)
     host, port = args.target.rsplit(":", 1)
     if host not in ("127.0.0.1", "localhost"):
         parser.error("--target must be on 127.0.0.1")
     proxy = LatencyProxy(host, int(port), args.rtt_ms / 1000, args.rate_mbit * 125_000 or None, args.port, args.http)
+    if args.log:
+        proxy.log, proxy.log_file = [], open(args.log, "a")
 
     def dump(*_):
         if args.stats:

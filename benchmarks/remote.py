@@ -77,13 +77,15 @@ def start_s3(bucket: str = "lakedet"):
 class Proxy:
     """``latency_proxy.py`` in its own process in front of ``endpoint``, with its counters."""
 
-    def __init__(self, endpoint: str, rtt_ms: float, rate_mbit: float = 0.0):
+    def __init__(self, endpoint: str, rtt_ms: float, rate_mbit: float = 0.0, log: str | None = None):
         self.port = free_port()
         self.stats_file = os.path.join(tempfile.gettempdir(), f"lakedet-proxy-{self.port}.json")
+        self.log = log  # a file each request is appended to (``latency_proxy.py --log``), or None
         target = endpoint.rsplit("//", 1)[1]
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / "latency_proxy.py"), "--target", target, "--port", str(self.port),
-             "--rtt-ms", str(rtt_ms), "--rate-mbit", str(rate_mbit), "--http", "--stats", self.stats_file],
+             "--rtt-ms", str(rtt_ms), "--rate-mbit", str(rate_mbit), "--http", "--stats", self.stats_file,
+             *(["--log", log] if log else [])],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.process.stdout.readline()  # "listening on ..."
         self.endpoint = f"http://127.0.0.1:{self.port}"

@@ -47,6 +47,25 @@ def start_s3_server():
             time.sleep(0.1)
 
 
+def upload_folder(creds: dict, folder: Path, prefix: str):
+    """Every file under ``folder``, as it is, to ``s3://lakedet/<prefix>/`` on the server of
+    ``creds``. Returns ``(url, objects)``: ``objects()`` lists the keys there with their ETags
+    (to show that nothing was written)."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=creds["endpoint_url"], region_name="us-east-1",
+                          aws_access_key_id=creds["aws_access_key_id"], aws_secret_access_key=creds["aws_secret_access_key"])
+    for path in Path(folder).rglob("*"):
+        if path.is_file():
+            client.upload_file(str(path), "lakedet", f"{prefix}/{path.relative_to(folder)}")
+
+    def objects():
+        listed = client.list_objects_v2(Bucket="lakedet", Prefix=f"{prefix}/")["Contents"]
+        return {o["Key"]: o["ETag"] for o in listed}
+
+    return f"s3://lakedet/{prefix}", objects
+
+
 class ThreadedProxy:
     """``benchmarks/latency_proxy.py``'s proxy run on an event loop in a thread of this process:
     ``endpoint`` to give Deep Lake, ``stats`` (connections, requests, GETs, bytes), ``paused``
@@ -81,6 +100,11 @@ class ThreadedProxy:
     def stats(self) -> dict:
         return dict(self.proxy.stats)
 
+    def record(self) -> list:
+        """Log every request from now on; the list ``(method, path, range, status)`` are appended to."""
+        self.proxy.log = []
+        return self.proxy.log
+
     @property
     def paused(self) -> bool:
         return self.proxy.paused
@@ -112,6 +136,14 @@ def s3_server():
     yield creds
     server.terminate()
     server.wait(timeout=10)
+
+
+@pytest.fixture
+def proxy(s3_server):
+    """A ``ThreadedProxy`` (no added latency) in front of the session's S3 server, counting requests."""
+    running = ThreadedProxy(s3_server["endpoint_url"])
+    yield running
+    running.stop()
 
 
 @pytest.fixture(scope="session")

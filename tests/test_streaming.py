@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ThreadedProxy
 
 pytestmark = [pytest.mark.remote, pytest.mark.timeout(300)]
 
@@ -48,13 +47,6 @@ def noise_on_s3(s3_server, tmp_path_factory):
     url = "s3://lakedet/noise"
     deeplake.copy(local, url, dst_creds=s3_server)
     return url, s3_server, local
-
-
-@pytest.fixture
-def proxy(s3_server):
-    running = ThreadedProxy(s3_server["endpoint_url"])
-    yield running
-    running.stop()
 
 
 def build_loader(path, creds=None, workers=0, order="auto", cache=None, seed=3, batch_size=6):

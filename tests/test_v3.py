@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import CONFIG_DIR
+from conftest import CONFIG_DIR, upload_folder
 
 pytestmark = [pytest.mark.timeout(300)]
 
@@ -328,21 +328,8 @@ def test_predict_on_v3_explains_the_conversion(v3, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def v3_on_s3(s3_server):
     """The coco fixture's files uploaded to ``s3://lakedet/deeplake3-coco`` (moto), as Deep Lake 3 wrote them."""
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=s3_server["endpoint_url"], region_name="us-east-1",
-                          aws_access_key_id=s3_server["aws_access_key_id"],
-                          aws_secret_access_key=s3_server["aws_secret_access_key"])
-    root = DATA / "deeplake3_coco"
-    for path in root.rglob("*"):
-        if path.is_file():
-            client.upload_file(str(path), "lakedet", f"deeplake3-coco/{path.relative_to(root)}")
-
-    def objects():
-        listed = client.list_objects_v2(Bucket="lakedet", Prefix="deeplake3-coco/")["Contents"]
-        return {o["Key"]: o["ETag"] for o in listed}
-
-    return "s3://lakedet/deeplake3-coco", s3_server, objects
+    url, objects = upload_folder(s3_server, DATA / "deeplake3_coco", "deeplake3-coco")
+    return url, s3_server, objects
 
 
 @pytest.mark.remote
@@ -395,3 +382,18 @@ def test_convert_reads_a_v3_dataset_on_s3_with_the_given_creds(v3_on_s3, tmp_pat
     assert len(deeplake.open_read_only(str(tmp_path / "from-s3"))) == 10
     assert "AWS_ACCESS_KEY_ID" not in __import__("os").environ  # lent for the conversion only
     assert objects() == before
+
+
+@pytest.mark.remote
+def test_v3_on_s3_has_the_local_storage_layout_even_with_empty_chunk_set_files(v3_on_s3, v3):
+    """The ``relabel`` HEAD changed no image: its ``images/chunk_set`` is empty, which S3 answers
+    with 416 to Deep Lake's ranged read; the layout is still read (the same as the local one)."""
+    url, creds, _ = v3_on_s3
+    empty = Path(v3["coco"]) / "versions" / COCO["branch_commit"]
+    heads = json.loads((Path(v3["coco"]) / "version_control_info.json").read_text())["branches"]
+    assert (Path(v3["coco"]) / "versions" / heads["relabel"] / "images" / "chunk_set").read_bytes() == b""
+    assert empty.is_dir()
+    remote = dataset(url, deeplake_credentials={"creds": creds}, deeplake_commit_id="relabel").reader.layout
+    local = dataset(v3["coco"], deeplake_commit_id="relabel").reader.layout
+    assert remote is not None and remote.bounds.tolist() == local.bounds.tolist() == [0, 6, 10, 11]
+    assert remote.names == local.names and remote.stable == local.stable

@@ -25,9 +25,8 @@ from ..config.secrets import refuse_written_secrets
 from ..errors import ConfigError, DataError, SchemaError, did_you_mean
 from ..schema.boxes import box_format_from_metadata
 from ..schema.columns import class_names_from_metadata, column_kinds, column_metadata, resolve_tensor_map
-from ..schema.layout import chunk_layout
 from ..source import (OpenedDataset, Origin, SourceSpec, is_deeplake_dataset, is_row_range_view,
-                      open_source_with_origin, origin_of)
+                      open_source_with_origin, origin_of, reopen_source, storage_layout)
 from ..source.rowrange import RowRange
 from .annotations import read_annotations
 from . import transforms  # noqa: F401  (registers the loading transforms its pipelines name)
@@ -140,7 +139,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         self._image_compressed = (image_type.kind.name == "Image"
                                   and str(image_type.sample_compression).lower() in _COMPRESSED)
         self.reader = ImageReader(self._ds, self.tensor_map.img, self._image_compressed, self.description,
-                                  remote=self.is_remote, layout=chunk_layout(self._ds, self.tensor_map.img),
+                                  remote=self.is_remote,
+                                  layout=storage_layout(self.source, self._ds, self.origin, self.tensor_map.img),
                                   cache=open_cache(deeplake_cache), cache_key=f"{self.description}@{self.origin.commit}")
         self.masks = None
         if self.tensor_map.gt_masks:
@@ -435,8 +435,8 @@ class DeepLakeDetDataset(BaseDetDataset):
 
     def read_blocks(self):
         """For each sample position, the index of the storage chunk holding its image (the
-        blocks of the chunk-aware order), or None when Deep Lake does not report the layout
-        (views, queries)."""
+        blocks of the chunk-aware order), or None when the layout is unknown (views and queries
+        of Deep Lake 4 data; ``lakedet.source.storage_layout``)."""
         layout = self.reader.layout
         if layout is None:
             return None
@@ -465,7 +465,7 @@ class DeepLakeDetDataset(BaseDetDataset):
         self._following = key
         positions = plan.worker_rows(plan.epoch, worker, len(self))
         layout = self.reader.layout
-        chunk_rows = float(np.diff(layout.bounds).mean()) if layout is not None else 64.0
+        chunk_rows = float(layout.sizes().mean()) if layout is not None else 64.0
         lookahead = int(self.prefetch * plan.window * chunk_rows) if plan.order == "chunks" else \
             self.prefetch * plan.batch_size * 2
         following = plan.worker_rows(plan.epoch + 1, worker, len(self)) if plan.shuffle else positions
@@ -475,7 +475,7 @@ class DeepLakeDetDataset(BaseDetDataset):
     def _ensure_open(self) -> None:
         """Reopen the source in a worker started by ``spawn``/``forkserver`` (see ``__getstate__``)."""
         if self._ds is None:
-            self._ds = open_source_with_origin(self.source)[0]
+            self._ds = reopen_source(self.source, self.origin)
             self.reader.ds = self._ds
 
     def __getstate__(self):

@@ -22,6 +22,14 @@ Memory per worker is therefore bounded by the chunks the lookahead touches (abou
 ``(1 + prefetch) * window`` chunks of ~8 MB, plus Deep Lake's own copy while it caches them).
 Without a plan, a batch's rows are requested together, each one by one.
 
+When the opened rows are a selection of their source (a saved view or a query over Deep Lake 3
+data: ``ChunkLayout.rows``), "a chunk's rows" are the selected rows it holds: a chunk is read
+whole (a slice of the *source*, opened once per process through ``ChunkLayout.reopen``) when this
+worker needs at least half of them and the selection holds at least ``SELECTED_SHARE`` of the
+chunk (a sparse selection would fetch many times the bytes it uses), and only the selected rows
+of what it returned are used. Chunks a layout marks unstable (a v3 branch HEAD's uncommitted
+ones) are never written to the local cache.
+
 Local datasets (folders, ``file://``, ``mem://``) cannot stall on a network, and there a batch is
 read with one synchronous call: measured on 640x480 JPEGs, 51 us of CPU per row against 196 us
 for per-row futures that are polled.
@@ -35,7 +43,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..schema.layout import ChunkLayout
+from ..source.layout import ChunkLayout
 from ..source.deadline import read_timeout, wait
 from ..errors import DataError, ReadTimeout
 
@@ -46,6 +54,10 @@ logger = logging.getLogger("lakedet")
 RETRIES = 2
 #: A chunk is read whole (one slice call) when at least this share of its rows is needed.
 SLICE_SHARE = 0.5
+#: ... and, for a selection of the source's rows (a saved view, a query), when the selection holds
+#: at least this share of the chunk's rows: a whole-chunk read of a sparse selection would fetch
+#: many times the bytes it uses, and its rows are read one by one instead.
+SELECTED_SHARE = 0.125
 
 
 class PendingRead:
@@ -160,13 +172,14 @@ class ImageReader:
         self._last: np.ndarray | None = None  # per chunk: position of its last row in the plan
         self.stats = dict(chunk_reads=0, cache_hits=0, row_reads=0)
         self._background = None
+        self._chunk_ds = None  # what chunk reads slice, when the layout says (``ChunkLayout.reopen``)
 
     def where(self, row: int) -> str:
         return f"row {row}, column {self.column!r} of {self.url!r}"
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.update(ds=None, _chunks={}, _rows={}, _background=None)  # the dataset reopens its source
+        state.update(ds=None, _chunks={}, _rows={}, _background=None, _chunk_ds=None)  # the dataset reopens its source
         return state
 
     def flush(self) -> None:
@@ -228,8 +241,10 @@ class ImageReader:
         self._position = {int(row): pos for pos, row in enumerate(plan_rows[:self._epoch_rows].tolist())}
         if whole_chunks and self.layout is not None and self.compressed:
             chunks = self.layout.chunk_of(plan_rows)
-            needed = np.bincount(chunks[:self._epoch_rows], minlength=len(self.layout))
-            self._whole = needed >= SLICE_SHARE * np.diff(self.layout.bounds)
+            # the next epoch's rows read ahead count too: its first window is read in whole chunks
+            needed = np.bincount(chunks, minlength=len(self.layout))
+            selected = self.layout.sizes()
+            self._whole = (needed >= SLICE_SHARE * selected) & (selected >= SELECTED_SHARE * np.diff(self.layout.bounds))
             self._last = np.full(len(self.layout), -1, np.int64)
             np.maximum.at(self._last, chunks, np.arange(len(plan_rows)))
             self._chunks = {c: read for c, read in kept_chunks.items() if self._whole[c] and self._last[c] >= 0}
@@ -267,7 +282,7 @@ class ImageReader:
             chunk = int(self.layout.chunk_of([row])[0])
             read = self._chunks.get(chunk)
             if read is not None:
-                return _FromChunk(read, row - int(self.layout.bounds[chunk]))
+                return _FromChunk(read, self.layout.offset(row, chunk))
         return None
 
     def _read_ahead(self, begin: int, end: int) -> None:
@@ -286,26 +301,40 @@ class ImageReader:
                 self._rows[row] = self._pending_row(row)
 
     def _chunk_read(self, chunk: int):
-        start, stop = int(self.layout.bounds[chunk]), int(self.layout.bounds[chunk + 1])
+        start, stop = self.layout.span(chunk)
         key = f"{self.cache_key}|{self.column}|{self.layout.names[chunk]}|{start}:{stop}"
+        if not self.layout.is_stable(chunk):  # its bytes can still change under its name: never cached
+            return self._remote_chunk(chunk, start, stop, key, cached=False)
         if self.cache is not None and self.cache.has(key):
             self.stats["cache_hits"] += 1
             return _FromCache(self.background.submit(self.cache.get, key), stop - start,
                               lambda: self._remote_chunk(chunk, start, stop, key))
         return self._remote_chunk(chunk, start, stop, key)
 
-    def _remote_chunk(self, chunk: int, start: int, stop: int, key: str):
+    def _remote_chunk(self, chunk: int, start: int, stop: int, key: str, cached: bool = True):
         self.stats["chunk_reads"] += 1
-        what = f"rows {start}-{stop - 1} (one storage chunk), column {self.column!r} of {self.url!r}"
+        source = " of its source" if self.layout.rows is not None else ""
+        what = f"rows {start}-{stop - 1}{source} (one storage chunk), column {self.column!r} of {self.url!r}"
 
         def request():
             try:
-                return self.ds[self.column].get_bytes_async(slice(start, stop))
+                return self._chunk_dataset()[self.column].get_bytes_async(slice(start, stop))
             except Exception as exc:
                 raise DataError(f"{what}: cannot read the images: {exc}") from exc
 
         pending = PendingRead(self, what, request)
-        return _CachedChunk(pending, self.cache, key, self.background) if self.cache is not None else pending
+        if self.cache is not None and cached:
+            return _CachedChunk(pending, self.cache, key, self.background)
+        return pending
+
+    def _chunk_dataset(self):
+        """The dataset chunk reads slice: the opened one, or the source its rows were selected
+        from (opened once per process, ``ChunkLayout.reopen``)."""
+        if self.layout.reopen is None:
+            return self.ds
+        if self._chunk_ds is None:
+            self._chunk_ds = self.layout.reopen()
+        return self._chunk_ds
 
     def _forget(self, done: int, rows) -> None:
         """Drop chunk reads whose rows this worker has all used (their last position < ``done``)."""

@@ -300,8 +300,9 @@ class ShardedRowSampler(Sampler):
         shuffle: a new order every epoch (``set_epoch``); otherwise rows in order.
         order: ``"permutation"``: a full per-row permutation (``shard_rows``); ``"chunks"``: the
             chunk-aware order (``chunk_shard_rows``), which reads each storage chunk once per epoch;
-            ``"auto"`` (default): ``"chunks"`` for a remote dataset whose chunk layout Deep Lake
-            reports, ``"permutation"`` otherwise. Local reads cost about the same in any order
+            ``"auto"`` (default): ``"chunks"`` for a remote dataset whose chunk layout is known
+            (Deep Lake 4 reports it; for Deep Lake 3 data lakedet reads the dataset's chunk index,
+            views and queries included), ``"permutation"`` otherwise. Local reads cost about the same in any order
             (measured), and a per-row permutation mixes best, so local data keeps it; remote rows
             read one by one cost one request each, which latency and the server's CPU bound.
         window: blocks (chunks) shuffled together in the ``"chunks"`` order.

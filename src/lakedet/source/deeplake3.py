@@ -27,6 +27,7 @@ started by spawn re-run it).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -37,23 +38,26 @@ from typing import Any
 
 from ..errors import ConfigError, SourceError, SourceTimeout, did_you_mean
 from .deadline import wait
-from .remote import OPEN_TIMEOUT_S
+from .remote import OPEN_TIMEOUT_S, bounded
 from .spec import Origin, SourceSpec, is_remote
 from .tql import query_path, row_query, run_query
 
-__all__ = ["V3_FORMAT", "V4_FORMAT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
-           "read_info", "read_json", "probe_remote", "select", "open_selection", "open_deeplake3", "history_deeplake3",
-           "deeplake3_source_of", "check_path", "HEAD"]
+__all__ = ["V3_FORMAT", "V4_FORMAT", "FIRST_COMMIT", "V3Info", "V3Selection", "is_deeplake3_folder", "local_path", "refuse_writing_into",
+           "read_info", "read_json", "read_files", "parse_json", "probe_remote", "probe_info", "select", "open_selection", "open_deeplake3", "history_deeplake3",
+           "deeplake3_source_of", "check_path", "HEAD", "open_rows", "reopen"]
 
 logger = logging.getLogger("lakedet")
 
 V3_FORMAT, V4_FORMAT = "deeplake3", "deeplake4"
 #: ``--ref HEAD`` / ``deeplake_commit_id="HEAD"``: the HEAD of ``main``, uncommitted changes included.
 HEAD = "HEAD"
-_FIRST_COMMIT = "firstdbf9474d461a19e9333c2fd19b46115348f"  # Deep Lake 3's id of every dataset's first commit
+#: Deep Lake 3's id of every dataset's first commit (its files are at the dataset's root).
+FIRST_COMMIT = "firstdbf9474d461a19e9333c2fd19b46115348f"
 #: A commit id, branch or view id that can be put inside a quoted FROM source (no quotes, no '/', no '@').
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _logged: set[str] = set()
+#: (path, token, source) -> the ref's rows this process opened last (``open_rows``).
+_opened: dict = {}
 
 
 def local_path(path: str) -> str | None:
@@ -92,7 +96,7 @@ class V3Info:
     path: str
     commits: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     branches: Mapping[str, str] = field(default_factory=dict)
-    views: tuple = ()
+    views: tuple | None = ()  # None: queries.json was not read
     readable: bool = True  # False: the files could not be read (remote storage reached by queries only)
 
     def is_committed(self, node: str) -> bool:
@@ -106,10 +110,18 @@ class V3Info:
         return node or self.branches[branch]
 
     def view(self, view_id: str) -> Mapping[str, Any] | None:
-        return next((v for v in self.views if v.get("id") == view_id), None)
+        return next((v for v in self.views or () if v.get("id") == view_id), None)
 
     def view_ids(self) -> list[str]:
-        return [str(v.get("id")) for v in self.views]
+        return [str(v.get("id")) for v in self.views or ()]
+
+    def history(self, node: str | None) -> tuple:
+        """``node`` and its ancestors, newest first (``version_control_info.json``'s parents)."""
+        chain: list = []
+        while node and node not in chain:
+            chain.append(node)
+            node = (self.commits.get(node) or {}).get("parent")
+        return tuple(chain)
 
     def recent_commits(self, limit: int = 10) -> list[str]:
         done = sorted((c for c in self.commits.items() if c[1].get("commit_time") is not None),
@@ -119,8 +131,9 @@ class V3Info:
 
     def available(self) -> str:
         """Branches, recent commits and saved views, for error messages."""
+        views = "" if self.views is None else f"; saved views: {self.view_ids() or '(none)'}"
         return (f"branches: {sorted(self.branches) or '(none)'}; commits: {', '.join(self.recent_commits()) or '(none)'}"
-                f"; saved views: {self.view_ids() or '(none)'}")
+                f"{views}")
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,7 @@ class V3Selection:
     head: bool  # the node is a branch's HEAD: uncommitted changes are included
     rows: tuple | None = None
     view: str | None = None
+    history: tuple = ()  # ``commit`` and its ancestors, newest first (where its chunks may be stored)
 
 
 def _reader(spec):
@@ -147,6 +161,54 @@ def _reader(spec):
     return Reader(spec.path, **kwargs)
 
 
+def read_files(spec, keys, reader=None) -> dict:
+    """Files of the dataset at ``spec.path``, read concurrently: ``{key: bytes or None (absent)}``;
+    remote reads bounded together (``OPEN_TIMEOUT_S`` for all of them).
+
+    Raises:
+        SourceError: a file cannot be read.
+        SourceTimeout: remote storage did not answer in time.
+    """
+    import time
+
+    reader = reader or _reader(spec)
+    keys = list(dict.fromkeys(keys))
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    started = {}
+    for key in keys if spec.remote else ():
+        try:
+            started[key] = reader.get_async(key)
+        except Exception as exc:  # raised again below, where the key is named
+            started[key] = exc
+    found = {}
+    for key in keys:
+        try:
+            if isinstance(started.get(key), Exception):
+                raise started[key]
+            if spec.remote:
+                data = wait(started[key], f"reading {key} of deeplake_path={spec.path!r}", OPEN_TIMEOUT_S, deadline,
+                            error=SourceTimeout, setting="LAKEDET_OPEN_TIMEOUT")
+            else:
+                data = reader.get(key)
+            found[key] = bytes(data)
+        except KeyError:
+            found[key] = None
+        except SourceTimeout:
+            raise
+        except Exception as exc:
+            text = str(exc).lower()
+            if "not found" in text or "nosuchkey" in text:
+                found[key] = None
+                continue
+            if "invalidrange" in text or "status=416" in text:
+                # Deep Lake reads from byte 0 on: storage refuses that range of an EMPTY object
+                # (Deep Lake 3 writes empty chunk_set files); a missing one would be a 404
+                found[key] = b""
+                continue
+            raise SourceError(f"deeplake_path={spec.path!r}: cannot read the Deep Lake 3 file {key!r}: {exc}") from exc
+    return found
+
+
 def read_json(spec, key: str, reader=None):
     """A JSON file of the dataset at ``spec.path`` (None when absent); remote reads bounded
     (``OPEN_TIMEOUT_S``).
@@ -155,25 +217,21 @@ def read_json(spec, key: str, reader=None):
         SourceError: the file cannot be read or is not JSON.
         SourceTimeout: remote storage did not answer in time.
     """
-    reader = reader or _reader(spec)
-    try:
-        if spec.remote:
-            data = wait(reader.get_async(key), f"reading {key} of deeplake_path={spec.path!r}", OPEN_TIMEOUT_S,
-                        error=SourceTimeout, setting="LAKEDET_OPEN_TIMEOUT")
-        else:
-            data = reader.get(key)
-    except KeyError:
+    return parse_json(spec, key, read_files(spec, [key], reader)[key])
+
+
+def parse_json(spec, key: str, data: bytes | None, error: type = SourceError):
+    """The JSON in ``data``, the bytes of the file ``key`` (None: absent, None).
+
+    Raises:
+        ``error`` (default SourceError): the bytes are not JSON; the message names the file.
+    """
+    if data is None:
         return None
-    except SourceTimeout:
-        raise
-    except Exception as exc:
-        if "not found" in str(exc).lower() or "nosuchkey" in str(exc).lower():
-            return None
-        raise SourceError(f"deeplake_path={spec.path!r}: cannot read the Deep Lake 3 file {key!r}: {exc}") from exc
     try:
-        return json.loads(bytes(data).decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except ValueError as exc:
-        raise SourceError(f"deeplake_path={spec.path!r}: the Deep Lake 3 file {key!r} is not valid JSON ({exc})") from exc
+        raise error(f"deeplake_path={spec.path!r}: the Deep Lake 3 file {key!r} is not valid JSON ({exc})") from exc
 
 
 def probe_remote(spec) -> bool:
@@ -194,17 +252,24 @@ def probe_remote(spec) -> bool:
         return False
 
 
-def read_info(spec) -> V3Info:
-    """The commits, branches and saved views of the v3 dataset at ``spec.path``."""
+def read_info(spec, views: bool = True, probe: bool = False) -> V3Info | None:
+    """The commits, branches and (with ``views``) saved views of the v3 dataset at ``spec.path``,
+    its metadata files read together. With ``probe``, ``dataset_meta.json`` is read with them and
+    None returned when it is absent (no Deep Lake 3 dataset there): one round of requests both
+    detects a remote v3 dataset and reads what opening it needs."""
     remote = spec.remote
     try:
-        reader = _reader(spec)
-        control = read_json(spec, "version_control_info.json", reader) or {}
-        views = read_json(spec, "queries.json", reader) or []
+        names = ["version_control_info.json", "queries.json"] if views else ["version_control_info.json"]
+        files = read_files(spec, ["dataset_meta.json", *names] if probe else names)
+        if probe and files["dataset_meta.json"] is None:
+            return None
+        found = {name: parse_json(spec, name, files[name]) for name in names}
+        control = found["version_control_info.json"] or {}
+        listed = found.get("queries.json") or []
     except SourceTimeout:
         raise
     except Exception as exc:
-        if not remote:
+        if not remote or probe:
             raise
         # storage Deep Lake 4 reads through its query path only (hub:// with a token): refs cannot be
         # checked first (Deep Lake's own error then says what is wrong), saved views cannot be resolved
@@ -212,7 +277,7 @@ def read_info(spec) -> V3Info:
                        "passed to Deep Lake unchecked, saved views cannot be resolved", spec.path, exc)
         return V3Info(spec.path, readable=False)
     return V3Info(spec.path, dict(control.get("commits") or {}), dict(control.get("branches") or {}),
-                  tuple(v for v in views if isinstance(v, Mapping)))
+                  tuple(v for v in listed if isinstance(v, Mapping)) if views else None)
 
 
 def check_path(path: str) -> None:
@@ -246,6 +311,9 @@ def select(spec, info: V3Info, ref: str | None = None, view: str | None = None) 
     if not info.readable and _SAFE_NAME.match(ref):
         return V3Selection(f"{spec.path}@{ref}", None, ref, False)
     if not _SAFE_NAME.match(ref) or (ref not in info.branches and ref not in info.commits):
+        if info.views is None:  # the error lists the saved views too (queries.json, read only now)
+            info = dataclasses.replace(info, views=tuple(v for v in read_json(spec, "queries.json") or ()
+                                                         if isinstance(v, Mapping)))
         raise SourceError(f"deeplake_commit_id={ref!r}: no such commit or branch in the Deep Lake 3 dataset "
                           f"{spec.path!r}; {info.available()}")
     if ref in info.branches:
@@ -271,7 +339,7 @@ def _select_view(spec, info: V3Info, view_id: str, ref: str | None) -> V3Selecti
     if entry.get("sub-sample-index"):
         raise SourceError(f"deeplake_view_id={view_id!r} of {spec.path!r} selects parts of samples "
                           f"(sub-sample-index {entry['sub-sample-index']}); lakedet reads views of whole rows")
-    version = str(entry.get("source-dataset-version") or _FIRST_COMMIT)
+    version = str(entry.get("source-dataset-version") or FIRST_COMMIT)
     if not _SAFE_NAME.match(version) or (info.commits and version not in info.commits):
         raise SourceError(f"deeplake_view_id={view_id!r}: the view was saved at version {version!r}, which the "
                           f"Deep Lake 3 dataset {spec.path!r} does not hold; {info.available()}")
@@ -316,13 +384,16 @@ def open_selection(spec, selection: V3Selection):
         if rows != sorted(set(rows)):
             logger.warning("deeplake_view_id=%r lists its rows out of dataset order or repeats some: lakedet reads "
                            "its %d distinct rows in dataset order", selection.view, len(set(rows)))
-        text = row_query(selection.source, rows)
-    else:
-        text = f'SELECT * FROM "{selection.source}"'
     what = (f"opening saved view deeplake_view_id={selection.view!r}" if selection.view
             else f"opening Deep Lake 3 {'commit ' + selection.commit if selection.commit else 'dataset'}")
     try:
-        view = query_path(spec, text, what)
+        # the ref's rows first, the view's rows selected from them: Deep Lake 4 reads the v3
+        # metadata once, and chunk reads of the view's layout slice the same object (``open_rows``)
+        view = source = query_path(spec, f'SELECT * FROM "{selection.source}"', what)
+        _opened[(spec.path, spec.token, selection.source)] = source
+        if selection.rows is not None:
+            text = row_query(None, rows)
+            view = bounded(spec, lambda: source.query(text), lambda: source.query_async(text), what)
     except SourceTimeout:
         raise
     except Exception as exc:
@@ -337,13 +408,43 @@ def open_selection(spec, selection: V3Selection):
     return view
 
 
-def open_deeplake3(spec: SourceSpec):
+def open_rows(spec, source: str):
+    """The rows of ``source`` (``<path>[@<ref>]``, a selection's ``source``): the ones this process
+    opened last (``open_selection``), else opened now. What chunk reads of a saved view's or a
+    query's layout slice (``ChunkLayout.reopen``: DataLoader workers open it once each)."""
+    key = (spec.path, spec.token, source)
+    if key not in _opened:
+        _opened[key] = query_path(spec, f'SELECT * FROM "{source}"', f"opening {source} for chunk reads")
+    return _opened[key]
+
+
+def reopen(spec, origin: Origin):
+    """The rows ``open_deeplake3`` opened (``origin`` from it), opened again in another process (a
+    DataLoader worker) from the selection it resolved: no metadata is read again."""
+    return open_selection(spec, origin.selection)
+
+
+def probe_info(spec) -> V3Info | None:
+    """The ``V3Info`` of remote ``spec.path`` when it holds a Deep Lake 3 dataset, else None: its
+    marker and metadata files read in one round (``read_info(probe=True)``); where the storage
+    cannot be read by path (``hub://`` with a token), Deep Lake 4's query path is asked instead
+    (``probe_remote``) and the info is unreadable. Bounded in time; a timeout means None."""
+    try:
+        return read_info(spec, views=spec.view is not None, probe=True)
+    except SourceTimeout:
+        return None
+    except Exception:
+        return read_info(spec, views=spec.view is not None) if probe_remote(spec) else None
+
+
+def open_deeplake3(spec: SourceSpec, info: V3Info | None = None):
     """``(view, Origin)`` of a Deep Lake 3 dataset: the ref or saved view resolved from its own
-    metadata, then queried."""
-    info = read_info(spec)
+    metadata (``info``, when already read), then queried."""
+    info = info if info is not None else read_info(spec, views=spec.view is not None)
     selection = select(spec, info, spec.commit, spec.view)
+    selection = dataclasses.replace(selection, history=info.history(selection.commit))
     view = open_selection(spec, selection)
-    return view, Origin(selection.branch, selection.commit, V3_FORMAT, selection.head)
+    return view, Origin(selection.branch, selection.commit, V3_FORMAT, selection.head, selection)
 
 
 def history_deeplake3(spec: SourceSpec) -> list[tuple[str, str, str]]:

@@ -16,9 +16,11 @@ import os
 from ..errors import SourceError, SourceTimeout
 from . import deeplake3
 from .deeplake4 import history, open_deeplake4, open_path, origin_of_deeplake4
+from .layout import ChunkLayout, chunk_layout
 from .spec import Origin, SourceSpec
 
-__all__ = ["open_source", "open_source_with_origin", "origin_of", "dataset_format", "source_history"]
+__all__ = ["open_source", "open_source_with_origin", "origin_of", "dataset_format", "source_history",
+           "storage_layout", "reopen_source"]
 
 
 def open_source(spec: SourceSpec):
@@ -53,8 +55,9 @@ def open_source_with_origin(spec: SourceSpec):
         # refusing server must not wait twice)
         cause = exc.__cause__
         missing = type(cause).__name__ == "LogNotexistsError" or "does not exist" in str(cause or "")
-        if spec.remote and missing and deeplake3.probe_remote(spec):
-            return deeplake3.open_deeplake3(spec)
+        info = deeplake3.probe_info(spec) if spec.remote and missing else None
+        if info is not None:
+            return deeplake3.open_deeplake3(spec, info)
         raise
     return open_deeplake4(spec, ds)
 
@@ -83,3 +86,24 @@ def source_history(spec: SourceSpec) -> list[tuple[str, str, str]]:
     if dataset_format(spec) == deeplake3.V3_FORMAT:
         return deeplake3.history_deeplake3(spec)
     return history(spec)
+
+
+def storage_layout(spec: SourceSpec | None, ds, origin: Origin, column: str) -> ChunkLayout | None:
+    """Where ``column``'s rows of the opened ``ds`` are stored (None: unknown): as Deep Lake 4
+    reports it, or, for data Deep Lake 3 wrote that lakedet opened (``spec``), from the v3
+    dataset's own chunk index (``lakedet.source.deeplake3_chunks``; views and queries included)."""
+    if origin.format == deeplake3.V3_FORMAT and spec is not None:
+        from .deeplake3_chunks import v3_layout
+
+        return v3_layout(spec, origin, column, len(ds))
+    return chunk_layout(ds, column)
+
+
+def reopen_source(spec: SourceSpec, origin: Origin):
+    """What ``open_source_with_origin(spec)`` opened (with ``origin``), opened again in another
+    process (a DataLoader worker started by spawn or forkserver). Data Deep Lake 3 wrote is opened
+    straight from the selection resolved the first time: no v4 open attempt, format probe or
+    metadata read before the worker's first batch."""
+    if origin.format == deeplake3.V3_FORMAT and origin.selection is not None:
+        return deeplake3.reopen(spec, origin)
+    return open_source_with_origin(spec)[0]

@@ -99,12 +99,15 @@ class SourceSpec:
 class Origin:
     """Where opened rows come from: the branch and commit they were read at (None if unknown),
     the dataset's format (``deeplake4``, or ``deeplake3`` for data Deep Lake 3 wrote, read in
-    place) and, for v3 data, whether ``commit`` is a branch's HEAD (uncommitted changes included)."""
+    place) and, for v3 data, whether ``commit`` is a branch's HEAD (uncommitted changes included)
+    and the selection that was read (``lakedet.source.deeplake3.V3Selection``: the ref or saved
+    view and its source rows), from which the storage layout is read."""
 
     branch: str | None
     commit: str | None
     format: str = "deeplake4"
     head: bool = False
+    selection: Any = field(default=None, compare=False, repr=False)
 
 
 def is_deeplake_dataset(obj: Any) -> bool:
