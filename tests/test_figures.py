@@ -3,10 +3,12 @@ source note naming the benchmark command and its result file, and that file hold
 
 A source note is written ``(source: `python benchmarks/NAME.py ...`, `benchmarks/results/NAME.json`)``
 (several result files may follow the command). Its scope is the text since the previous note or
-heading, up to the end of the paragraph or table holding the note. Measured numbers are those with
+heading, up to the end of the paragraph or table holding the note (up to the note itself when
+another note follows in the same paragraph). Measured numbers are those with
 a unit of time, speed, size or ratio (``0.42 s``, ``616 img/s``, ``1.09x``, ``12 %``, ``833 MB``) and
 every number of a table. Each must be a value of one of the cited files, as printed (rounded to
-the digits shown; a percentage may be a fraction in the file). Outside any scope, a number after a
+the digits shown; a percentage may be a fraction in the file, and a figure may be in a unit 1000
+times larger or smaller than the file's: kB for MB, ms for s). Outside any scope, a number after a
 bound or a default (``<= 3 s``, ``default 20 s``, ``~8 MB``) or before ``RTT`` is a setting or a
 target, not a measurement.
 """
@@ -31,16 +33,17 @@ SETTING_AFTER = re.compile(r"\s?RTT")
 
 
 def scopes(text: str):
-    """(scope text, command, [result files]) for every source note."""
-    start = 0
-    for note in NOTE.finditer(text):
+    """(scope text, command, [result files], (begin, end)) for every source note."""
+    notes = list(NOTE.finditer(text))
+    for k, note in enumerate(notes):
         heading = max((m.end() for m in HEADING.finditer(text, 0, note.start())), default=0)
-        begin = max(start, heading)
+        begin = max(notes[k - 1].end() if k else 0, heading)
         end = text.find("\n\n", note.end())
         end = len(text) if end == -1 else end
+        if k + 1 < len(notes) and notes[k + 1].start() < end:  # the next note of the paragraph takes what follows
+            end = note.end()
         files = re.findall(r"`([^`]+)`", note.group(2))
         yield text[begin:end], note.group(1), files, (begin, end)
-        start = end
 
 
 def numbers_in(scope: str) -> list[str]:
@@ -65,10 +68,15 @@ def leaves(value):
         yield float(value)
 
 
+#: how a printed figure may relate to the file's value: as is, a fraction as a percentage, a unit
+#: apart by 1000 (MB printed as kB, s as ms, and back)
+SCALES = (1, 100, 1000, 0.001)
+
+
 def holds(values: list[float], printed: str) -> bool:
     digits = len(printed.split(".")[1]) if "." in printed else 0
     target, tolerance = float(printed), 0.5 * 10 ** -digits + 1e-9
-    return any(abs(v - target) <= tolerance or abs(100 * v - target) <= tolerance for v in values)
+    return any(abs(scale * v - target) <= tolerance for v in values for scale in SCALES)
 
 
 CITED = [(doc, scope, command, files) for doc in DOCS for scope, command, files, _ in scopes(doc.read_text())]
