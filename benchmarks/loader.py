@@ -13,7 +13,9 @@ through the same mmengine DataLoader (batch 8, ``DefaultSampler(shuffle=True)``,
 
 Throughput is the median over ``--epochs`` passes (persistent workers) of images / second.
 Also measured: seconds to the first batch and peak RSS for 1k and 100k-row datasets (separate
-processes), and the share of iteration time spent waiting for data in the demo's training run.
+processes), and the share of iteration time spent waiting for data in the demo's training (its own
+epoch loop and hooks; mmengine's ``data_time / time``). ``--parts`` measures one part alone and keeps
+the other parts' results already in the file.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ PIPELINES = {
     ],
 }
 LOADERS = ("native", "python", "cpp", "limit")
+PARTS = ("throughput", "startup", "demo")
 CLASSES = ("box", "disc", "bar")
 
 
@@ -198,13 +201,14 @@ def measure_in_subprocess(pipeline: str, name: str, workers: int, data_root: Pat
 # --- start-up -----------------------------------------------------------------------------------
 
 def startup_probe(path: str) -> dict:
-    """Run in a fresh process: seconds from opening to the first batch (c++ loader, 2 workers), peak RSS."""
+    """Run in a fresh process: seconds from opening to the first batch (c++ loader, 2 workers, the
+    ``minimal`` pipeline), peak RSS."""
     import lakedet  # noqa: F401  (imports are not part of the start-up being measured)
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
     init_default_scope("mmdet")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     loader = Runner.build_dataloader(dict(
         batch_size=BATCH, num_workers=2, sampler=dict(type="DefaultSampler", shuffle=True, seed=0),
         collate_fn=dict(type="pseudo_collate"),
@@ -212,13 +216,16 @@ def startup_probe(path: str) -> dict:
                      pipeline=PIPELINES["minimal"])), seed=0)
     iterator = iter(loader)
     next(iterator)
-    first = time.perf_counter() - started
+    first, first_cpu = time.perf_counter() - started, time.process_time() - cpu
     del iterator  # the workers exit, so that their peak is counted below
     main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     # peak_rss_mb: the training process plus one worker (a worker's peak includes the pages it
     # shares with the training process, so this overstates the sum; it is the same for 1k and 100k)
-    return dict(first_batch_s=first, main_rss_mb=main, worker_rss_mb=worker, peak_rss_mb=main + worker)
+    # first_batch_cpu_s: the training process's CPU time until then (open, annotations, workers
+    # started), which a busy machine does not inflate; the workers' decoding is not in it
+    return dict(first_batch_s=first, first_batch_cpu_s=first_cpu, main_rss_mb=main, worker_rss_mb=worker,
+                peak_rss_mb=main + worker)
 
 
 def make_tiny_lake(path: Path, n: int) -> str:
@@ -246,22 +253,43 @@ def make_tiny_lake(path: Path, n: int) -> str:
     return str(path)
 
 
-def startup(root: Path) -> dict:
+def startup(root: Path, repeats: int = 1) -> dict:
+    """First batch and peak RSS of 1k and 100k rows: ``repeats`` fresh processes each, alternating
+    1k / 100k (ABBA order from the second round), so that a drift of the machine's load hits both."""
+    paths = {n: make_tiny_lake(root / f"tiny-{n}", n) for n in (1000, 100_000)}
+    runs = {n: [] for n in paths}
+    for round_ in range(repeats):
+        for n in (paths if round_ % 2 == 0 else list(paths)[::-1]):
+            probe = subprocess.run([sys.executable, __file__, "--startup-probe", paths[n]], capture_output=True,
+                                   text=True, check=False)
+            if probe.returncode:
+                raise RuntimeError(f"start-up probe on {paths[n]} failed:\n{probe.stderr[-3000:]}")
+            runs[n].append(json.loads(probe.stdout.strip().splitlines()[-1]))
+            print(f"  {n:>6} rows: first batch {runs[n][-1]['first_batch_s']:.3f} s, "
+                  f"peak RSS {runs[n][-1]['peak_rss_mb']:.0f} MB", flush=True)
     out = {}
-    for n in (1000, 100_000):
-        path = make_tiny_lake(root / f"tiny-{n}", n)
-        probe = subprocess.run([sys.executable, __file__, "--startup-probe", path], capture_output=True,
-                               text=True, check=False)
-        if probe.returncode:
-            raise RuntimeError(f"start-up probe on {path} failed:\n{probe.stderr[-3000:]}")
-        out[n] = json.loads(probe.stdout.strip().splitlines()[-1])
+    for n, probes in runs.items():
+        firsts = [p["first_batch_s"] for p in probes]
+        keys = [key for key in probes[0] if all(key in p for p in probes)]
+        median = {key: statistics.median(p[key] for p in probes) for key in keys}
+        out[n] = dict(median, first_batch_s_runs=[round(f, 3) for f in firsts],
+                      first_batch_s_spread=[round(min(firsts), 3), round(max(firsts), 3)])
     return out
 
 
 # --- the demo's data wait ------------------------------------------------------------------------
 
-def demo_data_wait(root: Path, loader: str, iterations: int) -> float:
-    """``data_time / time`` over the demo's training iterations (after 5 warm-up ones) with ``loader``."""
+def demo_data_wait(root: Path, loader: str, epochs: int) -> dict:
+    """The demo's own training (``EpochBasedTrainLoop``, its hooks, 2 workers) for ``epochs`` epochs
+    with ``loader``; mmengine's ``data_time`` and ``time`` of every iteration.
+
+    ``time`` (``IterTimerHook``) is the whole iteration, the wait included; ``data_time`` is the
+    time from the end of the previous iteration to the batch being handed over (the wait for the
+    DataLoader, plus whatever hooks run after ``IterTimerHook``). The share of the wait is
+    ``sum(data_time) / sum(time)`` over the iterations of an epoch. The demo's loop matters:
+    mmengine's ``IterBasedTrainLoop`` sleeps 2 s whenever its DataLoader restarts (``time.sleep(2)``
+    in ``_InfiniteDataloaderIterator``), which counts as ``data_time``; the demo trains by epochs.
+    """
     from mmengine.config import Config
     from mmengine.hooks import Hook
 
@@ -280,24 +308,35 @@ def demo_data_wait(root: Path, loader: str, iterations: int) -> float:
     else:
         cfg.train_dataloader.dataset.deeplake_path = train_path
         cfg.train_dataloader.dataset.deeplake_dataloader_type = "python" if loader == "python" else "c++"
-    cfg.train_cfg = dict(type="IterBasedTrainLoop", max_iters=iterations, val_interval=10 ** 9)
-    cfg.param_scheduler = [dict(type="ConstantLR", factor=1.0, by_epoch=False)]
+    # the demo's loop and hooks (the logger every 10 iterations included); no validation, no checkpoint
+    cfg.train_cfg = dict(type="EpochBasedTrainLoop", max_epochs=epochs, val_interval=10 ** 9)
     cfg.default_hooks.checkpoint = dict(type="CheckpointHook", interval=10 ** 9)
-    cfg.default_hooks.logger = dict(type="LoggerHook", interval=10 ** 9)
     cfg.work_dir = str(root / f"demo-work-{loader}")
     cfg.log_level = "WARNING"
-    waits = []
+    iterations = []
 
     class DataWait(Hook):
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
             hub = runner.message_hub
-            if batch_idx >= 5:
-                waits.append((hub.get_scalar("train/data_time").current(), hub.get_scalar("train/time").current()))
+            iterations.append((runner.epoch, batch_idx, hub.get_scalar("train/data_time").current(),
+                               hub.get_scalar("train/time").current()))
 
     runner = build_runner(cfg, validate=False)
     runner.register_hook(DataWait(), priority="LOWEST")
     runner.train()
-    return sum(w for w, _ in waits) / sum(t for _, t in waits)
+    out = dict(iterations=len(iterations), epochs={})
+    for epoch in sorted({it[0] for it in iterations}):
+        rows = [it for it in iterations if it[0] == epoch]
+        data, total = [r[2] for r in rows], [r[3] for r in rows]
+        # what the demo's log prints every 10 iterations: window means of the last 10 iterations
+        windows = [statistics.mean(data[i - 10:i]) for i in range(10, len(data) + 1, 10)]
+        out["epochs"][str(epoch + 1)] = dict(
+            iterations=len(rows), wait_share=sum(data) / sum(total), data_time_s=sum(data), time_s=sum(total),
+            first_iteration_data_time_s=data[0], median_data_time_s=statistics.median(data),
+            median_time_s=statistics.median(total),
+            wait_share_without_first_iteration=sum(data[1:]) / sum(total[1:]),
+            logged_data_time_s=[min(windows), max(windows)] if windows else None)
+    return out
 
 
 def export_files(lake_path: str, root: Path) -> dict:
@@ -336,6 +375,10 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
 def write_results(path, result: dict) -> None:
     """Write a benchmark's result as indented JSON (folders created) and say where."""
     out = Path(path)
@@ -359,60 +402,113 @@ def main(argv=None) -> int:
     parser.add_argument("--pipelines", nargs="+", default=list(PIPELINES), choices=list(PIPELINES))
     parser.add_argument("--data", default=str(HERE / ".data"), help="where the benchmark data is built and kept")
     parser.add_argument("--out", default=str(HERE / "results" / "loader.json"))
-    parser.add_argument("--skip-startup", action="store_true")
-    parser.add_argument("--demo-iters", type=int, default=60, help="demo training iterations per loader (0: skip)")
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                        help="what to measure (default: all); the other parts' results already in --out are kept")
+    parser.add_argument("--skip-startup", action="store_true", help="the same as leaving 'startup' out of --parts")
+    parser.add_argument("--startup-repeats", type=int, default=5, help="fresh processes per dataset size")
+    parser.add_argument("--demo-epochs", type=int, default=2, help="epochs of the demo's training per run (0: skip)")
+    parser.add_argument("--demo-repeats", type=int, default=2, help="runs per loader, the loaders alternating")
     parser.add_argument("--startup-probe", help=argparse.SUPPRESS)
-    parser.add_argument("--demo-probe", nargs=2, metavar=("LOADER", "ITERS"), help=argparse.SUPPRESS)
+    parser.add_argument("--demo-probe", nargs=2, metavar=("LOADER", "EPOCHS"), help=argparse.SUPPRESS)
     parser.add_argument("--measure", nargs=3, metavar=("PIPELINE", "LOADER", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.startup_probe:
         print(json.dumps(startup_probe(args.startup_probe)))
         return 0
     if args.demo_probe:
-        print(json.dumps(dict(wait=demo_data_wait(Path(args.data), args.demo_probe[0], int(args.demo_probe[1])))))
+        print(json.dumps(demo_data_wait(Path(args.data), args.demo_probe[0], int(args.demo_probe[1]))))
         return 0
     if args.measure:
         pipeline, name, workers = args.measure
         print(json.dumps(dict(img_per_s=measure(pipeline, name, int(workers), Path(args.data), args.n, args.epochs))))
         return 0
+    parts = [p for p in args.parts if not (p == "startup" and args.skip_startup)
+             and not (p == "demo" and not args.demo_epochs)]
 
     root = Path(args.data)
     print(f"machine: {machine()}")
-    print(f"building / reusing {args.n} JPEG images (640x480) under {root} ...", flush=True)
-    make_data(root / f"coco-{args.n}", args.n)
-    rows = []
-    for pipeline in args.pipelines:
-        for workers in args.workers:
-            for name in args.loaders:
-                rate = measure_in_subprocess(pipeline, name, workers, root / f"coco-{args.n}", args.n, args.epochs)
-                rows.append(dict(pipeline=pipeline, loader=name, workers=workers, img_per_s=round(rate, 1)))
-                print(f"  {pipeline:8s} {name:7s} workers={workers}: {rate:7.1f} img/s", flush=True)
-    result = dict(machine=machine(), images=args.n, batch_size=BATCH, rows=rows)
+    # a part measured alone replaces its own keys in --out and keeps the others' (one file, one source)
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.exists() and set(parts) != set(PARTS) else {}
+    result["machine"] = machine()
+    runs = result.setdefault("measured", {})
+    rows = result.get("rows", [])
+    if "throughput" in parts:
+        load_before = os.getloadavg()
+        print(f"building / reusing {args.n} JPEG images (640x480) under {root} ...", flush=True)
+        make_data(root / f"coco-{args.n}", args.n)
+        rows = []
+        for pipeline in args.pipelines:
+            for workers in args.workers:
+                for name in args.loaders:
+                    rate = measure_in_subprocess(pipeline, name, workers, root / f"coco-{args.n}", args.n, args.epochs)
+                    rows.append(dict(pipeline=pipeline, loader=name, workers=workers, img_per_s=round(rate, 1)))
+                    print(f"  {pipeline:8s} {name:7s} workers={workers}: {rate:7.1f} img/s", flush=True)
+        result.update(images=args.n, batch_size=BATCH, rows=rows)
 
-    def rate(pipeline, loader, workers=2):
-        found = [r["img_per_s"] for r in rows if (r["pipeline"], r["loader"], r["workers"]) == (pipeline, loader, workers)]
-        return found[0] if found else None
+        def rate(pipeline, loader, workers=2):
+            found = [r["img_per_s"] for r in rows if (r["pipeline"], r["loader"], r["workers"]) == (pipeline, loader, workers)]
+            return found[0] if found else None
 
-    for pipeline in PIPELINES:
-        for other in ("native", "limit"):
-            a, b = rate(pipeline, "cpp"), rate(pipeline, other)
-            if a and b:
-                result[f"{pipeline}_cpp_vs_{other}_w2"] = round(a / b, 3)
-    if not args.skip_startup:
-        print("start-up on 1k and 100k rows ...", flush=True)
-        probes = startup(root)
+        for pipeline in PIPELINES:
+            for other in ("native", "limit"):
+                a, b = rate(pipeline, "cpp"), rate(pipeline, other)
+                if a and b:
+                    result[f"{pipeline}_cpp_vs_{other}_w2"] = round(a / b, 3)
+        runs["throughput"] = dict(command=f"python benchmarks/loader.py --parts throughput", when=now(),
+                                  load_average_before=load_before, load_average_after=os.getloadavg())
+    if "startup" in parts:
+        load_before = os.getloadavg()
+        print(f"start-up on 1k and 100k rows, {args.startup_repeats} fresh processes each ...", flush=True)
+        probes = startup(root, args.startup_repeats)
         result["startup"] = {str(k): v for k, v in probes.items()}
         result["first_batch_s_100k"] = round(probes[100_000]["first_batch_s"], 3)
+        result["first_batch_s_1k"] = round(probes[1000]["first_batch_s"], 3)
+        if "first_batch_cpu_s" in probes[100_000]:
+            result["first_batch_cpu_s_100k"] = round(probes[100_000]["first_batch_cpu_s"], 3)
         result["rss_ratio_100k_vs_1k"] = round(probes[100_000]["peak_rss_mb"] / probes[1000]["peak_rss_mb"], 3)
-    if args.demo_iters:
-        result["demo_data_wait"] = {}
-        for name in ("native", "python", "cpp"):
-            out = subprocess.run([sys.executable, __file__, "--demo-probe", name, str(args.demo_iters),
-                                  "--data", str(root)], capture_output=True, text=True, check=False)
-            if out.returncode:
-                raise RuntimeError(f"the demo training run with {name} failed:\n{out.stderr[-3000:]}")
-            result["demo_data_wait"][name] = round(json.loads(out.stdout.strip().splitlines()[-1])["wait"], 4)
-            print(f"  demo training, {name}: data_time/time = {result['demo_data_wait'][name]:.3f}", flush=True)
+        runs["startup"] = dict(command=f"python benchmarks/loader.py --parts startup --startup-repeats "
+                                       f"{args.startup_repeats}", when=now(), repeats=args.startup_repeats,
+                               statistic="median of the fresh processes",
+                               load_average_before=load_before, load_average_after=os.getloadavg())
+    if "demo" in parts:
+        load_before = os.getloadavg()
+        result.pop("demo_data_wait", None)  # the 60-iteration IterBasedTrainLoop measure it replaces
+        print(f"the demo's training, {args.demo_epochs} epochs per run, {args.demo_repeats} runs per loader ...",
+              flush=True)
+        loaders = ("native", "python", "cpp")
+        demo = {name: [] for name in loaders}
+        for round_ in range(args.demo_repeats):
+            for name in (loaders if round_ % 2 == 0 else loaders[::-1]):
+                probe = subprocess.run([sys.executable, __file__, "--demo-probe", name, str(args.demo_epochs),
+                                        "--data", str(root)], capture_output=True, text=True, check=False)
+                if probe.returncode:
+                    raise RuntimeError(f"the demo training run with {name} failed:\n{probe.stderr[-3000:]}")
+                demo[name].append(json.loads(probe.stdout.strip().splitlines()[-1]))
+                last = demo[name][-1]["epochs"][str(args.demo_epochs)]
+                print(f"  {name:6s} epoch {args.demo_epochs}: data_time / time = {last['wait_share']:.4f} "
+                      f"(median iteration {last['median_time_s']:.3f} s, median data_time "
+                      f"{last['median_data_time_s']:.4f} s; epoch 1: {demo[name][-1]['epochs']['1']['wait_share']:.4f})",
+                      flush=True)
+        steady = str(args.demo_epochs)
+        summary = {}
+        for name, probes in demo.items():
+            shares = [p["epochs"][steady]["wait_share"] for p in probes]
+            firsts = [p["epochs"]["1"]["wait_share"] for p in probes]
+            summary[name] = dict(
+                wait_share=round(statistics.median(shares), 4), wait_share_runs=[round(x, 4) for x in shares],
+                epoch1_wait_share_runs=[round(x, 4) for x in firsts],
+                median_time_s=round(statistics.median(p["epochs"][steady]["median_time_s"] for p in probes), 3),
+                median_data_time_s=round(statistics.median(p["epochs"][steady]["median_data_time_s"] for p in probes), 4),
+                logged_data_time_s=[round(min(p["epochs"][steady]["logged_data_time_s"][0] for p in probes), 4),
+                                    round(max(p["epochs"][steady]["logged_data_time_s"][1] for p in probes), 4)])
+        result["demo_wait"] = dict(
+            definition="sum(data_time) / sum(time) over the iterations of the last epoch, mmengine's IterTimerHook "
+                       "values (time includes data_time), the demo's EpochBasedTrainLoop and hooks; median of the runs",
+            epochs_per_run=args.demo_epochs, runs_per_loader=args.demo_repeats, loaders=summary, raw=demo)
+        runs["demo"] = dict(command=f"python benchmarks/loader.py --parts demo --demo-epochs {args.demo_epochs} "
+                                    f"--demo-repeats {args.demo_repeats}", when=now(),
+                            load_average_before=load_before, load_average_after=os.getloadavg())
 
     print()
     print(table(["pipeline", "loader", "workers", "img/s"],

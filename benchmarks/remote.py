@@ -206,7 +206,8 @@ def remote_run(label: str, server, proxy: Proxy, url: str, creds: dict, order: s
     after = proxy.stats()
     images = result["rows"] * epochs
     rate = steady(result)
-    row = dict(run=label, order=result["order"], img_per_s=round(rate, 1), vs_local=round(rate / local_rate, 3),
+    row = dict(run=label, order=result["order"], img_per_s=round(rate, 1), local_img_per_s=round(local_rate, 1),
+               vs_local=round(rate / local_rate, 3),
                gets_per_img=round((after["gets"] - before["gets"]) / images, 3),
                mb_per_img=round((after["bytes_down"] - before["bytes_down"]) / images / 1e6, 4),
                server_cpu_ms_per_img=round((cpu_seconds(server.pid) - served) / images * 1000, 2),
@@ -220,6 +221,41 @@ def remote_run(label: str, server, proxy: Proxy, url: str, creds: dict, order: s
     return row
 
 
+def local_baseline(row: dict) -> tuple[float, bool]:
+    """The local-disk rate a row's ratio is to: recorded (``local_img_per_s``), or, in results
+    written before it was recorded, derived as ``img_per_s / vs_local`` (True: derived)."""
+    if "local_img_per_s" in row:
+        return row["local_img_per_s"], False
+    return round(row["img_per_s"] / row["vs_local"], 1), True
+
+
+def rows_table(rows: list[dict], markdown: bool = False) -> str:
+    """The runs with the local baseline each ratio is to (``*``: derived from the rounded ratio)."""
+    headers = ["run", "order", "img/s", "local img/s (paired)", "/ local", "GET/img", "kB/img", "server CPU ms/img",
+               "proxy CPU ms/img", "worker RSS MB", "neighbour dist.", "chunks/batch"]
+    lines = []
+    for r in rows:
+        base, derived = local_baseline(r)
+        lines.append((r["run"], r["order"], r["img_per_s"], f"{base}{'*' if derived else ''}", r["vs_local"],
+                      r.get("gets_per_img", ""), round(r["mb_per_img"] * 1000, 1) if "mb_per_img" in r else "",
+                      r.get("server_cpu_ms_per_img", ""), r.get("proxy_cpu_ms_per_img", ""), r["worker_rss_mb"],
+                      r["neighbour_distance"], r["chunks_per_batch"]))
+    if not markdown:
+        return bench.table(headers, lines)
+    return "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers),
+                      *("| " + " | ".join(str(v) for v in line) + " |" for line in lines)])
+
+
+def print_table(path: str) -> int:
+    """``--table``: the runs of a written result, as a Markdown table, with each ratio's baseline."""
+    result = json.loads(Path(path).read_text())
+    print(f"{path}: {result.get('machine', '')}; load average {result.get('load_average')}")
+    print(rows_table(result["rows"], markdown=True))
+    if any(local_baseline(r)[1] for r in result["rows"]):
+        print("\n* not recorded in this file: img_per_s / vs_local (both rounded), the paired local run's rate")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # 4000 images (~390 MB, ~49 chunks): more than Deep Lake keeps in memory per process (10-20
@@ -230,8 +266,13 @@ def main(argv=None) -> int:
     parser.add_argument("--rate-mbit", type=float, default=400.0, help="the bandwidth-capped run (0: none)")
     parser.add_argument("--data", default=str(HERE / ".data"))
     parser.add_argument("--out", default=str(HERE / "results" / "remote.json"))
+    parser.add_argument("--table", nargs="?", const=str(HERE / "results" / "remote.json"), metavar="JSON",
+                        help="print the table of a written result (default: --out's) with each ratio's local "
+                             "baseline, and measure nothing")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.table:
+        return print_table(args.table)
     if args.measure:
         print(json.dumps(measure(*json.loads(args.measure))))
         return 0
@@ -254,7 +295,7 @@ def main(argv=None) -> int:
         local_rate = steady(local["permutation"])
         for order, result in local.items():
             rows.append(dict(run="local disk", order=order, img_per_s=round(steady(result), 1),
-                             vs_local=round(steady(result) / local_rate, 3), worker_rss_mb=result["worker_rss_mb"],
+                             local_img_per_s=round(local_rate, 1), vs_local=round(steady(result) / local_rate, 3), worker_rss_mb=result["worker_rss_mb"],
                              epochs=[round(r, 1) for r in result["rates"]], **result["quality"]))
             print(f"  local disk                   {order:11s} {steady(result):7.1f} img/s", flush=True)
         def paired_local() -> float:
@@ -318,12 +359,7 @@ def main(argv=None) -> int:
                   s3_server="moto (local, 127.0.0.1) behind latency_proxy.py", rows=rows, two_ranks=ranks,
                   targets=[dict(measure=m, value=v, target=t, met=v >= t) for m, v, t in targets])
     print()
-    print(bench.table(["run", "order", "img/s", "/ local", "GET/img", "kB/img", "server ms/img", "proxy ms/img",
-                       "worker RSS MB", "neighbour dist.", "chunks/batch"],
-                      [(r["run"], r["order"], r["img_per_s"], r["vs_local"], r.get("gets_per_img", "-"),
-                        round(r["mb_per_img"] * 1000, 1) if "mb_per_img" in r else "-",
-                        r.get("server_cpu_ms_per_img", "-"), r.get("proxy_cpu_ms_per_img", "-"), r["worker_rss_mb"],
-                        r["neighbour_distance"], r["chunks_per_batch"]) for r in rows]))
+    print(rows_table(rows))
     print()
     print(bench.table(["2 ranks, 1 epoch", "fetched MB", "dataset MB", "ratio"],
                       [(o, v["fetched_mb"], v["dataset_mb"], v["ratio"]) for o, v in ranks.items()]))
