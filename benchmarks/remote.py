@@ -246,9 +246,16 @@ def rows_table(rows: list[dict], markdown: bool = False) -> str:
                       *("| " + " | ".join(str(v) for v in line) + " |" for line in lines)])
 
 
-def print_table(path: str) -> int:
-    """``--table``: the runs of a written result, as a Markdown table, with each ratio's baseline."""
+def print_table(path: str, out: str | None = None) -> int:
+    """``--table``: the runs of a written result, as a Markdown table, with each ratio's baseline;
+    ``out``: also write that table as JSON (the README cites it for the baselines)."""
     result = json.loads(Path(path).read_text())
+    if out:
+        table = [dict(run=r["run"], order=r["order"], img_per_s=r["img_per_s"], vs_local=r["vs_local"],
+                      local_img_per_s=local_baseline(r)[0], local_derived=local_baseline(r)[1]) for r in result["rows"]]
+        bench.write_results(out, dict(source=path, command=f"python benchmarks/remote.py --table {path} --table-out {out}",
+                                      derived="local_img_per_s = img_per_s / vs_local where local_derived is true",
+                                      rows=table))
     print(f"{path}: {result.get('machine', '')}; load average {result.get('load_average')}")
     print(rows_table(result["rows"], markdown=True))
     if any(local_baseline(r)[1] for r in result["rows"]):
@@ -269,10 +276,11 @@ def main(argv=None) -> int:
     parser.add_argument("--table", nargs="?", const=str(HERE / "results" / "remote.json"), metavar="JSON",
                         help="print the table of a written result (default: --out's) with each ratio's local "
                              "baseline, and measure nothing")
+    parser.add_argument("--table-out", metavar="JSON", help="with --table: also write the table as JSON")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.table:
-        return print_table(args.table)
+        return print_table(args.table, args.table_out)
     if args.measure:
         print(json.dumps(measure(*json.loads(args.measure))))
         return 0

@@ -8,9 +8,9 @@ another note follows in the same paragraph). Measured numbers are those with
 a unit of time, speed, size or ratio (``0.42 s``, ``616 img/s``, ``1.09x``, ``12 %``, ``833 MB``) and
 every number of a table. Each must be a value of one of the cited files, as printed (rounded to
 the digits shown; a percentage may be a fraction in the file, and a figure may be in a unit 1000
-times larger or smaller than the file's: kB for MB, ms for s). Outside any scope, a number after a
-bound or a default (``<= 3 s``, ``default 20 s``, ``~8 MB``) or before ``RTT`` is a setting or a
-target, not a measurement.
+times larger or smaller than the file's: kB for MB, ms for s). A number after a bound or a
+default (``<= 3 s``, ``default 20 s``, ``~8 MB``) or before ``RTT`` is a setting or a target, not a
+measurement, inside a scope or not.
 """
 
 import json
@@ -22,13 +22,13 @@ import pytest
 
 ROOT = Path(__file__).parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-NOTE = re.compile(r"\(source: `(python benchmarks/[^`]+)`((?:,\s+`[^`]+`)+)\)")
+NOTE = re.compile(r"\(source:\s+`(python benchmarks/[^`]+)`((?:,\s+`[^`]+`)+)\)")
 UNIT = r"(?:x\b|×|\s?%|\s?(?:s|ms|µs|img/s|rows/s|MB|GB|kB|GiB|MiB)\b)"
 MEASURED = re.compile(rf"(?<![\w.])(\d+(?:\.\d+)?){UNIT}")
 HEADING = re.compile(r"^#{1,6} ", re.M)
 #: what makes a number a setting or a target, not a measurement: a bound or default before it, or an
 #: RTT after it (the benchmark's simulated latency)
-SETTING_BEFORE = re.compile(r"(?:<=|>=|≤|≥|<|>|~|\bdefault:?|\bwithin|\bcap of|\bat most|\btimeout|\bafter)\s*$")
+SETTING_BEFORE = re.compile(r"(?:<=|>=|≤|≥|<|>|~|\bdefault:?|\bwithin|\bcap of|\bat most|\btimeout)\s*$")
 SETTING_AFTER = re.compile(r"\s?RTT")
 
 
@@ -46,8 +46,14 @@ def scopes(text: str):
         yield text[begin:end], note.group(1), files, (begin, end)
 
 
+def is_setting(text: str, match) -> bool:
+    return bool(SETTING_BEFORE.search(text[max(0, match.start() - 16):match.start()])
+                or SETTING_AFTER.match(text, match.end()))
+
+
 def numbers_in(scope: str) -> list[str]:
-    found = [m.group(1) for m in MEASURED.finditer(NOTE.sub("", scope))]
+    text = NOTE.sub("", scope)
+    found = [m.group(1) for m in MEASURED.finditer(text) if not is_setting(text, m)]
     for line in scope.splitlines():
         if line.startswith("|") and not set(line) <= set("|-: "):
             for cell in line.strip("|").split("|"):
@@ -105,8 +111,7 @@ def test_no_measured_figure_without_a_source(doc):
         if any(a <= match.start() < b for a, b in covered):
             continue
         line = text[text.rfind("\n", 0, match.start()) + 1:text.find("\n", match.start())]
-        if SETTING_BEFORE.search(text[max(0, match.start() - 16):match.start()]) or \
-                SETTING_AFTER.match(text, match.end()):
+        if is_setting(text, match):
             continue
         loose.append(f"{match.group(0)!r} in: {line.strip()[:120]}")
     assert not loose, f"{doc.name}: figures without a source note:\n" + "\n".join(loose)
