@@ -29,7 +29,6 @@ import importlib.util
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,33 +40,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import loader as bench  # noqa: E402  (machine(), write_results)
+from remote import start_s3  # noqa: E402  (a moto S3 server with the bucket lakedet)
 
 COLUMN = "images"
 URL = "s3://lakedet/reads"
-
-
-def start_s3():
-    import boto3
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    creds = dict(aws_access_key_id="bench", aws_secret_access_key="bench-secret",
-                 endpoint_url=f"http://127.0.0.1:{port}", aws_region="us-east-1")
-    client = boto3.client("s3", endpoint_url=creds["endpoint_url"], region_name="us-east-1",
-                          aws_access_key_id="bench", aws_secret_access_key="bench-secret")
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.create_bucket(Bucket="lakedet")
-            return server, creds
-        except Exception:
-            if time.monotonic() > deadline or server.poll() is not None:
-                server.kill()
-                raise RuntimeError("the moto S3 server did not start")
-            time.sleep(0.1)
 
 
 class ThreadedProxy:
