@@ -24,15 +24,12 @@ The machine has 2 cores shared with other work; its load average is in the JSON.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import importlib.util
 import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -40,36 +37,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import loader as bench  # noqa: E402  (machine(), write_results)
+from latency_proxy import ThreadedProxy  # noqa: E402
 from remote import start_s3  # noqa: E402  (a moto S3 server with the bucket lakedet)
 
 COLUMN = "images"
 URL = "s3://lakedet/reads"
-
-
-class ThreadedProxy:
-    """The latency proxy at 0 ms RTT on an event loop in a thread of this process."""
-
-    def __init__(self, endpoint: str):
-        spec = importlib.util.spec_from_file_location("latency_proxy", HERE / "latency_proxy.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
-        self.proxy = module.LatencyProxy(host, int(port), 0.0, http=True)
-        self.loop = asyncio.new_event_loop()
-        started = threading.Event()
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(self.proxy.start())
-            started.set()
-            self.loop.run_forever()
-
-        threading.Thread(target=run, daemon=True).start()
-        started.wait(10)
-        self.endpoint = f"http://127.0.0.1:{self.proxy.listen_port}"
-
-    def stats(self) -> dict:
-        return dict(self.proxy.stats)
 
 
 def delta(after: dict, before: dict) -> dict:
@@ -115,7 +87,7 @@ def probe(kind: str, creds: dict, arg: str) -> dict:
     layout = chunk_layout(ds, COLUMN)
     bounds = [int(b) for b in layout.bounds]
     col = ds[COLUMN]
-    base = proxy.stats()
+    base = proxy.stats
     out = dict(chunks=len(bounds) - 1, bounds=bounds, open=dict(gets=base["gets"], mb=round(base["bytes_down"] / 1e6, 3)))
     if kind == "layout":
         sizes = [len(col.get_bytes(i)) for i in range(0, len(ds), max(1, len(ds) // 200))]
@@ -123,7 +95,7 @@ def probe(kind: str, creds: dict, arg: str) -> dict:
     elif kind == "slice":
         a, b = bounds[1], bounds[2]
         col.get_bytes(slice(a, b))
-        out.update(delta(proxy.stats(), base), rows=b - a)
+        out.update(delta(proxy.stats, base), rows=b - a)
     elif kind == "rows":
         rng = np.random.default_rng(1)
         if arg == "consecutive":
@@ -131,35 +103,35 @@ def probe(kind: str, creds: dict, arg: str) -> dict:
         else:
             rows = [int(r) for r in rng.choice(len(ds), 32, replace=False)]
         sizes = col.get_bytes(rows)
-        out.update(delta(proxy.stats(), base), rows=len(rows), image_mb=round(sum(len(s) for s in sizes) / 1e6, 3))
+        out.update(delta(proxy.stats, base), rows=len(rows), image_mb=round(sum(len(s) for s in sizes) / 1e6, 3))
     elif kind == "memory":
         k = int(arg)
         for i in range(k):
             col.get_bytes(slice(bounds[i], bounds[i + 1]))
-        first = proxy.stats()
+        first = proxy.stats
         out["first_read"] = delta(first, base)
         col.get_bytes(slice(bounds[k - 1], bounds[k]))
-        last = proxy.stats()
+        last = proxy.stats
         out["reread_last_chunk"] = delta(last, first)
         col.get_bytes(slice(bounds[0], bounds[1]))
-        one = proxy.stats()
+        one = proxy.stats
         out["reread_first_chunk"] = delta(one, last)
         for i in range(k):
             col.get_bytes(slice(bounds[i], bounds[i + 1]))
-        out["reread_all_in_order"] = delta(proxy.stats(), one)
+        out["reread_all_in_order"] = delta(proxy.stats, one)
     elif kind == "disk":
         k, folder = int(arg.split(":")[0]), arg.split(":", 1)[1]
         sizes = []
         for i in range(k):
             col.get_bytes(slice(bounds[i], bounds[i + 1]))
             sizes.append(round(folder_mb(folder), 1))
-        out["read"] = delta(proxy.stats(), base)
+        out["read"] = delta(proxy.stats, base)
         out["folder_mb_after_each_chunk"] = sizes
         out["data_mb"] = out["read"]["mb"]
     elif kind == "disk-rows":
-        before = proxy.stats()
+        before = proxy.stats
         col.get_bytes(list(range(bounds[0] + 3, bounds[0] + 35)))
-        out["rows_32"] = delta(proxy.stats(), before)
+        out["rows_32"] = delta(proxy.stats, before)
     return out
 
 

@@ -182,6 +182,61 @@ class LatencyProxy:
                 pass
 
 
+class ThreadedProxy:
+    """The proxy run on an event loop in a thread of the calling process (tests, benchmarks):
+    ``endpoint`` to give Deep Lake, ``stats`` (connections, requests, GETs, bytes), ``paused``
+    (set: storage that stops answering), ``stop()``."""
+
+    def __init__(self, endpoint: str, rtt: float = 0.0):
+        import threading
+
+        host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
+        self.proxy = LatencyProxy(host, int(port), rtt, http=True)
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.loop.run_until_complete(self.proxy.start())
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        started.wait(10)
+        self.endpoint = f"http://127.0.0.1:{self.proxy.listen_port}"
+
+    @property
+    def stats(self) -> dict:
+        return dict(self.proxy.stats)
+
+    def record(self) -> list:
+        """Log every request from now on; the list ``(method, path, range, status)`` are appended to."""
+        self.proxy.log = []
+        return self.proxy.log
+
+    @property
+    def paused(self) -> bool:
+        return self.proxy.paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self.proxy.paused = value
+
+    def stop(self) -> None:
+        async def shutdown():
+            self.proxy._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.proxy.paused = False
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
 def _content_length(head: bytes, default=0):
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")

@@ -66,67 +66,19 @@ def upload_folder(creds: dict, folder: Path, prefix: str):
     return f"s3://lakedet/{prefix}", objects
 
 
-class ThreadedProxy:
-    """``benchmarks/latency_proxy.py``'s proxy run on an event loop in a thread of this process:
-    ``endpoint`` to give Deep Lake, ``stats`` (connections, requests, GETs, bytes), ``paused``
-    (set: storage that stops answering), ``stop()``."""
+def _latency_proxy():
+    import importlib.util
 
-    def __init__(self, endpoint: str, rtt: float = 0.0):
-        import asyncio
-        import importlib.util
-        import threading
+    spec = importlib.util.spec_from_file_location(
+        "latency_proxy", Path(__file__).resolve().parent.parent / "benchmarks" / "latency_proxy.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-        spec = importlib.util.spec_from_file_location(
-            "latency_proxy", Path(__file__).resolve().parent.parent / "benchmarks" / "latency_proxy.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        host, port = endpoint.rsplit("//", 1)[1].rsplit(":", 1)
-        self.proxy = module.LatencyProxy(host, int(port), rtt, http=True)
-        self.loop = asyncio.new_event_loop()
-        started = threading.Event()
 
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.loop.run_until_complete(self.proxy.start())
-            started.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        started.wait(10)
-        self.endpoint = f"http://127.0.0.1:{self.proxy.listen_port}"
-
-    @property
-    def stats(self) -> dict:
-        return dict(self.proxy.stats)
-
-    def record(self) -> list:
-        """Log every request from now on; the list ``(method, path, range, status)`` are appended to."""
-        self.proxy.log = []
-        return self.proxy.log
-
-    @property
-    def paused(self) -> bool:
-        return self.proxy.paused
-
-    @paused.setter
-    def paused(self, value: bool) -> None:
-        self.proxy.paused = value
-
-    def stop(self) -> None:
-        import asyncio
-
-        async def shutdown():
-            self.proxy._server.close()
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self.proxy.paused = False
-        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+#: ``benchmarks/latency_proxy.py``'s proxy on an event loop in a thread of this process (the tests
+#: and the benchmarks share it)
+ThreadedProxy = _latency_proxy().ThreadedProxy
 
 
 @pytest.fixture(scope="session")
