@@ -81,7 +81,7 @@ def probe(kind: str, creds: dict, arg: str) -> dict:
     proxy = ThreadedProxy(creds["endpoint_url"])
     import deeplake
 
-    from lakedet.schema.layout import chunk_layout
+    from lakedet.source.layout import chunk_layout
 
     ds = deeplake.open_read_only(URL, creds=dict(creds, endpoint_url=proxy.endpoint))
     layout = chunk_layout(ds, COLUMN)

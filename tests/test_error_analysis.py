@@ -1,4 +1,4 @@
-"""`lakedet errors`: match columns on a branch, the README's TQL recipes, plots, `show --errors`, the command."""
+"""`lakedet errors`: match columns on a branch, the TQL recipes of docs/error-analysis.md, plots, `show --errors`, the command."""
 
 import json
 import re
@@ -20,7 +20,7 @@ from lakedet.tools.synthetic import SHAPE_CLASSES, SyntheticRow, render_rows, wr
 
 pytestmark = pytest.mark.timeout(300)
 
-README = Path(__file__).parent.parent / "README.md"
+RECIPES = Path(__file__).parent.parent / "docs" / "error-analysis.md"
 CIRCLE, SQUARE, TRIANGLE = range(3)
 
 
@@ -43,7 +43,7 @@ def _xyxy(*boxes):
 
 
 # Per row: ground truth (x1y1x2y2, label, crowd) and predictions (x1y1x2y2, label, score), chosen so
-# each README recipe selects known rows.
+# each recipe of docs/error-analysis.md selects known rows.
 CASE = [
     # 0: two hits and a confident false positive far from anything (a likely missing label)
     dict(gt=[([10, 10, 30, 30], SQUARE, 0), ([35, 35, 60, 60], CIRCLE, 0)],
@@ -110,12 +110,12 @@ def _open_branch(path, name="errors"):
 
 
 def _readme_recipes():
-    block = re.search(r"```sql\n(.*?)```", README.read_text(), re.S).group(1)
+    block = re.search(r"```sql\n(.*?)```", RECIPES.read_text(), re.S).group(1)
     lines = [line.strip() for line in block.splitlines() if line.strip()]
     return {comment[3:]: query for comment, query in zip(lines[::2], lines[1::2])}
 
 
-def test_the_readme_recipes_return_the_expected_rows(case_branch):
+def test_the_documented_recipes_return_the_expected_rows(case_branch):
     path, _, _ = case_branch
     root, branch = _open_branch(path)
     recipes = _readme_recipes()

@@ -37,7 +37,7 @@ def test_predict_writes_a_branch_and_leaves_the_source_untouched(shapes, tmp_pat
     for row in range(6):
         boxes, labels, scores = (np.asarray(branch[c][row]) for c in ("pred_boxes", "pred_labels", "pred_scores"))
         assert len(boxes) == len(labels) == len(scores) > 0  # score-thr 0 keeps the untrained model's boxes
-    # the README's query runs on the result: confident predictions of class 0 the ground truth lacks
+    # docs/data-tools.md's query runs on the result: confident predictions of class 0 the ground truth lacks
     suspicious = branch.query("SELECT * WHERE ANY(pred_scores > 0.0 AND pred_labels == 0) AND ALL(labels != 0)")
     expected = [r for r in range(6) if 0 not in np.asarray(branch["labels"][r]).tolist()
                 and 0 in np.asarray(branch["pred_labels"][r]).tolist()]
