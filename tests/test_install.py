@@ -73,6 +73,57 @@ def test_mmcv_without_its_ops_is_a_clear_error_first_thing(entry, tmp_path):
     assert "mim install" in out.stderr
 
 
+OLD_DEEPLAKE = """
+import importlib.metadata
+real = importlib.metadata.version
+importlib.metadata.version = lambda name: "3.9.52" if name == "deeplake" else real(name)
+"""
+
+
+def test_warn_mode_goes_on_with_every_problem_named_and_other_values_are_refused(tmp_path):
+    """LAKEDET_ENVIRONMENT_CHECK=warn (an environment the user vouches for) imports lakedet with a
+    warning naming each problem; a value it does not know is an error, not a silent 'off'."""
+    run = "import lakedet, mmdet.registry; lakedet.register_all(); print('registered', 'DeepLakeDetDataset' in mmdet.registry.DATASETS)"
+    env = {**os.environ, "LAKEDET_ENVIRONMENT_CHECK": "warn"}
+    out = subprocess.run([sys.executable, "-W", "always", "-c", OLD_DEEPLAKE + run], capture_output=True, text=True,
+                         cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "registered True" in out.stdout
+    assert "not tested on (LAKEDET_ENVIRONMENT_CHECK=warn)" in out.stderr
+    assert "deeplake 3.9.52 is installed, lakedet needs deeplake>=4.7,<4.8" in out.stderr
+    env.pop("LAKEDET_ENVIRONMENT_CHECK")
+    out = subprocess.run([sys.executable, "-c", OLD_DEEPLAKE + run], capture_output=True, text=True, cwd=tmp_path,
+                         env=env)
+    assert out.returncode != 0 and "set LAKEDET_ENVIRONMENT_CHECK=warn" in out.stderr, out.stderr[-2000:]
+    env["LAKEDET_ENVIRONMENT_CHECK"] = "off"
+    out = subprocess.run([sys.executable, "-c", OLD_DEEPLAKE + run], capture_output=True, text=True, cwd=tmp_path,
+                         env=env)
+    assert out.returncode != 0 and "LAKEDET_ENVIRONMENT_CHECK='off' is not understood" in out.stderr, out.stderr[-2000:]
+
+
+def test_mmcv_lite_counts_as_mmcv_without_ops():
+    """mmcv's build without ops installs as the distribution 'mmcv-lite': it is named as mmcv without ops,
+    not as a missing mmcv."""
+    from unittest import mock
+
+    import importlib.metadata
+
+    from lakedet import environment
+
+    real = importlib.metadata.version
+
+    def version(name):
+        if name == "mmcv":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return {"mmcv-lite": "2.1.0"}.get(name) or real(name)
+
+    with mock.patch.object(importlib.metadata, "version", version):
+        found = environment.installed_versions()
+    assert found["mmcv"] == "2.1.0"
+    problems = environment.environment_problems((3, 11, 7), {**GOOD, "mmcv": found["mmcv"]}, ops=False)
+    assert len(problems) == 1 and "mmcv 2.1.0 has no compiled ops" in problems[0]
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("wheel")

@@ -3,16 +3,20 @@
 ``REQUIRED`` is the one list of the declared ranges (``pyproject.toml``'s ``dependencies`` and
 ``requires-python`` say the same, checked by ``tests/test_install.py``); the exact versions the
 tests ran on are pinned in ``constraints.txt``. ``environment_problems`` says, in words a user
-can act on, what is wrong with an environment; ``check_environment`` raises them all at once.
+can act on, what is wrong with an environment; ``check_environment`` raises them all at once, or,
+where ``LAKEDET_ENVIRONMENT_CHECK=warn`` is set (an environment the user vouches for, e.g. a newer
+Python), warns with them and goes on.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 import sys
+import warnings
 
-__all__ = ["PYTHON", "REQUIRED", "environment_problems", "check_environment", "installed_versions"]
+__all__ = ["PYTHON", "REQUIRED", "CHECK_VARIABLE", "environment_problems", "check_environment", "installed_versions"]
 
 #: the Python versions lakedet is tested on (``requires-python``)
 PYTHON = ">=3.11,<3.12"
@@ -29,6 +33,12 @@ REQUIRED = {
     "simplejpeg": ">=1.7",
 }
 
+#: the environment variable that turns the check's error into a warning (``warn``)
+CHECK_VARIABLE = "LAKEDET_ENVIRONMENT_CHECK"
+
+#: distributions that install a package under another name (mmcv's build without ops)
+ALSO_KNOWN_AS = {"mmcv": "mmcv-lite"}
+
 #: how each part of the stack is installed into an existing (GPU) OpenMMLab environment
 HOW = {
     "torch": "pip install torch (the CUDA build for your driver: https://pytorch.org/get-started/locally/)",
@@ -44,10 +54,13 @@ def installed_versions() -> dict[str, str | None]:
     """distribution -> installed version (None when not installed)."""
     found = {}
     for name in REQUIRED:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
+        found[name] = None
+        for distribution in (name, ALSO_KNOWN_AS.get(name)):
+            try:
+                found[name] = importlib.metadata.version(distribution) if distribution else None
+                break
+            except importlib.metadata.PackageNotFoundError:
+                continue
     return found
 
 
@@ -92,7 +105,19 @@ def environment_problems(python: tuple = tuple(sys.version_info[:3]), versions: 
 
 
 def check_environment() -> None:
-    """Raise ImportError naming every problem ``environment_problems`` finds here."""
+    """Raise ImportError naming every problem ``environment_problems`` finds here; with
+    ``LAKEDET_ENVIRONMENT_CHECK=warn``, warn with them instead."""
     problems = environment_problems()
-    if problems:
-        raise ImportError("lakedet cannot run in this environment:\n  - " + "\n  - ".join(problems))
+    if not problems:
+        return
+    mode = os.environ.get(CHECK_VARIABLE, "error")
+    if mode not in ("error", "warn"):
+        raise ImportError(f"{CHECK_VARIABLE}={mode!r} is not understood: set it to 'warn' (go on with a warning "
+                          "in an environment lakedet is not tested on) or leave it unset")
+    listed = "\n  - " + "\n  - ".join(problems)
+    if mode == "warn":
+        warnings.warn(f"lakedet runs in an environment it is not tested on ({CHECK_VARIABLE}=warn):{listed}",
+                      RuntimeWarning, stacklevel=2)
+        return
+    raise ImportError(f"lakedet cannot run in this environment:{listed}\n"
+                      f"(to go on anyway at your own risk, set {CHECK_VARIABLE}=warn)")
