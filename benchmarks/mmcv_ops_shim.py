@@ -1,24 +1,21 @@
-"""A stand-in for mmcv's compiled ops (``mmcv._ext``) where only an mmcv without them can be had.
+"""A stand-in ``mmcv._ext`` for a GPU machine where only mmcv without its compiled ops can be had.
 
-For ``benchmarks/gpu.py`` on a GPU machine whose torch has no mmcv wheel and no time to build one
-(see ``docs/gpu.md``). MMDetection imports ``mmcv.ops`` everywhere, and ``mmcv.ops`` asks
-``mmcv._ext`` for every op's kernels at import; this module answers those questions, runs
-``nms`` on torchvision's kernel (the only op the two benchmarked models call in training besides
-RoIAlign, which the benchmark asks mmcv to take from torchvision with ``use_torchvision=True``),
-and makes every other op raise, naming itself. Benchmark-only: lakedet never imports it.
+For ``benchmarks/gpu.py`` (see ``docs/gpu.md``): the GPU machine's torch has no mmcv wheel and no
+time to build one, so an mmcv-lite is installed there and this file is copied into it as
+``mmcv/_ext.py``. MMDetection imports ``mmcv.ops`` everywhere and ``mmcv.ops`` asks ``mmcv._ext``
+for every op's kernels at import; this module answers, runs ``nms`` (what the RPN calls in
+training) on torchvision's kernel, and makes every other op raise, naming itself. RoIAlign is
+taken from torchvision by mmcv itself (``use_torchvision=True``, which ``gpu.py`` sets where this
+stand-in is in place). Benchmark-only: lakedet never imports it.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
-import sys
-import types
-
-__all__ = ["install"]
+#: what ``gpu.py`` looks for to know the stand-in is in place
+STAND_IN = True
 
 
-def _nms(boxes, scores, iou_threshold: float, offset: int = 0):
+def nms(boxes, scores, iou_threshold: float, offset: int = 0):
     import torchvision
 
     if offset:
@@ -26,25 +23,13 @@ def _nms(boxes, scores, iou_threshold: float, offset: int = 0):
     return torchvision.ops.nms(boxes.float(), scores.float(), float(iou_threshold))
 
 
-def _missing(name: str):
+def __getattr__(name: str):
     if name.startswith("__"):
         raise AttributeError(name)
 
     def op(*args, **kwargs):
-        raise NotImplementedError(f"mmcv op {name!r} needs mmcv's compiled ops (mmcv._ext), which this "
-                                  "environment does not have; benchmarks/mmcv_ops_shim.py provides only nms")
+        raise NotImplementedError(f"mmcv op {name!r} needs mmcv's compiled ops, which this environment does not "
+                                  "have; benchmarks/mmcv_ops_shim.py stands in for nms only")
 
     op.__name__ = name
     return op
-
-
-def install() -> bool:
-    """Put the stand-in in place unless mmcv's real ops are installed; True when it was installed."""
-    if "mmcv._ext" in sys.modules or importlib.util.find_spec("mmcv._ext") is not None:
-        return False
-    module = types.ModuleType("mmcv._ext")
-    module.__spec__ = importlib.machinery.ModuleSpec("mmcv._ext", None)
-    module.nms = _nms
-    module.__getattr__ = _missing
-    sys.modules["mmcv._ext"] = module
-    return True
