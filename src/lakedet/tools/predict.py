@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import ConfigError, SourceError
 from ..schema.boxes import BoxMode, convert_boxes
 
-__all__ = ["PredictReport", "RowPrediction", "PredictionBranch", "predict_to_branch", "check_checkpoint", "load_config",
+__all__ = ["PredictReport", "RowPrediction", "PredictionBranch", "DatasetRows", "predict_to_branch", "check_checkpoint", "load_config",
            "load_model", "prepare_model", "prediction_loader", "iter_predictions", "predict_rows", "write_rows",
            "add_prediction_columns", "write_prediction_rows", "write_predictions", "WRITE_ROWS", "refuse_deeplake3",
            "open_writable", "sha256_of"]
@@ -51,6 +51,7 @@ class RowPrediction:
     gt_boxes: np.ndarray  # (G, 4) float32
     gt_labels: np.ndarray  # (G,) int64
     gt_crowd: np.ndarray  # (G,) bool
+    gt_area: np.ndarray | None = None  # (G,) COCO areas where the rows store them (else box areas are used)
 
 
 def sha256_of(path: str) -> str:
@@ -239,6 +240,17 @@ class PredictionBranch:
                     view=self.view, query=self.query if not self.view else None)
 
 
+@dataclass
+class DatasetRows:
+    """Rows to predict without a branch (``iter_predictions`` over a dataset opened read-only):
+    sample ``img_id`` is the row."""
+
+    dataset: Any
+
+    def row_of(self, img_id: int) -> int:
+        return img_id
+
+
 def prediction_loader(dataset, batch_size: int = 4, num_workers: int = 2):
     """The DataLoader a test loop would build over ``dataset``: rows in order, whole batches read
     at once (``DeepLakeDetDataset.__getitems__``), ``num_workers`` workers (``forkserver`` ones
@@ -257,7 +269,7 @@ def prediction_loader(dataset, batch_size: int = 4, num_workers: int = 2):
                                        collate_fn=pseudo_collate, multiprocessing_context=context)
 
 
-def iter_predictions(model, run: PredictionBranch, batch_size: int = 4, score_thr: float = 0.05,
+def iter_predictions(model, run: PredictionBranch | DatasetRows, batch_size: int = 4, score_thr: float = 0.05,
                      progress=None, num_workers: int = 0):
     """Run ``model`` (in eval mode, on its device) over the selected rows through
     ``prediction_loader``; yield ``(branch row, RowPrediction)`` (score >= ``score_thr``) batch by
