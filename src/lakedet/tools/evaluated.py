@@ -17,7 +17,7 @@ from ..errors import SchemaError, SourceError
 from ..schema.boxes import BoxMode, convert_boxes
 from .predict import RowPrediction
 
-__all__ = ["Ref", "open_ref", "ground_truth", "stored_predictions", "model_predictions", "row_identity",
+__all__ = ["Ref", "open_ref", "ground_truth", "predicted_rows", "stored_predictions", "model_predictions", "row_identity",
            "PRED_COLUMNS"]
 
 PRED_COLUMNS = ("pred_boxes", "pred_labels", "pred_scores")
@@ -89,6 +89,19 @@ def ground_truth(ref: Ref, rows) -> dict[int, tuple[np.ndarray, np.ndarray, np.n
     return out
 
 
+def predicted_rows(ref: Ref) -> list[int]:
+    """The rows a ``lakedet errors`` / ``predict`` branch predicted: those with ``eval_tp`` >= 0
+    (errors), those its recorded ``--view`` / ``--query`` selects (predict, via ``lakedet_row``),
+    else all."""
+    if "eval_tp" in ref.columns:
+        return [int(r) for r in np.flatnonzero(np.asarray(ref.opened["eval_tp"][:], np.int64).reshape(-1) >= 0)]
+    keys = list(ref.opened.metadata.keys())
+    query = ref.opened.metadata["lakedet_predict"].get("query") if "lakedet_predict" in keys else None
+    if query and "lakedet_row" in ref.columns:
+        return sorted(int(v) for v in np.asarray(ref.opened.query(query)["lakedet_row"][:]).reshape(-1))
+    return list(range(len(ref.opened)))
+
+
 def stored_predictions(ref: Ref, what: str = "A") -> dict[int, RowPrediction]:
     """The predictions stored on ``ref`` (``lakedet predict`` / ``errors`` columns) with the ground
     truth of the same rows; a ``lakedet errors`` branch's rows outside its selection (``eval_tp``
@@ -102,10 +115,7 @@ def stored_predictions(ref: Ref, what: str = "A") -> dict[int, RowPrediction]:
         raise SchemaError(f"{what} = {ref.name!r} of {ref.path!r} has no column {', '.join(map(repr, missing))}: "
                           "give a branch written by `lakedet errors` or `lakedet predict`, or a model to evaluate "
                           "on the fly")
-    rows = range(len(ref.opened))
-    if "eval_tp" in ref.columns:
-        evaluated = np.asarray(ref.opened["eval_tp"][:], np.int64).reshape(-1)
-        rows = [int(r) for r in np.flatnonzero(evaluated >= 0)]
+    rows = predicted_rows(ref)
     boxes, labels, scores = (ref.opened[c][:] for c in PRED_COLUMNS)
     gt = ground_truth(ref, rows)
     return {row: RowPrediction(convert_boxes(np.asarray(boxes[row], np.float32).reshape(-1, 4), BoxMode.LTWH,
