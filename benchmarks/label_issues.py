@@ -150,6 +150,108 @@ def prepare(work: Path, images: int, epochs: int, seed: int = 1) -> dict:
     return prepared
 
 
+def prediction_branches(prepared: dict) -> list[str]:
+    """The fold prediction branches, (re)made with this lakedet's ``predict`` when they lack the
+    ``lakedet_predict`` record (which rows each fold predicted: the issues command's lineage)."""
+    import deeplake
+
+    from lakedet.tools.predict import predict_to_branch
+
+    path, epochs = prepared["path"], prepared["marker"]["epochs"]
+    names = []
+    for fold in range(2):
+        name = f"pred-fold{fold}"
+        root = deeplake.open(path)
+        if name in list(root.branches.names()):
+            if "lakedet_predict" in list(root.branches[name].open().metadata.keys()):
+                names.append(name)
+                continue
+            root.branches[name].delete()
+        del root
+        work = Path(path).parent / f"fold{fold}"
+        predict_to_branch(str(work / "config.py"), str(work / f"epoch_{epochs}.pth"), path, name,
+                          query=fold_query(fold), score_thr=0.05, num_workers=0)
+        names.append(name)
+    return names
+
+
+def ranking_quality(scores: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """(precision@k with k = number of positives, AUROC) of ``scores`` (higher = more suspicious)."""
+    from sklearn.metrics import roc_auc_score
+
+    k = int(positive.sum())
+    if k == 0 or k == len(positive):
+        return float("nan"), float("nan")
+    order = np.argsort(-scores, kind="stable")
+    return float(positive[order[:k]].mean()), float(roc_auc_score(positive, scores))
+
+
+def score_both(prepared: dict, branches: list[str], repeats: int = 3) -> dict:
+    """lakedet's and cleanlab's scores of the noisy labels with the same out-of-sample predictions."""
+    import deeplake
+    from cleanlab.object_detection import rank
+
+    from lakedet.evaluation.matching import box_iou
+    from lakedet.tools.label_issues import issues_to_branch, score_rows
+
+    path = prepared["path"]
+    root = deeplake.open(path)
+    if "issues" in list(root.branches.names()):
+        root.branches["issues"].delete()
+    del root
+    report = issues_to_branch(path, branches, "issues", labels="noisy", work_dir=str(Path(path).parent / "issues"))
+    results, ours = report.results, report.scores
+    rows = sorted(results)
+    labels = [dict(bboxes=results[r].gt_boxes.astype(np.float64), labels=results[r].gt_labels.astype(int))
+              for r in rows]
+    # cleanlab's predictions: per image, per class (x1, y1, x2, y2, score); scores come back in that order
+    order = [np.concatenate([np.flatnonzero(results[r].labels == c) for c in range(3)]) for r in rows]
+    predictions = [[np.concatenate([results[r].boxes[results[r].labels == c],
+                                    results[r].scores[results[r].labels == c, None]], 1).astype(np.float64)
+                    for c in range(3)] for r in rows]
+    timings = dict(lakedet=[], cleanlab=[])
+    for _ in range(repeats):
+        started = time.perf_counter()
+        score_rows(results)
+        timings["lakedet"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        theirs = dict(missing=rank.compute_overlooked_box_scores(labels=labels, predictions=predictions),
+                      swap=rank.compute_swap_box_scores(labels=labels, predictions=predictions),
+                      localisation=rank.compute_badloc_box_scores(labels=labels, predictions=predictions))
+        timings["cleanlab"].append(time.perf_counter() - started)
+    injected = prepared["injected"]
+    out = {}
+    # labels: one entry per ground-truth box of the noisy labels
+    gt_index = [(r, b) for r in rows for b in range(len(results[r].gt_labels))]
+    for kind, column in (("swap", 1), ("localisation", 2), ("spurious", 0)):
+        positive = np.asarray([(r, b) in {tuple(x) for x in injected[kind]} for r, b in gt_index])
+        lakedet = np.asarray([ours[r].box_scores[b, column] for r, b in gt_index], float)
+        if kind == "spurious":  # cleanlab has no spurious-box score: its lowest per-box label score
+            per_image = [np.fmin(s, l) for s, l in zip(theirs["swap"], theirs["localisation"])]
+        else:
+            per_image = theirs[kind]
+        cleanlab = 1 - np.nan_to_num(np.concatenate(per_image).astype(float), nan=1.0)
+        out[kind] = dict(k=int(positive.sum()), candidates=len(positive), lakedet=ranking_quality(lakedet, positive),
+                         cleanlab=ranking_quality(cleanlab, positive))
+    # missing: one entry per prediction; positive when it covers a dropped box (IoU >= 0.5)
+    dropped: dict = {}
+    for r, box in injected["missing"]:
+        dropped.setdefault(r, []).append(box)
+    positive, lakedet, cleanlab = [], [], []
+    for k, r in enumerate(rows):
+        boxes = results[r].boxes[order[k]]
+        hits = (box_iou(boxes, np.asarray(dropped[r], np.float64)).max(1) >= 0.5 if r in dropped and len(boxes)
+                else np.zeros(len(boxes), bool))
+        positive += hits.tolist()
+        lakedet += ours[r].missing[order[k]].tolist()
+        cleanlab += (1 - np.nan_to_num(np.asarray(theirs["missing"][k], float), nan=1.0)).tolist()
+    positive = np.asarray(positive)
+    out["missing"] = dict(k=int(positive.sum()), injected=len(injected["missing"]), candidates=len(positive),
+                          lakedet=ranking_quality(np.asarray(lakedet), positive),
+                          cleanlab=ranking_quality(np.asarray(cleanlab), positive))
+    return dict(kinds=out, timings=timings, rows=len(rows))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=400)
@@ -161,7 +263,32 @@ def main() -> int:
     print(json.dumps(prepared["timings"]))
     if args.prepare_only:
         return 0
-    raise SystemExit("scoring: not written yet")
+    result = score_both(prepared, prediction_branches(prepared))
+    table = []
+    met = True
+    for kind in KINDS:
+        r = result["kinds"][kind]
+        ours, theirs = r["lakedet"], r["cleanlab"]
+        met &= ours[0] >= theirs[0] and ours[1] >= theirs[1]
+        table.append((kind, r["k"], r["candidates"], ours[0], theirs[0], ours[1], theirs[1]))
+    headers = ("kind", "k", "candidates", "P@k lakedet", "P@k cleanlab", "AUROC lakedet", "AUROC cleanlab")
+    print(" | ".join(headers))
+    for row in table:
+        print(" | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    t = result["timings"]
+    spread = {k: (float(np.median(v)), float(min(v)), float(max(v))) for k, v in t.items()}
+    print("scoring time, median (min-max) of %d runs: " % len(t["lakedet"])
+          + ", ".join(f"{k} {m:.3f} s ({lo:.3f}-{hi:.3f})" for k, (m, lo, hi) in spread.items())
+          + f"; ratio cleanlab/lakedet {spread['cleanlab'][0] / spread['lakedet'][0]:.1f}")
+    print(f"target (lakedet >= cleanlab in P@k and AUROC on every kind): {'met' if met else 'NOT met'}")
+    out = HERE / "results" / "label_issues.json"
+    out.write_text(json.dumps(dict(machine=dict(python=platform.python_version(), processor=platform.processor()),
+                                   args=vars(args), prepare_timings=prepared["timings"],
+                                   injected={k: len(v) for k, v in prepared["injected"].items()},
+                                   rows=result["rows"], table=[dict(zip(headers, row)) for row in table],
+                                   scoring_seconds=t, target_met=bool(met)), indent=2))
+    print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -128,9 +128,11 @@ def test_issues_command_writes_scores_with_lineage(folds, tmp_path, capsys):
                                                       np.asarray(issues["issue_score"][r]).tolist())] for r in range(6)]
     assert kinds == [[NONE, NONE], [NONE], [SWAP, NONE], [LOCALISATION, NONE], [NONE, SPURIOUS], [NONE, NONE]]
     assert np.asarray(issues["issue_source"][:]).tolist() == [0, 1, 0, 1, 0, 1]
-    lineage = issues.metadata["lakedet_issues"]["predictions"]
-    assert [p["branch"] for p in lineage] == ["fold0", "fold1"] and lineage[1]["config"] == "fold1.py"
-    assert lineage[0]["rows"] == 3 and lineage[0]["checkpoint_sha256"] == "ab"
+    import json
+
+    lineage = json.loads(list(issues.history)[-1].message.split("predictions by issue_source: ", 1)[1])
+    assert [p["branch"] for p in lineage] == ["fold0", "fold1"] and lineage[1]["message"] == "fold 1"
+    assert lineage[0]["rows"] == 3 and lineage[1]["rows"] == 3
     assert np.asarray(issues["pred_missing"][1]).max() == pytest.approx(0.95)
     assert {name: branch_hash(folds, name) for name in before} == before
 

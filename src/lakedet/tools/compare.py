@@ -27,7 +27,7 @@ from ..evaluation.breakdown import SIZES, Breakdown, bootstrap_deltas, breakdown
 from ..evaluation.changes import (ADDED, CHANGE_NAMES, DIFF_NAMES, FOUND, LOST, MOVED, MOVED_RELABELLED, NEW_FP,
                                   RELABELLED, SAME, FP_CHANGE_NAMES, diff_labels, fp_changes, gt_changes)
 from ..schema.boxes import BoxMode, convert_boxes
-from .evaluated import Ref, model_predictions, open_ref, row_identity, stored_predictions
+from .evaluated import Ref, last_message, model_predictions, open_ref, row_identity, stored_predictions
 
 __all__ = ["Side", "Comparison", "compare", "compare_to_branch", "summary_table", "size_table", "diff_table",
            "ROW_COLUMNS"]
@@ -69,9 +69,7 @@ def load_side(path: str, ref: str, what: str, model: tuple[str, str] | None = No
     opened = open_ref(path, ref)
     if model is None:
         results = stored_predictions(opened, what)
-        record = opened.opened.metadata["lakedet_errors"] if "eval_tp" in opened.columns else {}
-        source = dict(kind="stored", ref=opened.name, commit=opened.commit,
-                      **{k: record[k] for k in ("config", "checkpoint", "checkpoint_sha256") if k in record})
+        source = dict(kind="stored", ref=opened.name, commit=opened.commit, message=last_message(opened))
     else:
         results, record = model_predictions(opened, *model, progress=progress, **options)
         source = dict(kind="on the fly", ref=opened.name, commit=opened.commit, **record)
@@ -222,7 +220,7 @@ def comparison_json(comparison: Comparison) -> dict:
                        threshold_sweep=dict(a=comparison.sweep[0], b=comparison.sweep[1])))
 
 
-def write_comparison(target, comparison: Comparison, record: dict) -> None:
+def write_comparison(target, comparison: Comparison) -> None:
     """Add the comparison columns to ``target`` (a branch made from B's ref) and fill B's rows."""
     from deeplake import types
 
@@ -252,7 +250,6 @@ def write_comparison(target, comparison: Comparison, record: dict) -> None:
     if len(target):
         for k, name in enumerate(ROW_COLUMNS):
             target[name][0:len(target)] = counts[:, k]
-    target.metadata["lakedet_compare"] = record
 
 
 @dataclass
@@ -318,11 +315,11 @@ def _write_branch(path: str, branch: str, comparison: Comparison, record: dict, 
             write_predictions(target, b.results, comparison.classes)
             write_matches(target, b.results, evaluation,
                           dict(b.source, iou_thr=iou_thr, matching=MATCHING_RULE.format(max_dets=evaluation.max_dets)))
-        write_comparison(target, comparison, record)
+        write_comparison(target, comparison)
         totals = dict(zip(ROW_COLUMNS, np.sum([r["counts"] for r in comparison.per_row.values()], 0).tolist()))
         target.commit(f"lakedet compare: A {comparison.a.ref.name}@{comparison.a.ref.commit} -> B "
                       f"{b.ref.name}@{b.ref.commit}, {len(comparison.pairs)} rows: "
-                      + ", ".join(f"{k} {v}" for k, v in totals.items()))
+                      + ", ".join(f"{k} {v}" for k, v in totals.items()) + "; " + json.dumps(record, default=str))
     except BaseException:
         try:
             writable.branches[branch].delete()

@@ -17,7 +17,7 @@ from ..errors import SchemaError, SourceError
 from ..schema.boxes import BoxMode, convert_boxes
 from .predict import RowPrediction
 
-__all__ = ["Ref", "open_ref", "ground_truth", "predicted_rows", "stored_predictions", "model_predictions", "row_identity",
+__all__ = ["Ref", "open_ref", "ground_truth", "predicted_rows", "last_message", "stored_predictions", "model_predictions", "row_identity",
            "PRED_COLUMNS"]
 
 PRED_COLUMNS = ("pred_boxes", "pred_labels", "pred_scores")
@@ -91,15 +91,20 @@ def ground_truth(ref: Ref, rows) -> dict[int, tuple[np.ndarray, np.ndarray, np.n
 
 def predicted_rows(ref: Ref) -> list[int]:
     """The rows a ``lakedet errors`` / ``predict`` branch predicted: those with ``eval_tp`` >= 0
-    (errors), those its recorded ``--view`` / ``--query`` selects (predict, via ``lakedet_row``),
-    else all."""
+    (errors), else those whose ``pred_scores`` were written (a row ``predict --query`` left out
+    reads back as None; a row predicted with no box as an empty array)."""
     if "eval_tp" in ref.columns:
         return [int(r) for r in np.flatnonzero(np.asarray(ref.opened["eval_tp"][:], np.int64).reshape(-1) >= 0)]
-    keys = list(ref.opened.metadata.keys())
-    query = ref.opened.metadata["lakedet_predict"].get("query") if "lakedet_predict" in keys else None
-    if query and "lakedet_row" in ref.columns:
-        return sorted(int(v) for v in np.asarray(ref.opened.query(query)["lakedet_row"][:]).reshape(-1))
-    return list(range(len(ref.opened)))
+    scores = ref.opened["pred_scores"]
+    return [row for row in range(len(ref.opened)) if scores[row] is not None]
+
+
+def last_message(ref: Ref) -> str:
+    """The message of the ref's commit (what ``predict`` / ``errors`` record: config, checkpoint and
+    its SHA-256, source commit, selection). Deep Lake 4.7.4's dataset metadata is shared by all
+    branches, so per-branch records live in commit messages."""
+    found = [v.message for v in ref.opened.history if v.id == ref.commit]
+    return (found or [""])[-1] or ""
 
 
 def stored_predictions(ref: Ref, what: str = "A") -> dict[int, RowPrediction]:
@@ -116,7 +121,7 @@ def stored_predictions(ref: Ref, what: str = "A") -> dict[int, RowPrediction]:
                           "give a branch written by `lakedet errors` or `lakedet predict`, or a model to evaluate "
                           "on the fly")
     rows = predicted_rows(ref)
-    boxes, labels, scores = (ref.opened[c][:] for c in PRED_COLUMNS)
+    boxes, labels, scores = (ref.opened[c] for c in PRED_COLUMNS)
     gt = ground_truth(ref, rows)
     return {row: RowPrediction(convert_boxes(np.asarray(boxes[row], np.float32).reshape(-1, 4), BoxMode.LTWH,
                                              BoxMode.LTRB, np.float32),

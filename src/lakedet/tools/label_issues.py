@@ -10,9 +10,11 @@ the labels ref, one commit) gets:
 * per prediction (copied as ``pred_boxes`` / ``pred_labels`` / ``pred_scores``): ``pred_missing``,
   the score of "a box is missing here";
 * per row: ``issue_row_score`` (NaN where no prediction branch covers the row) and
-  ``issue_source``, the index of the prediction branch that predicted the row in the branch's
-  ``lakedet_issues`` metadata (``predictions``: branch, commit, config, checkpoint, SHA-256,
-  selection), -1 where none did: the lineage of every row's predictions.
+  ``issue_source``, the index of the prediction branch that predicted the row in the list the
+  commit message ends with (``predictions by issue_source: [...]``: branch, commit, rows and that
+  branch's own commit message, which names the config, checkpoint, its SHA-256 and the selection),
+  -1 where none did: the lineage of every row's predictions. (Deep Lake 4.7.4's dataset metadata
+  is shared by every branch, so nothing is recorded there.)
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from ..errors import SourceError
 from ..evaluation.label_issues import ISSUE_NAMES, score_image
-from .evaluated import open_ref, row_identity, stored_predictions
+from .evaluated import last_message, open_ref, row_identity, stored_predictions
 
 __all__ = ["IssuesReport", "score_rows", "issues_to_branch", "top_boxes"]
 
@@ -100,11 +102,7 @@ def issues_to_branch(path: str, predictions: list[str], branch: str, labels: str
         ref = open_ref(path, name)
         pairs = dict(row_identity(ref, target_ref))
         stored = stored_predictions(ref, f"--predictions {name!r}")
-        keys = list(ref.opened.metadata.keys())
-        record = next((dict(ref.opened.metadata[key]) for key in ("lakedet_errors", "lakedet_predict") if key in keys),
-                      {})
-        lineage.append(dict(branch=ref.branch, commit=ref.commit, rows=len(stored),
-                            **{k: record.get(k) for k in ("config", "checkpoint", "checkpoint_sha256", "view", "query")}))
+        lineage.append(dict(branch=ref.branch, commit=ref.commit, rows=len(stored), message=last_message(ref)))
         for row, prediction in stored.items():
             if row in source:
                 raise SourceError(f"row {row} is predicted by both {predictions[source[row]]!r} and {name!r}: give "
@@ -144,12 +142,12 @@ def issues_to_branch(path: str, predictions: list[str], branch: str, labels: str
         record = dict(predictions=lineage, labels=dict(branch=target_ref.branch, commit=target_ref.commit),
                       near_iou=near_iou, kinds=list(ISSUE_NAMES),
                       scoring="lakedet.evaluation.label_issues.score_image (docs/label-issues.md)")
-        target.metadata["lakedet_issues"] = record
         counts = {kind: int(sum(np.count_nonzero(s.box_kind == code) for s in scores.values()))
                   for code, kind in enumerate(ISSUE_NAMES) if code > 1}
         target.commit(f"lakedet issues: {len(scores)} rows of {target_ref.branch}@{target_ref.commit} scored with the "
                       f"predictions of {', '.join(f'{p}' for p in predictions)}; strongest kind per box: "
-                      + ", ".join(f"{k} {v}" for k, v in counts.items()))
+                      + ", ".join(f"{k} {v}" for k, v in counts.items())
+                      + "; predictions by issue_source: " + json.dumps(lineage))
     except BaseException:
         try:
             writable.branches[branch].delete()

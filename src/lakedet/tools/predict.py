@@ -420,10 +420,6 @@ def predict_to_branch(config: str, checkpoint: str, path: str, branch: str, cfg_
         if not columns:
             add_prediction_columns(run.target, run.dataset.metainfo["classes"], False)
         write_prediction_rows(run.target, pending)
-        run.target.metadata["lakedet_predict"] = dict(config=str(config), checkpoint=str(checkpoint),
-                                                      checkpoint_sha256=sha256_of(checkpoint), score_thr=score_thr,
-                                                      source_branch=run.source_branch, source_commit=run.source_commit,
-                                                      view=view, query=run.query)
         run.target.commit(f"lakedet predict: {rows} rows, {boxes} boxes (score >= {score_thr}); config "
                           f"{Path(config).name}; checkpoint {Path(checkpoint).name} sha256 "
                           f"{sha256_of(checkpoint)[:16]}; source {run.source_branch}@{run.source_commit}"
