@@ -1,7 +1,6 @@
 """`lakedet compare`: per-class/per-size numbers against pycocotools, boxes that flip, the label diff,
 the bootstrap, the TQL recipes of docs/compare.md, and the source branches left as they were."""
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -10,6 +9,7 @@ import deeplake
 import numpy as np
 import pytest
 
+from conftest import dataset_hash
 from lakedet.evaluation.breakdown import bootstrap_deltas, breakdown, threshold_sweep
 from lakedet.evaluation.changes import (ADDED, FOUND, KEPT_FP, LOST, MOVED, MOVED_RELABELLED, NEW, NEW_FP, NOT_FP,
                                         RELABELLED, SAME, UNCHANGED, diff_labels, fp_changes, gt_changes)
@@ -64,15 +64,7 @@ def _ltwh(boxes):
 
 
 def branch_hash(path, branch):
-    """A hash of every column of every row of ``branch`` and its version."""
-    root = deeplake.open_read_only(path)
-    ds = root.branches[branch].open()
-    digest = hashlib.sha256(str(ds.version).encode())
-    for column in ds.schema.columns:
-        for row in range(len(ds)):
-            value = ds[column.name].get_bytes(row) if column.dtype.kind.name == "Image" else ds[column.name][row]
-            digest.update(value if isinstance(value, bytes) else np.ascontiguousarray(value).tobytes())
-    return digest.hexdigest()
+    return dataset_hash(path, branch=branch)
 
 
 def _errors_branch(ds, name, results):
@@ -172,7 +164,7 @@ def test_the_bootstrap_flags_real_differences_and_not_noise():
     side_b = [p if k % 4 in (1, 2, 3) else [] for k, p in enumerate(found)]
     for n, significant in ((4, False), (96, True)):
         pair = [breakdown(_results(many[:n], side[:n]), SHAPE_CLASSES) for side in (side_a, side_b)]
-        lo, hi = bootstrap_deltas(*pair, samples=60)["all"]["all"]["recall"]
+        lo, hi = bootstrap_deltas(*pair, samples=40)["all"]["all"]["recall"]
         assert (lo > 0) == significant and lo < 0.25 < hi, (n, lo, hi)
     with pytest.raises(ValueError, match="different rows"):
         bootstrap_deltas(a, breakdown(_results(gt[:3], perfect[:3]), SHAPE_CLASSES))

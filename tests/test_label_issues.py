@@ -9,6 +9,7 @@ import deeplake
 import numpy as np
 import pytest
 
+from test_compare import branch_hash, lakedet_here
 from lakedet.evaluation.label_issues import LOCALISATION, MISSING, NONE, SPURIOUS, SWAP, score_image
 from lakedet.tools.error_analysis import evaluate_predictions, write_matches
 from lakedet.tools.predict import RowPrediction, write_predictions
@@ -75,12 +76,6 @@ def test_crowd_regions_are_no_label_issue():
     assert s.box_kind.tolist() == [NONE] and s.missing.tolist() == pytest.approx([0.0])
 
 
-def branch_hash(path, branch):
-    from test_compare import branch_hash as hash_of
-
-    return hash_of(path, branch)
-
-
 @pytest.fixture(scope="module")
 def folds(tmp_path_factory):
     """The noisy labels on main, and two `lakedet errors`-style branches of perfect predictions, one
@@ -105,15 +100,6 @@ def folds(tmp_path_factory):
         branch.commit(f"fold {fold}")
     del ds
     return path
-
-
-def lakedet_here(capsys, *args):
-    from lakedet.cli import main
-
-    capsys.readouterr()
-    status = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return status, out.out, out.err
 
 
 def test_issues_command_writes_scores_with_lineage(folds, tmp_path, capsys):

@@ -304,7 +304,7 @@ def compare_to_branch(path: str, a: str, b: str, branch: str | None = None, mode
 
 def _write_branch(path: str, branch: str, comparison: Comparison, record: dict, iou_thr: float) -> str:
     from .error_analysis import MATCHING_RULE, evaluate_predictions, write_matches
-    from .predict import open_writable, write_predictions
+    from .predict import discard_branch, open_writable, write_predictions
 
     writable = open_writable(path, "compare")
     target = writable.branches[comparison.b.ref.branch].open().branch(branch).open()
@@ -321,9 +321,6 @@ def _write_branch(path: str, branch: str, comparison: Comparison, record: dict, 
                       f"{b.ref.name}@{b.ref.commit}, {len(comparison.pairs)} rows: "
                       + ", ".join(f"{k} {v}" for k, v in totals.items()) + "; " + json.dumps(record, default=str))
     except BaseException:
-        try:
-            writable.branches[branch].delete()
-        except Exception:  # never hide the failure that led here
-            pass
+        discard_branch(writable, branch)
         raise
     return str(target.version)

@@ -80,7 +80,7 @@ def issues_to_branch(path: str, predictions: list[str], branch: str, labels: str
     import deeplake
 
     from ..engine.lineage import write_lineage
-    from .predict import open_writable, write_predictions, write_rows
+    from .predict import discard_branch, open_writable, write_predictions, write_rows
 
     if not 0 < near_iou <= 1:
         from ..errors import ConfigError
@@ -149,10 +149,7 @@ def issues_to_branch(path: str, predictions: list[str], branch: str, labels: str
                       + ", ".join(f"{k} {v}" for k, v in counts.items())
                       + "; predictions by issue_source: " + json.dumps(lineage))
     except BaseException:
-        try:
-            writable.branches[branch].delete()
-        except Exception:  # never hide the failure that led here
-            pass
+        discard_branch(writable, branch)
         raise
     commit = str(target.version)
     out = Path(work_dir)

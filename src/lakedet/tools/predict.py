@@ -26,7 +26,7 @@ from ..schema.boxes import BoxMode, convert_boxes
 __all__ = ["PredictReport", "RowPrediction", "PredictionBranch", "DatasetRows", "predict_to_branch", "check_checkpoint", "load_config",
            "load_model", "prepare_model", "prediction_loader", "iter_predictions", "predict_rows", "write_rows",
            "add_prediction_columns", "write_prediction_rows", "write_predictions", "WRITE_ROWS", "refuse_deeplake3",
-           "open_writable", "sha256_of"]
+           "open_writable", "sha256_of", "discard_branch"]
 
 
 @dataclass
@@ -149,6 +149,15 @@ def load_model(cfg, checkpoint: str):
     return model
 
 
+def discard_branch(writable, name: str) -> None:
+    """Delete branch ``name`` after a failure (nothing half-written stays behind); a failure to
+    delete is swallowed, so it never hides the failure that led here."""
+    try:
+        writable.branches[name].delete()
+    except Exception:
+        pass
+
+
 @dataclass
 class PredictionBranch:
     """A new branch of ``path``, made from its current branch, and the dataset of the rows to
@@ -229,10 +238,7 @@ class PredictionBranch:
 
     def discard(self) -> None:
         """Delete the branch (after a failure: nothing half-written stays behind)."""
-        try:
-            self.writable.branches[self.name].delete()
-        except Exception:  # never hide the failure that led here
-            pass
+        discard_branch(self.writable, self.name)
 
     def lineage(self) -> dict:
         """The source of the rows, for ``lineage.json``."""
