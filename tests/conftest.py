@@ -113,11 +113,13 @@ def shapes_val(tmp_path_factory):
     return path, rows
 
 
-def dataset_hash(path: str, creds: dict | None = None) -> str:
-    """A hash of every column of every row (and the version), to prove nothing was written."""
+def dataset_hash(path: str, creds: dict | None = None, branch: str | None = None) -> str:
+    """A hash of every column of every row (and the version) of the current branch, or of
+    ``branch``, to prove nothing was written."""
     import deeplake
 
     ds = deeplake.open_read_only(path, creds=creds) if creds else deeplake.open_read_only(path)
+    root, ds = ds, (ds.branches[branch].open() if branch else ds)
     digest = hashlib.sha256(str(ds.version).encode())
     for column in ds.schema.columns:
         for row in range(len(ds)):

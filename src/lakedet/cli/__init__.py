@@ -9,14 +9,15 @@ import argparse
 import os
 import sys
 
-from . import convert, demo, error_analysis, evaluate, export, ingest, inspection, predict, show, train
+from . import compare, convert, demo, error_analysis, evaluate, export, ingest, inspection, label_issues, predict, show, train
 from .options import add_subcommand
 
 __all__ = ["main", "get_args_parser", "COMMANDS"]
 
 #: command name -> its module
 COMMANDS = {"demo": demo, "train": train, "eval": evaluate, "ingest": ingest, "export": export, "inspect": inspection,
-            "show": show, "predict": predict, "errors": error_analysis, "convert": convert}
+            "show": show, "predict": predict, "errors": error_analysis, "compare": compare,
+            "issues": label_issues, "convert": convert}
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--columns", type=int, default=4, help="images per row of the grid")
     parser.add_argument("--errors", action="store_true",
                         help="draw `lakedet errors` results: TP green, FP red, FN blue, with class and score")
-    parser.add_argument("--score-thr", type=float, default=0.3, help="hide predictions scored below this")
+    parser.add_argument("--issues", action="store_true",
+                        help="draw `lakedet issues` results: labels scored >= --score-thr with their kind and score, "
+                             "and likely missing labels")
+    parser.add_argument("--score-thr", type=float, default=0.3, help="hide predictions (with --issues: issue scores) below this")
     version = parser.add_mutually_exclusive_group()
     version.add_argument("--commit", help="the rows as of this commit")
     version.add_argument("--branch", help="the rows as of this branch's latest commit (e.g. `lakedet errors`' branch)")
@@ -36,7 +39,8 @@ def main(args) -> int:
     from ..tools.show import render_grid
 
     grid = render_grid(source_of(args), args.rows,
-                       columns=args.columns, score_thr=args.score_thr, errors=args.errors, branch=args.branch)
+                       columns=args.columns, score_thr=args.score_thr, errors=args.errors, branch=args.branch,
+                       issues=args.issues)
     cv2.imwrite(args.out, grid[:, :, ::-1])
     print(f"wrote {args.out} ({grid.shape[1]}x{grid.shape[0]} px)")
     return 0

@@ -23,7 +23,7 @@ import numpy as np
 from ..schema.boxes import BoxMode, convert_boxes
 
 __all__ = ["MATCH_NAMES", "TP", "FP", "FN", "IGNORE", "RECALL_POINTS", "ImageMatch", "box_iou", "match_image",
-           "ClassCurve", "class_pr", "confusion_matrix", "f1_score"]
+           "ClassCurve", "class_pr", "pr_curve", "confusion_matrix", "f1_score"]
 
 #: Codes of the per-box match columns, in the order of their ``class_names``.
 MATCH_NAMES = ("tp", "fp", "fn", "ignore")
@@ -87,7 +87,8 @@ def box_iou(pred_boxes, gt_boxes, gt_crowd=None) -> np.ndarray:
 
 
 def match_image(pred_boxes, pred_labels, pred_scores, gt_boxes, gt_labels, gt_crowd=None, iou_thr: float = 0.5,
-                max_dets: int = 100, classwise: bool = True) -> ImageMatch:
+                max_dets: int = 100, classwise: bool = True, area_range: tuple[float, float] | None = None,
+                gt_area=None) -> ImageMatch:
     """Match one image's predictions to its ground truth as ``COCOeval.evaluateImg`` does.
 
     Args:
@@ -98,6 +99,10 @@ def match_image(pred_boxes, pred_labels, pred_scores, gt_boxes, gt_labels, gt_cr
         max_dets: only the best ``max_dets`` predictions of each class count (COCO's ``maxDets``);
             the others are ignored.
         classwise: False matches across classes (COCO's ``useCats=0``).
+        area_range: ``(min, max)`` area: as COCO's ``areaRng``, ground truth outside it is ignored
+            (tried last, like crowd boxes, but matched once) and so are unmatched predictions
+            outside it; None is area "all".
+        gt_area: ``(G,)`` COCO areas of the ground truth (default: the boxes' areas).
 
     Returns:
         An ``ImageMatch`` (boxes in the order given).
@@ -113,10 +118,18 @@ def match_image(pred_boxes, pred_labels, pred_scores, gt_boxes, gt_labels, gt_cr
         raise ValueError(f"{len(np.asarray(gt_boxes).reshape(-1, 4))} ground-truth boxes, {len(gt_labels)} labels "
                          f"and {len(crowd)} crowd flags: each box needs one label and one flag")
     ious = box_iou(pred_boxes, gt_boxes, crowd)
+    ignored, outside = crowd, np.zeros(len(pred_labels), bool)
+    if area_range is not None:
+        gt_xyxy, pred_xyxy = np.asarray(gt_boxes, np.float64).reshape(-1, 4), np.asarray(pred_boxes, np.float64).reshape(-1, 4)
+        area = ((gt_xyxy[:, 2] - gt_xyxy[:, 0]) * (gt_xyxy[:, 3] - gt_xyxy[:, 1]) if gt_area is None
+                else np.asarray(gt_area, np.float64).reshape(-1))
+        ignored = crowd | (area < area_range[0]) | (area > area_range[1])
+        pred_area = (pred_xyxy[:, 2] - pred_xyxy[:, 0]) * (pred_xyxy[:, 3] - pred_xyxy[:, 1])
+        outside = (pred_area < area_range[0]) | (pred_area > area_range[1])
     pred_match = np.full(len(pred_labels), IGNORE, np.uint8)
     pred_gt = np.full(len(pred_labels), -1, np.int32)
     pred_iou = np.zeros(len(pred_labels), np.float32)
-    gt_match = np.where(crowd, IGNORE, FN).astype(np.uint8)
+    gt_match = np.where(ignored, IGNORE, FN).astype(np.uint8)
     gt_pred = np.full(len(gt_labels), -1, np.int32)
     threshold = min(iou_thr, 1 - 1e-10)
     if classwise:
@@ -127,7 +140,7 @@ def match_image(pred_boxes, pred_labels, pred_scores, gt_boxes, gt_labels, gt_cr
     for dets, gts in groups:
         if len(dets) and len(gts):
             pred_iou[dets] = ious[np.ix_(dets, gts)].max(1)
-        gts = gts[np.argsort(crowd[gts], kind="mergesort")]  # regular boxes first, crowd boxes last
+        gts = gts[np.argsort(ignored[gts], kind="mergesort")]  # regular boxes first, crowd / ignored boxes last
         dets = dets[np.argsort(-pred_scores[dets], kind="mergesort")][:max_dets]
         matched = np.zeros(len(gts), bool)
         for det in dets:
@@ -135,19 +148,19 @@ def match_image(pred_boxes, pred_labels, pred_scores, gt_boxes, gt_labels, gt_cr
             for k, gt in enumerate(gts):
                 if matched[k] and not crowd[gt]:
                     continue
-                if best > -1 and not crowd[gts[best]] and crowd[gt]:
-                    break  # matched to a regular box: crowd boxes cannot take it over
+                if best > -1 and not ignored[gts[best]] and ignored[gt]:
+                    break  # matched to a regular box: crowd / ignored boxes cannot take it over
                 if ious[det, gt] < best_iou:
                     continue
                 best, best_iou = k, ious[det, gt]
             if best == -1:
-                pred_match[det] = FP
+                pred_match[det] = IGNORE if outside[det] else FP
                 continue
             gt = gts[best]
             matched[best] = True
-            pred_match[det] = IGNORE if crowd[gt] else TP
+            pred_match[det] = IGNORE if ignored[gt] else TP
             pred_gt[det], pred_iou[det], gt_pred[gt] = gt, ious[det, gt], det
-            if not crowd[gt]:
+            if not ignored[gt]:
                 gt_match[gt] = TP
     return ImageMatch(pred_match, pred_gt, pred_iou, gt_match, gt_pred)
 
@@ -187,23 +200,35 @@ def class_pr(images: Sequence[tuple[ImageMatch, np.ndarray, np.ndarray, np.ndarr
             gts += int(np.count_nonzero(ours & (match.gt_match != IGNORE)))
         scores = np.concatenate(scores) if scores else np.zeros(0)
         codes = np.concatenate(codes) if codes else np.zeros(0, np.uint8)
-        codes = codes[np.argsort(-scores, kind="mergesort")]
-        tp_sum = np.cumsum(codes == TP).astype(float)
-        fp_sum = np.cumsum(codes == FP).astype(float)
-        tp, fp = int(tp_sum[-1]) if len(codes) else 0, int(fp_sum[-1]) if len(codes) else 0
-        precision = np.zeros(len(RECALL_POINTS))
-        if gts == 0:
-            curves.append(ClassCurve(precision, float("nan"), float("nan"), 0, tp, fp, 0))
-            continue
-        recall = tp_sum / gts
-        pr = tp_sum / (tp_sum + fp_sum + np.spacing(1))
-        pr = np.maximum.accumulate(pr[::-1])[::-1] if len(pr) else pr  # the precision envelope
-        hits = np.searchsorted(recall, RECALL_POINTS, side="left")
-        valid = hits < len(pr)
-        precision[valid] = pr[hits[valid]]
-        curves.append(ClassCurve(precision, float(recall[-1]) if len(recall) else 0.0, float(precision.mean()),
-                                 gts, tp, fp, gts - tp))
+        curves.append(pr_curve(codes[np.argsort(-scores, kind="mergesort")], gts))
     return curves
+
+
+def pr_curve(codes: np.ndarray, gts: float, weights: np.ndarray | None = None) -> ClassCurve:
+    """One class's ``ClassCurve`` from its predictions' codes sorted by score (highest first) and
+    its number of ground-truth boxes, as ``COCOeval.accumulate`` computes it.
+
+    ``weights`` (one per prediction, default 1) counts a prediction that many times: the bootstrap
+    of ``lakedet.evaluation.breakdown`` resamples images this way (``gts`` is then the weighted count).
+    """
+    codes = np.asarray(codes).reshape(-1)
+    w = np.ones(len(codes)) if weights is None else np.asarray(weights, float).reshape(-1)
+    tp_sum = np.cumsum((codes == TP) * w)
+    fp_sum = np.cumsum((codes == FP) * w)
+    tp, fp = (float(tp_sum[-1]), float(fp_sum[-1])) if len(codes) else (0.0, 0.0)
+    if weights is None:
+        tp, fp = int(tp), int(fp)
+    precision = np.zeros(len(RECALL_POINTS))
+    if gts == 0:
+        return ClassCurve(precision, float("nan"), float("nan"), 0, tp, fp, 0)
+    recall = tp_sum / gts
+    pr = tp_sum / (tp_sum + fp_sum + np.spacing(1))
+    pr = np.maximum.accumulate(pr[::-1])[::-1] if len(pr) else pr  # the precision envelope
+    hits = np.searchsorted(recall, RECALL_POINTS, side="left")
+    valid = hits < len(pr)
+    precision[valid] = pr[hits[valid]]
+    return ClassCurve(precision, float(recall[-1]) if len(recall) else 0.0, float(precision.mean()), gts, tp, fp,
+                      gts - tp)
 
 
 def confusion_matrix(images: Sequence[tuple[ImageMatch, np.ndarray, np.ndarray]], num_classes: int) -> np.ndarray:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from ..errors import SchemaError, did_you_mean
 
-__all__ = ["TensorMap", "TENSOR_KEYS", "OPTIONAL_KEYS", "resolve_tensor_map", "class_names_from_metadata",
+__all__ = ["RESULT_COLUMNS", "TensorMap", "TENSOR_KEYS", "OPTIONAL_KEYS", "resolve_tensor_map", "class_names_from_metadata",
            "column_kinds", "column_metadata"]
 
 logger = logging.getLogger("lakedet")
@@ -69,6 +69,12 @@ class TensorMap:
         return {k: getattr(self, k) for k in TENSOR_KEYS if getattr(self, k)}
 
 
+#: Box and class columns lakedet's commands write as results (``errors``, ``compare``, ``issues``):
+#: never taken for ground truth.
+RESULT_COLUMNS = frozenset({"gt_match", "gt_change", "gt_diff", "issue_kind", "vanished_fp_boxes",
+                            "vanished_fp_labels", "removed_boxes", "removed_labels"})
+
+
 def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] | None = None,
                        where: str = "deeplake_tensors", needed: Collection[str] = OPTIONAL_KEYS) -> TensorMap:
     """Choose the column for each MMDetection key.
@@ -110,9 +116,9 @@ def resolve_tensor_map(columns: Mapping[str, str], explicit: Mapping[str, str] |
         elif key == "gt_masks":
             candidates = [name for name, kind in columns.items() if not name.startswith("pred_") and (
                 kind in _KINDS_FOR_KEY[key] or (kind == "Text" and name.lower() in _NAMES_FOR_MASKS))]
-        else:  # `pred_*` / `gt_match` are results (lakedet predict / errors write them), never ground truth
+        else:  # `pred_*` and RESULT_COLUMNS are results (lakedet predict / errors ... write them), never ground truth
             candidates = [name for name, kind in columns.items()
-                          if kind in _KINDS_FOR_KEY[key] and not name.startswith("pred_") and name != "gt_match"]
+                          if kind in _KINDS_FOR_KEY[key] and not name.startswith("pred_") and name not in RESULT_COLUMNS]
         if len(candidates) > 1 and key in OPTIONAL_KEYS and key not in needed:
             undecided[key] = tuple(candidates)
             chosen[key] = None

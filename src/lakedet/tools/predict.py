@@ -23,10 +23,10 @@ import numpy as np
 from ..errors import ConfigError, SourceError
 from ..schema.boxes import BoxMode, convert_boxes
 
-__all__ = ["PredictReport", "RowPrediction", "PredictionBranch", "predict_to_branch", "check_checkpoint", "load_config",
+__all__ = ["PredictReport", "RowPrediction", "PredictionBranch", "DatasetRows", "predict_to_branch", "check_checkpoint", "load_config",
            "load_model", "prepare_model", "prediction_loader", "iter_predictions", "predict_rows", "write_rows",
            "add_prediction_columns", "write_prediction_rows", "write_predictions", "WRITE_ROWS", "refuse_deeplake3",
-           "open_writable", "sha256_of"]
+           "open_writable", "sha256_of", "discard_branch"]
 
 
 @dataclass
@@ -51,6 +51,7 @@ class RowPrediction:
     gt_boxes: np.ndarray  # (G, 4) float32
     gt_labels: np.ndarray  # (G,) int64
     gt_crowd: np.ndarray  # (G,) bool
+    gt_area: np.ndarray | None = None  # (G,) COCO areas where the rows store them (else box areas are used)
 
 
 def sha256_of(path: str) -> str:
@@ -148,6 +149,15 @@ def load_model(cfg, checkpoint: str):
     return model
 
 
+def discard_branch(writable, name: str) -> None:
+    """Delete branch ``name`` after a failure (nothing half-written stays behind); a failure to
+    delete is swallowed, so it never hides the failure that led here."""
+    try:
+        writable.branches[name].delete()
+    except Exception:
+        pass
+
+
 @dataclass
 class PredictionBranch:
     """A new branch of ``path``, made from its current branch, and the dataset of the rows to
@@ -228,15 +238,23 @@ class PredictionBranch:
 
     def discard(self) -> None:
         """Delete the branch (after a failure: nothing half-written stays behind)."""
-        try:
-            self.writable.branches[self.name].delete()
-        except Exception:  # never hide the failure that led here
-            pass
+        discard_branch(self.writable, self.name)
 
     def lineage(self) -> dict:
         """The source of the rows, for ``lineage.json``."""
         return dict(self.dataset.lineage(), url=self.path, branch=self.source_branch, commit=self.source_commit,
                     view=self.view, query=self.query if not self.view else None)
+
+
+@dataclass
+class DatasetRows:
+    """Rows to predict without a branch (``iter_predictions`` over a dataset opened read-only):
+    sample ``img_id`` is the row."""
+
+    dataset: Any
+
+    def row_of(self, img_id: int) -> int:
+        return img_id
 
 
 def prediction_loader(dataset, batch_size: int = 4, num_workers: int = 2):
@@ -257,7 +275,7 @@ def prediction_loader(dataset, batch_size: int = 4, num_workers: int = 2):
                                        collate_fn=pseudo_collate, multiprocessing_context=context)
 
 
-def iter_predictions(model, run: PredictionBranch, batch_size: int = 4, score_thr: float = 0.05,
+def iter_predictions(model, run: PredictionBranch | DatasetRows, batch_size: int = 4, score_thr: float = 0.05,
                      progress=None, num_workers: int = 0):
     """Run ``model`` (in eval mode, on its device) over the selected rows through
     ``prediction_loader``; yield ``(branch row, RowPrediction)`` (score >= ``score_thr``) batch by

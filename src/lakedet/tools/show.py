@@ -16,11 +16,15 @@ from ..evaluation.matching import FN, FP, TP
 from ..schema.boxes import BoxMode, convert_boxes
 from ..source import SourceSpec
 
-__all__ = ["ERROR_COLOURS", "render_grid", "parse_rows"]
+__all__ = ["ERROR_COLOURS", "ISSUE_COLOURS", "render_grid", "parse_rows"]
 
 #: RGB colours of ``show --errors``: TP green, FP red, FN blue.
 ERROR_COLOURS = {TP: (0, 200, 0), FP: (230, 0, 0), FN: (0, 90, 255)}
 _ERROR_COLUMNS = ("pred_boxes", "pred_labels", "pred_scores", "pred_match", "gt_match")
+#: RGB colours of ``show --issues`` by ``ISSUE_NAMES`` code: missing magenta, spurious orange, swap
+#: yellow, localisation cyan.
+ISSUE_COLOURS = {1: (230, 0, 230), 2: (255, 140, 0), 3: (240, 230, 0), 4: (0, 220, 220)}
+_ISSUE_COLUMNS = ("pred_boxes", "pred_labels", "pred_scores", "pred_missing", "issue_kind", "issue_score")
 
 
 def parse_rows(text: str, length: int) -> list[int]:
@@ -42,9 +46,10 @@ def parse_rows(text: str, length: int) -> list[int]:
 
 
 def render_grid(spec: SourceSpec, rows: str, columns: int = 4, score_thr: float = 0.3, errors: bool = False,
-                branch: str | None = None) -> np.ndarray:
+                branch: str | None = None, issues: bool = False) -> np.ndarray:
     """An RGB image: one cell per row (ground truth, and predictions beside it when present; with
-    ``errors``, one image with TP / FP / FN boxes). ``branch`` reads the rows as of that branch's
+    ``errors``, one image with TP / FP / FN boxes; with ``issues``, the labels ``lakedet issues``
+    scored >= ``score_thr`` and the likely missing ones). ``branch`` reads the rows as of that branch's
     latest commit (``spec.query`` then runs on it).
 
     Raises:
@@ -75,14 +80,21 @@ def render_grid(spec: SourceSpec, rows: str, columns: int = 4, score_thr: float 
         raise SchemaError(f"--errors: {spec.description}{f' (branch {branch!r})' if branch else ''} has no column "
                           f"{', '.join(map(repr, missing))}; run `lakedet errors` first and show the branch it "
                           "wrote (--branch NAME)")
+    if issues and not set(_ISSUE_COLUMNS) <= names:
+        from ..errors import SchemaError
+
+        missing = sorted(set(_ISSUE_COLUMNS) - names)
+        raise SchemaError(f"--issues: {spec.description}{f' (branch {branch!r})' if branch else ''} has no column "
+                          f"{', '.join(map(repr, missing))}; run `lakedet issues` first and show the branch it "
+                          "wrote (--branch NAME)")
     with_preds = {"pred_boxes", "pred_labels", "pred_scores"} <= names
     visualizer = DetLocalVisualizer(name=f"lakedet-show-{id(dataset)}")
     visualizer.dataset_meta = dict(classes=dataset.metainfo["classes"])
     cells = []
     for row in parse_rows(rows, len(dataset)):
         sample = dataset[row]
-        if errors:
-            cells.append(_draw_errors(visualizer, dataset, row, sample, score_thr))
+        if errors or issues:
+            cells.append((_draw_errors if errors else _draw_issues)(visualizer, dataset, row, sample, score_thr))
             continue
         data = DetDataSample()
         data.gt_instances = InstanceData(bboxes=sample["gt_bboxes"].tensor,
@@ -146,20 +158,44 @@ def _draw_errors(visualizer, dataset, row: int, sample: dict, score_thr: float) 
     gt_match = np.asarray(dataset.opened["gt_match"][row], np.int64).reshape(-1)
     gt_boxes = sample["gt_bboxes"].tensor.numpy().reshape(-1, 4)
     gt_labels = np.asarray(sample["gt_bboxes_labels"], np.int64).reshape(-1)
-    drawn = []  # (box, code, text)
+    drawn = []  # (box, colour, text)
     for box, label, score, code in zip(boxes, labels, scores, pred_match):
         if code in (TP, FP) and score >= score_thr:
-            drawn.append((box, code, f"{'tp' if code == TP else 'fp'} {classes[label]} {score:.2f}"))
+            drawn.append((box, ERROR_COLOURS[code], f"{'tp' if code == TP else 'fp'} {classes[label]} {score:.2f}"))
     for box, label, code in zip(gt_boxes, gt_labels, gt_match):
         if code == FN:
-            drawn.append((box, code, f"fn {classes[label]}"))
-    visualizer.set_image(np.ascontiguousarray(sample["img"][:, :, ::-1]))
-    font = int(np.clip(round(min(sample["img"].shape[:2]) / 40), 7, 16))  # 7 pt at 64 px .. 16 pt from 640 px
+            drawn.append((box, ERROR_COLOURS[code], f"fn {classes[label]}"))
+    return _draw_labelled(visualizer, sample["img"], drawn)
+
+
+def _draw_issues(visualizer, dataset, row: int, sample: dict, score_thr: float) -> np.ndarray:
+    """One image with its labels scored >= ``score_thr`` by ``lakedet issues`` (kind, class, score)
+    and its predictions whose missing-label score is >= ``score_thr``."""
+    from ..evaluation.label_issues import ISSUE_NAMES, MISSING
+
+    classes = dataset.metainfo["classes"]
+    boxes, labels, _ = _predictions(dataset, row)
+    missing = np.asarray(dataset.opened["pred_missing"][row], np.float32).reshape(-1)
+    kinds = np.asarray(dataset.opened["issue_kind"][row], np.int64).reshape(-1)
+    scores = np.asarray(dataset.opened["issue_score"][row], np.float32).reshape(-1)
+    gt_boxes = sample["gt_bboxes"].tensor.numpy().reshape(-1, 4)
+    gt_labels = np.asarray(sample["gt_bboxes_labels"], np.int64).reshape(-1)
+    drawn = [(box, ISSUE_COLOURS[kind], f"{ISSUE_NAMES[kind]} {classes[label]} {score:.2f}")
+             for box, label, kind, score in zip(gt_boxes, gt_labels, kinds, scores) if kind and score >= score_thr]
+    drawn += [(box, ISSUE_COLOURS[MISSING], f"missing? {classes[label]} {score:.2f}")
+              for box, label, score in zip(boxes, labels, missing) if score >= score_thr]
+    return _draw_labelled(visualizer, sample["img"], drawn)
+
+
+def _draw_labelled(visualizer, image: np.ndarray, drawn: list) -> np.ndarray:
+    """``image`` (RGB) with each ``(box, colour, text)`` drawn and labelled at its top-left corner."""
+    visualizer.set_image(np.ascontiguousarray(image[:, :, ::-1]))
+    font = int(np.clip(round(min(image.shape[:2]) / 40), 7, 16))  # 7 pt at 64 px .. 16 pt from 640 px
     if drawn:
-        colours = [ERROR_COLOURS[code] for _, code, _ in drawn]
+        colours = [colour for _, colour, _ in drawn]
         visualizer.draw_bboxes(np.stack([box for box, _, _ in drawn]), edge_colors=colours, alpha=1.0,
                                line_widths=2)
-        for (box, _, text), colour in zip(drawn, colours):
+        for (box, colour, text) in drawn:
             visualizer.draw_texts(text, box[:2] + 2, colors=colour, font_sizes=font,
                                   bboxes=[dict(facecolor="black", alpha=0.8, pad=0.7, edgecolor="none")])
     return visualizer.get_image()
