@@ -13,7 +13,9 @@ whole set repeats. Per run: iterations/s and images/s over the iterations after 
 ``data_time``'s share of an iteration (the wait for the next batch, as mmengine's ``data_time``),
 the GPU's busy share (NVML utilisation sampled every 50 ms over the same iterations), the time
 from ``runner.train()`` to the first batch (the model's set-up, the same in every case, and the
-loader's start) and the peak GPU memory. Target: (b) and (c) within 3 % of (a)'s iterations/s,
+loader's start), the CPU the main process and the workers spent per image over the measured
+iterations, where the process's time went (imports, building the runner, training) and the peak
+GPU memory. Target: (b) and (c) within 3 % of (a)'s iterations/s,
 data_time <= 5 % of an iteration.
 
     python benchmarks/gpu.py              # on a GPU machine: the table, benchmarks/results/gpu.json
@@ -36,6 +38,7 @@ import threading
 import time
 from pathlib import Path
 
+STARTED = time.perf_counter()  # this process's start, near enough: what a run spends before training is reported
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
@@ -99,6 +102,31 @@ def config_text(model: str, case: str, data: dict, batch: int, workers: int, ite
     return "\n".join(line for line in lines if line) + "\n"
 
 
+def cpu_seconds(root: int) -> tuple[float, float]:
+    """CPU seconds used so far by process ``root`` and by all its descendants (the loader's workers,
+    a forkserver and its children), read from ``/proc``; (0, 0) where there is no ``/proc``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parent, used = {}, {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return 0.0, 0.0
+    for name in names:
+        if name.isdigit():
+            try:
+                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            parent[int(name)], used[int(name)] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+    below, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        children = [c for c, p in parent.items() if p == pid]
+        below += children
+        todo += children
+    return used.get(root, 0.0), sum(used[c] for c in below)
+
+
 class GPUBusy:
     """The GPU's utilisation (NVML, else ``nvidia-smi``), sampled every 50 ms between start and stop."""
 
@@ -157,6 +185,8 @@ def run_one(config: str, warmup: int, work_dir: str) -> dict:
         def __init__(self):
             self.called = self.last = self.first_batch = None  # called: when runner.train() was
             self.time, self.data_time = [], []
+            self.cpu = []  # (main, workers) CPU seconds when the measured iterations begin and end
+            self.peak = 0  # mmengine's log processor resets torch's peak statistic: keep our own
 
         def before_train(self, runner):  # the DataLoader's workers have been started by now
             self.last = time.perf_counter()
@@ -170,38 +200,52 @@ def run_one(config: str, warmup: int, work_dir: str) -> dict:
         def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
             if cuda:
                 torch.cuda.synchronize()
+                self.peak = max(self.peak, torch.cuda.max_memory_allocated())
             now = time.perf_counter()
             self.time.append(now - self.last)
             self.last = now
             if len(self.time) == warmup:
                 busy.start()
+                self.cpu.append(cpu_seconds(os.getpid()))
+            if len(self.time) == runner.max_iters:
+                self.cpu.append(cpu_seconds(os.getpid()))
 
+    imported = time.perf_counter()
     cfg = Config.fromfile(config)
     cfg.work_dir = work_dir
     runner = Runner.from_cfg(cfg)
+    built = time.perf_counter()
     timing = Timing()
     runner.register_hook(timing)
     timing.called = time.perf_counter()
     runner.train()
     gpu_busy = busy.stop()
+    ended = time.perf_counter()
     times, waits = timing.time[warmup:], timing.data_time[warmup:]
     batch = cfg.train_dataloader.batch_size
+    (main0, workers0), (main1, workers1) = timing.cpu
+    measured_images = batch * len(times)
     return dict(
         iterations=len(times), warmup=warmup, batch=batch,
         it_per_s=round(len(times) / sum(times), 3), img_per_s=round(batch * len(times) / sum(times), 2),
         data_share=round(sum(waits) / sum(times), 4), gpu_busy=gpu_busy, gpu_busy_source=busy.source,
         first_batch_s=round(timing.first_batch, 2),
+        main_cpu_ms_per_img=round(1000 * (main1 - main0) / measured_images, 2),
+        workers_cpu_ms_per_img=round(1000 * (workers1 - workers0) / measured_images, 2),
+        phases_s=dict(imports=round(imported - STARTED, 1), runner_built=round(built - imported, 1),
+                      train=round(ended - built, 1)),
         iteration_s=dict(median=round(statistics.median(times), 4), max=round(max(times), 4)),
-        gpu_memory_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        gpu_memory_gb=round(timing.peak / 2**30, 2) if cuda else None,
         device=torch.cuda.get_device_name() if cuda else "cpu", amp=cfg.optim_wrapper.get("type") == "AmpOptimWrapper")
 
 
 def run_in_subprocess(config: str, warmup: int, work_dir: str, timeout: float) -> dict:
+    started = time.perf_counter()
     out = subprocess.run([sys.executable, __file__, "--run", config, "--warmup", str(warmup), "--work-dir", work_dir],
                          capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"{config} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "process_s": round(time.perf_counter() - started, 1)}
 
 
 def summarise(runs: list[dict]) -> list[dict]:
