@@ -1,24 +1,16 @@
 """``benchmarks/peers.py``: its litdata adapter delivers the samples lakedet delivers for the same rows."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import benchmark_module
+
 pytestmark = pytest.mark.timeout(300)
 
-
-def _peers():
-    spec = importlib.util.spec_from_file_location(
-        "peers", Path(__file__).resolve().parent.parent / "benchmarks" / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-peers = _peers()
+peers = benchmark_module("peers")
 
 
 @pytest.fixture(scope="module")
