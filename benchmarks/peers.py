@@ -21,6 +21,11 @@ the peak memory of the process tree (PSS summed over the training process, the w
 lakedet's worker server, sampled every 0.1 s), and the S3 server's CPU per image.
 Target (#26): lakedet >= 1.0x the fastest peer at every RTT, epoch 1 and epoch 2.
 
+MosaicML ``streaming`` (MDS shards) is not measured: its wheel (0.13.0) requires transformers,
+google-cloud-storage, the Azure and OCI SDKs, paramiko and matplotlib, too much to
+bring into the project's environment for one more row. The peers are benchmark-only packages
+(``benchmarks/requirements.txt``).
+
 ``--part startup`` measures what DataLoader workers over S3 cost to start in lakedet: the first
 batch of the first loader in a fresh process with the worker server forked from the process
 (lakedet's default), as a fresh interpreter (what happens when ``deeplake`` is imported before
