@@ -22,14 +22,17 @@ $(VENV)/bin/python:
 # because mmcv's setup.py needs pkg_resources (torch declares setuptools>=77: pip warns, both
 # work), --no-deps so mmengine/mmcv/imagecorruptions do not pull opencv-python next to
 # opencv-python-headless.
+# benchmarks/requirements.txt (the peers lakedet is measured against) is for the benchmarks and
+# tests only: --no-deps, see that file.
 # pip keeps the built mmcv wheel in its cache, so a new .venv on this machine skips the build.
-$(STAMP): $(VENV)/bin/python requirements.txt constraints.txt pyproject.toml Makefile
+$(STAMP): $(VENV)/bin/python requirements.txt constraints.txt benchmarks/requirements.txt pyproject.toml Makefile
 	$(PIP) install -q "pip>=24,<26" wheel
 	$(PIP) install -q -c constraints.txt torch -r requirements.txt
 	$(PIP) install -q -c constraints.txt --no-deps mmengine imagecorruptions
 	$(PIP) install -q "setuptools<70"
 	MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=2 $(PIP) install -c constraints.txt --no-deps --no-build-isolation mmcv
 	$(PIP) install -q --no-deps --no-build-isolation -e .
+	$(PIP) install -q -c constraints.txt --no-deps -r benchmarks/requirements.txt  # the peers benchmark and its test; not lakedet's
 	$(PY) -c "import mmcv.ops, mmdet, deeplake, lakedet; print('lakedet set-up OK: mmcv', mmcv.__version__, 'mmdet', mmdet.__version__, 'deeplake', deeplake.__version__)"
 	touch $(STAMP)
 

@@ -1,6 +1,6 @@
 """Label-issue benchmark: lakedet's label-issue ranking against cleanlab 2.9's ``object_detection.rank``.
 
-One command (``python benchmarks/label_issues.py``; needs ``pip install -r benchmarks/requirements.txt``)
+One command (``python benchmarks/label_issues.py``; needs ``pip install -r benchmarks/requirements-label-issues.txt -c constraints.txt``)
 prints a table and writes ``benchmarks/results/label_issues.json``.
 
 1. Synthetic shapes (the demo's renderer: 128 px, seed 1) on ``main``; a copy of the labels with

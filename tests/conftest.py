@@ -66,11 +66,12 @@ def upload_folder(creds: dict, folder: Path, prefix: str):
     return f"s3://lakedet/{prefix}", objects
 
 
-def _latency_proxy():
+def benchmark_module(name: str):
+    """``benchmarks/<name>.py``, imported (the benchmarks are scripts, not a package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "latency_proxy", Path(__file__).resolve().parent.parent / "benchmarks" / "latency_proxy.py")
+        name, Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -78,7 +79,7 @@ def _latency_proxy():
 
 #: ``benchmarks/latency_proxy.py``'s proxy on an event loop in a thread of this process (the tests
 #: and the benchmarks share it)
-ThreadedProxy = _latency_proxy().ThreadedProxy
+ThreadedProxy = benchmark_module("latency_proxy").ThreadedProxy
 
 
 @pytest.fixture(scope="session")

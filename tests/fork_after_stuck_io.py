@@ -49,6 +49,9 @@ def main(mode: str, url: str, creds: dict) -> dict:
             prepare_dataloader(loader)
             result["context"] = loader.multiprocessing_context.get_start_method()
             result["rows"] = sorted(s.img_id for batch in loader for s in batch["data_samples"])
+            from lakedet.data.workers import worker_server_forked
+
+            result["server_forked"] = worker_server_forked()
         result["seconds"] = time.monotonic() - started
         done.set()
 

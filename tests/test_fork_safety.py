@@ -43,6 +43,8 @@ def test_lakedet_dataloader_workers_start_and_read_despite_stuck_remote_reads(sm
     assert result["finished"], result
     assert result["context"] == "forkserver"
     assert result["rows"] == list(range(12))  # the workers reopened the dataset and read every row
+    # deeplake was imported (and stuck) before the dataset was built: the server is a fresh interpreter
+    assert result["server_forked"] is False
 
 
 UNGUARDED = '''# the seed's style: a script that does its work at the top level, with no __main__ guard
@@ -62,10 +64,14 @@ cfg = Config(dict(train_dataloader=dict(
 loader = Runner.build_dataloader(cfg.train_dataloader.to_dict(), seed=0)
 prepare_dataloader(loader)
 print("rows", sorted(s.img_id for b in loader for s in b["data_samples"]), flush=True)
+from lakedet.data.workers import worker_server_forked
+print("server forked:", worker_server_forked(), flush=True)
 '''
 
 
 def test_forkserver_workers_do_not_run_an_unguarded_script_again(small_on_s3, tmp_path):
+    """... and with Deep Lake not imported before the dataset, their server is a fork of the
+    script's process (made before any Deep Lake I/O), which does not run the script either."""
     url, creds = small_on_s3
     script = tmp_path / "train_like_the_seed.py"
     script.write_text(UNGUARDED)
@@ -74,3 +80,4 @@ def test_forkserver_workers_do_not_run_an_unguarded_script_again(small_on_s3, tm
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.count("the script runs") == 1  # not once more per worker
     assert f"rows {list(range(12))}" in out.stdout
+    assert "server forked: True" in out.stdout

@@ -39,6 +39,7 @@ from .masks import MaskColumn
 from .pipeline import loads_masks, place_loading_steps
 from .reader import ImageReader
 from .seeding import in_worker, kept_random_states, seed_sample, single_threaded
+from .workers import start_worker_server
 
 __all__ = ["DeepLakeDetDataset", "RowInfo", "deeplake_datasets"]
 
@@ -185,6 +186,8 @@ class DeepLakeDetDataset(BaseDetDataset):
         self.source, self.given_type = None, None
         if given is None:
             self.source = SourceSpec.from_keys(**keys)
+            if self.source.remote:  # while Deep Lake is not imported, workers' server can be a fork of this process
+                start_worker_server()
             self._ds, self.origin = open_source_with_origin(self.source)
             self.description = self.source.description
             return
