@@ -113,14 +113,28 @@ def shapes_val(tmp_path_factory):
     return path, rows
 
 
+def metadata_of(ds) -> str:
+    """The dataset's metadata and every column's, as sorted JSON (Deep Lake 4.7.4 shares the
+    dataset's metadata across branches: a key written on one branch shows on all)."""
+    import json
+
+    def read(metadata):
+        return {key: metadata[key] for key in metadata.keys()}
+
+    return json.dumps(dict(dataset=read(ds.metadata), columns={c.name: read(ds[c.name].metadata)
+                                                               for c in ds.schema.columns}),
+                      sort_keys=True, default=repr)
+
+
 def dataset_hash(path: str, creds: dict | None = None, branch: str | None = None) -> str:
-    """A hash of every column of every row (and the version) of the current branch, or of
-    ``branch``, to prove nothing was written."""
+    """A hash of every column of every row, of the metadata (``metadata_of``) and of the version of
+    the current branch, or of ``branch``, to prove nothing was written."""
     import deeplake
 
     ds = deeplake.open_read_only(path, creds=creds) if creds else deeplake.open_read_only(path)
     root, ds = ds, (ds.branches[branch].open() if branch else ds)
     digest = hashlib.sha256(str(ds.version).encode())
+    digest.update(metadata_of(ds).encode())
     for column in ds.schema.columns:
         for row in range(len(ds)):
             value = ds[column.name].get_bytes(row) if column.dtype.kind.name == "Image" else ds[column.name][row]

@@ -70,7 +70,7 @@ def branch_hash(path, branch):
 def _errors_branch(ds, name, results):
     branch = ds.branch(name).open()
     write_predictions(branch, results, SHAPE_CLASSES)
-    write_matches(branch, results, evaluate_predictions(results, SHAPE_CLASSES), dict(iou_thr=0.5, matching="COCO"))
+    write_matches(branch, results, evaluate_predictions(results, SHAPE_CLASSES))
     branch.commit(f"errors {name}")
 
 

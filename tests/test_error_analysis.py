@@ -13,6 +13,7 @@ import pytest
 
 from conftest import CONFIG_DIR, dataset_hash
 from lakedet.tools.error_analysis import class_table, evaluate_predictions, write_matches
+from lakedet.tools.evaluated import commit_record, open_ref
 from lakedet.evaluation.matching import FN, FP, IGNORE, TP, match_image
 from lakedet.evaluation.plots import PR_CURVES_SIZE, confusion_matrix_size, plot_confusion_matrix, plot_pr_curves
 from lakedet.tools.predict import RowPrediction, write_predictions
@@ -98,7 +99,7 @@ def case_branch(tmp_path_factory):
     evaluation = evaluate_predictions(results, SHAPE_CLASSES, iou_thr=0.5)
     branch = ds.branch("errors").open()
     write_predictions(branch, results, SHAPE_CLASSES)
-    write_matches(branch, results, evaluation, dict(iou_thr=0.5, matching="COCO"))
+    write_matches(branch, results, evaluation)
     branch.commit("errors of the constructed case")
     del branch, ds
     return path, before, evaluation
@@ -148,7 +149,7 @@ def test_branch_columns_hold_the_matching_and_counts_add_up(case_branch):
     assert np.asarray(branch["pred_iou"][1]).tolist() == pytest.approx([1.0, 1.0, 0.0])
     assert np.asarray(branch["gt_area"][1]).tolist() == pytest.approx([1600.0, 400.0])
     assert branch["pred_match"].metadata["class_names"] == ["tp", "fp", "fn", "ignore"]
-    assert branch.metadata["lakedet_errors"]["iou_thr"] == 0.5
+    assert "lakedet_errors" not in list(branch.metadata.keys())  # Deep Lake shares it with every branch
     per_row = np.stack([np.asarray(branch[c][:], np.int64) for c in ("eval_tp", "eval_fp", "eval_fn")], 1)
     assert per_row.tolist() == [[2, 1, 0], [1, 2, 1], [1, 0, 0], [0, 3, 0], [0, 0, 1], [0, 0, 0]]
     for row in range(len(CASE)):  # each row's counts are its boxes' codes
@@ -244,7 +245,8 @@ def test_errors_command_writes_one_commit_on_a_new_branch(untrained_checkpoint, 
     digest = hashlib.sha256(Path(untrained_checkpoint).read_bytes()).hexdigest()
     for part in ("tiny_retinanet.py", f"sha256 {digest}", source_commit, "IoU >= 0.1", "COCO", "greedy by score"):
         assert part in message, (part, message)
-    record = branch.metadata["lakedet_errors"]
+    record = commit_record(open_ref(target, "errors-v1"))  # the JSON the message ends with
+    assert not list(root.metadata.keys())  # nothing in the dataset's metadata, which every branch shares
     assert record["checkpoint_sha256"] == digest and record["iou_thr"] == 0.1
     assert record["source_commit"] == source_commit
     # the branch's matches are COCO's matching of the branch's own predictions and ground truth
