@@ -113,6 +113,25 @@ def shapes_val(tmp_path_factory):
     return path, rows
 
 
+@pytest.fixture(scope="session")
+def untrained_checkpoints(tmp_path_factory):
+    """Two checkpoints of the tiny RetinaNet (``configs/tiny_retinanet.py``), freshly initialised
+    with seeds 0 and 1 (no training): two different models that predict boxes at ``--score-thr 0``."""
+    import torch
+    from mmengine.config import Config
+
+    from lakedet import build_detector
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = build_detector(Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py")).model)
+        paths.append(str(folder / f"untrained{seed}.pth"))
+        torch.save({"state_dict": model.state_dict(), "meta": {}}, paths[-1])
+    return paths
+
+
 def metadata_of(ds) -> str:
     """The dataset's metadata and every column's, as sorted JSON (Deep Lake 4.7.4 shares the
     dataset's metadata across branches: a key written on one branch shows on all)."""
