@@ -151,10 +151,11 @@ def prepare(work: Path, images: int, epochs: int, seed: int = 1) -> dict:
 
 
 def prediction_branches(prepared: dict) -> list[str]:
-    """The fold prediction branches, (re)made with this lakedet's ``predict`` when they lack the
-    ``lakedet_predict`` record (which rows each fold predicted: the issues command's lineage)."""
+    """The fold prediction branches, (re)made with this lakedet's ``predict`` when their last commit
+    is not one of ``lakedet predict`` (its message is the lineage: which rows each fold predicted)."""
     import deeplake
 
+    from lakedet.tools.evaluated import last_message, open_ref
     from lakedet.tools.predict import predict_to_branch
 
     path, epochs = prepared["path"], prepared["marker"]["epochs"]
@@ -163,7 +164,7 @@ def prediction_branches(prepared: dict) -> list[str]:
         name = f"pred-fold{fold}"
         root = deeplake.open(path)
         if name in list(root.branches.names()):
-            if "lakedet_predict" in list(root.branches[name].open().metadata.keys()):
+            if last_message(open_ref(path, name)).startswith("lakedet predict:"):
                 names.append(name)
                 continue
             root.branches[name].delete()

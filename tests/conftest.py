@@ -114,14 +114,47 @@ def shapes_val(tmp_path_factory):
     return path, rows
 
 
+@pytest.fixture(scope="session")
+def untrained_checkpoints(tmp_path_factory):
+    """Two checkpoints of the tiny RetinaNet (``configs/tiny_retinanet.py``), freshly initialised
+    with seeds 0 and 1 (no training): two different models that predict boxes at ``--score-thr 0``."""
+    import torch
+    from mmengine.config import Config
+
+    from lakedet import build_detector
+
+    folder = tmp_path_factory.mktemp("ckpt")
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        model = build_detector(Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py")).model)
+        paths.append(str(folder / f"untrained{seed}.pth"))
+        torch.save({"state_dict": model.state_dict(), "meta": {}}, paths[-1])
+    return paths
+
+
+def metadata_of(ds) -> str:
+    """The dataset's metadata and every column's, as sorted JSON (Deep Lake 4.7.4 shares the
+    dataset's metadata across branches: a key written on one branch shows on all)."""
+    import json
+
+    def read(metadata):
+        return {key: metadata[key] for key in metadata.keys()}
+
+    return json.dumps(dict(dataset=read(ds.metadata), columns={c.name: read(ds[c.name].metadata)
+                                                               for c in ds.schema.columns}),
+                      sort_keys=True, default=repr)
+
+
 def dataset_hash(path: str, creds: dict | None = None, branch: str | None = None) -> str:
-    """A hash of every column of every row (and the version) of the current branch, or of
-    ``branch``, to prove nothing was written."""
+    """A hash of every column of every row, of the metadata (``metadata_of``) and of the version of
+    the current branch, or of ``branch``, to prove nothing was written."""
     import deeplake
 
     ds = deeplake.open_read_only(path, creds=creds) if creds else deeplake.open_read_only(path)
     root, ds = ds, (ds.branches[branch].open() if branch else ds)
     digest = hashlib.sha256(str(ds.version).encode())
+    digest.update(metadata_of(ds).encode())
     for column in ds.schema.columns:
         for row in range(len(ds)):
             value = ds[column.name].get_bytes(row) if column.dtype.kind.name == "Image" else ds[column.name][row]

@@ -70,7 +70,7 @@ def branch_hash(path, branch):
 def _errors_branch(ds, name, results):
     branch = ds.branch(name).open()
     write_predictions(branch, results, SHAPE_CLASSES)
-    write_matches(branch, results, evaluate_predictions(results, SHAPE_CLASSES), dict(iou_thr=0.5, matching="COCO"))
+    write_matches(branch, results, evaluate_predictions(results, SHAPE_CLASSES))
     branch.commit(f"errors {name}")
 
 
@@ -298,3 +298,49 @@ def test_rows_are_identified_by_an_id_column_or_checked(case, tmp_path):
     del root
     with pytest.raises(SourceError, match="row 0: its image differs"):
         row_identity(a, open_ref(other, "x"))
+
+
+def test_models_run_on_the_fly_compare_as_their_errors_branches(untrained_checkpoints, tmp_path, capsys):
+    """``--model-a`` / ``--model-b`` (two models evaluated on the fly) give the numbers of comparing
+    the two models' `lakedet errors` branches, and the source branch (metadata too) is unchanged."""
+    from conftest import CONFIG_DIR
+
+    path = str(tmp_path / "ds")
+    write_dataset(path, render_rows(6, size=64, seed=31, min_side=14, max_side=30))
+    config = str(CONFIG_DIR / "tiny_retinanet.py")
+    for name, checkpoint in zip(("ea", "eb"), untrained_checkpoints):
+        status, _, err = lakedet_here(capsys, "errors", config, checkpoint, path, "--branch", name, "--score-thr", "0",
+                                      "--iou-thr", "0.1", "--num-workers", "0", "--work-dir", tmp_path / name)
+        assert status == 0, err
+    before = branch_hash(path, "main")
+    common = ("--bootstrap", "0", "--iou-thr", "0.1")
+    status, _, err = lakedet_here(capsys, "compare", path, "ea", "eb", *common, "--work-dir", tmp_path / "stored")
+    assert status == 0, err
+    status, out, err = lakedet_here(capsys, "compare", path, "main", "main", *common, "--model-a", config,
+                                    untrained_checkpoints[0], "--model-b", config, untrained_checkpoints[1],
+                                    "--score-thr", "0", "--num-workers", "0", "--branch", "fly",
+                                    "--work-dir", tmp_path / "fly")
+    assert status == 0, err
+    assert "(on the fly)" in out
+    stored, fly = (json.loads((tmp_path / k / "compare.json").read_text()) for k in ("stored", "fly"))
+    assert fly["a"]["kind"] == fly["b"]["kind"] == "on the fly" and stored["a"]["kind"] == "stored"
+    assert fly["b"]["checkpoint"] == untrained_checkpoints[1]
+    assert stored["metrics"]["all"]["all"]["tp"]["a"] > 0  # the untrained models do find boxes at IoU 0.1
+    assert stored["metrics"]["all"]["all"]["tp"]["a"] != stored["metrics"]["all"]["all"]["tp"]["b"]  # two models
+
+    def numbers(report):
+        return {(name, size, metric): tuple(v[k] for k in ("a", "b")) for name, sizes in report["metrics"].items()
+                for size, metrics in sizes.items() for metric, v in metrics.items()}
+
+    ours, theirs = numbers(fly), numbers(stored)
+    assert ours.keys() == theirs.keys()
+    for key, value in theirs.items():  # boxes stored as float32 LTWH: AP may differ in the last bits
+        assert ours[key] == pytest.approx(value, abs=1e-6, nan_ok=True), key
+    assert fly["box_changes"] == stored["box_changes"] and fly["threshold_sweep"] == stored["threshold_sweep"]
+    # the comparison branch holds B's predictions and matches, as `lakedet errors` wrote them on eb
+    root = deeplake.open_read_only(path)
+    on_fly, errors_b = root.branches["fly"].open(), root.branches["eb"].open()
+    for column in ("pred_labels", "pred_match", "eval_tp", "eval_fp", "eval_fn"):
+        assert [np.asarray(on_fly[column][r]).tolist() for r in range(6)] == \
+            [np.asarray(errors_b[column][r]).tolist() for r in range(6)], column
+    assert branch_hash(path, "main") == before and not list(root.metadata.keys())

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import CONFIG_DIR, dataset_hash
-from lakedet.tools.error_analysis import class_table, evaluate_predictions, write_matches
+from lakedet.tools.error_analysis import class_table, evaluate_predictions, report_json, write_matches
+from lakedet.tools.evaluated import commit_record, open_ref
 from lakedet.evaluation.matching import FN, FP, IGNORE, TP, match_image
 from lakedet.evaluation.plots import PR_CURVES_SIZE, confusion_matrix_size, plot_confusion_matrix, plot_pr_curves
 from lakedet.tools.predict import RowPrediction, write_predictions
@@ -98,7 +99,7 @@ def case_branch(tmp_path_factory):
     evaluation = evaluate_predictions(results, SHAPE_CLASSES, iou_thr=0.5)
     branch = ds.branch("errors").open()
     write_predictions(branch, results, SHAPE_CLASSES)
-    write_matches(branch, results, evaluation, dict(iou_thr=0.5, matching="COCO"))
+    write_matches(branch, results, evaluation)
     branch.commit("errors of the constructed case")
     del branch, ds
     return path, before, evaluation
@@ -148,7 +149,7 @@ def test_branch_columns_hold_the_matching_and_counts_add_up(case_branch):
     assert np.asarray(branch["pred_iou"][1]).tolist() == pytest.approx([1.0, 1.0, 0.0])
     assert np.asarray(branch["gt_area"][1]).tolist() == pytest.approx([1600.0, 400.0])
     assert branch["pred_match"].metadata["class_names"] == ["tp", "fp", "fn", "ignore"]
-    assert branch.metadata["lakedet_errors"]["iou_thr"] == 0.5
+    assert "lakedet_errors" not in list(branch.metadata.keys())  # Deep Lake shares it with every branch
     per_row = np.stack([np.asarray(branch[c][:], np.int64) for c in ("eval_tp", "eval_fp", "eval_fn")], 1)
     assert per_row.tolist() == [[2, 1, 0], [1, 2, 1], [1, 0, 0], [0, 3, 0], [0, 0, 1], [0, 0, 0]]
     for row in range(len(CASE)):  # each row's counts are its boxes' codes
@@ -180,6 +181,58 @@ def test_plots_are_pngs_of_the_documented_size(case_branch, tmp_path):
     # square, the confident triangle; scores < 0.3 are not counted, crowd regions absorb boxes
 
 
+def test_a_class_selection_counts_only_its_boxes_and_reports_only_it():
+    from lakedet.errors import ConfigError
+
+    results = _case_results()
+    squares = evaluate_predictions(results, SHAPE_CLASSES, selected=["square"])
+    per_row = [(squares.matches[r].tp, squares.matches[r].fp, squares.matches[r].fn) for r in range(len(CASE))]
+    assert per_row == [(1, 0, 0), (1, 1, 0), (0, 0, 0), (0, 0, 0), (0, 0, 1), (0, 0, 0)]  # all classes: (2, 1, 0) ...
+    # the other classes' boxes are ignored, and partners keep their positions in the row
+    assert squares.matches[1].pred_match.tolist() == [TP, FP, IGNORE] and squares.matches[1].gt_match.tolist() == [TP, IGNORE]
+    circles = evaluate_predictions(results, SHAPE_CLASSES, selected=["circle"])
+    assert circles.matches[0].pred_gt.tolist() == [-1, 1, -1] and circles.matches[0].gt_pred.tolist() == [-1, 1]
+    headers, table = class_table(squares)
+    assert [row[0] for row in table] == ["square", "all"]
+    full = dict(zip(headers, class_table(evaluate_predictions(results, SHAPE_CLASSES))[1][1]))
+    assert dict(zip(headers, table[0])) == full  # the square row is the same as without a selection
+    assert dict(zip(headers, table[1]))["tp"] == 2 and squares.totals == (2, 1, 1)
+    assert squares.confusion.shape == (2, 2) and report_json(squares)["confusion_matrix"]["labels"] == ["square", "missing"]
+    with pytest.raises(ConfigError, match=r"--classes square,dog: no class 'dog'; the dataset's classes: circle, square, "
+                                          r"triangle"):
+        evaluate_predictions(results, SHAPE_CLASSES, selected=["square", "dog"])
+
+
+def test_the_report_has_sizes_mean_average_recall_and_the_best_threshold_per_class(tmp_path):
+    from lakedet.evaluation.plots import plot_threshold_sweep, threshold_sweep_size
+    from lakedet.tools.error_analysis import size_table, sweep_table
+
+    evaluation = evaluate_predictions(_case_results(), SHAPE_CLASSES)
+    headers, table = class_table(evaluation)
+    assert headers[-3:] == ["AP@0.5", "AP@[.5:.95]", "AR@[.5:.95]"]
+    square = dict(zip(headers, table[1]))
+    assert square["AR@[.5:.95]"] == pytest.approx(2 / 3)  # 2 of 3 squares found at every IoU (exact boxes)
+    sizes = {row[0]: dict(zip(size_table(evaluation)[0], row)) for row in size_table(evaluation)[1]}
+    # small (< 32²): row 0's square and circle, row 1's triangle, row 2's circle; medium: the 40x40 squares
+    assert [(sizes[s]["gts"], sizes[s]["tp"], sizes[s]["fn"]) for s in ("small", "medium", "large")] == \
+        [(4, 3, 1), (2, 1, 1), (0, 0, 0)]
+    best = {row[0]: row[1:] for row in sweep_table(evaluation)[1]}
+    # circles: found at 0.8 and 0.6, false positives at 0.4 and below: F1 1 from 0.45 up to 0.6
+    assert best["circle"] == ("0.45", 1.0, 1.0, 1.0)
+    assert best["triangle"][3] == 0.0  # its one box is never found
+    report = report_json(evaluation)
+    assert report["confusion_matrix"]["labels"] == ["circle", "square", "triangle", "missing"]
+    assert report["metrics"]["square"]["medium"]["recall"] == 0.5
+    png = plot_threshold_sweep(evaluation.sweep, str(tmp_path / "sweep.png"), 0.5)
+    assert threshold_sweep_size(4) == (960, 520) and cv2.imread(png).shape == (520, 960, 3)
+    # class-agnostic: a square predicted on a circle is a hit
+    swap = {0: RowPrediction(_xyxy([10, 10, 30, 30]), np.asarray([SQUARE]), np.asarray([0.9], np.float32), None,
+                             _xyxy([10, 10, 30, 30]), np.asarray([CIRCLE]), np.zeros(1, bool))}
+    assert evaluate_predictions(swap, SHAPE_CLASSES).totals == (0, 1, 1)
+    agnostic = evaluate_predictions(swap, SHAPE_CLASSES, classwise=False)
+    assert agnostic.totals == (1, 0, 0) and [row[0] for row in class_table(agnostic)[1]] == ["any class", "all"]
+
+
 def test_show_errors_draws_tp_fp_fn_in_three_colours(case_branch, tmp_path, capsys):
     path, _, _ = case_branch
     status, _, err = lakedet_here(capsys, "show", path, "--branch", "errors", "--errors", "--rows", "0,1",
@@ -207,18 +260,8 @@ def test_show_errors_draws_tp_fp_fn_in_three_colours(case_branch, tmp_path, caps
 
 
 @pytest.fixture(scope="module")
-def untrained_checkpoint(tmp_path_factory):
-    """The tiny RetinaNet's freshly initialised weights, saved as a checkpoint (no training)."""
-    import torch
-    from mmengine.config import Config
-
-    from lakedet import build_detector
-
-    model = build_detector(Config.fromfile(str(CONFIG_DIR / "tiny_retinanet.py")).model)
-    path = tmp_path_factory.mktemp("ckpt") / "untrained.pth"
-    torch.manual_seed(0)
-    torch.save({"state_dict": model.state_dict(), "meta": {}}, str(path))
-    return str(path)
+def untrained_checkpoint(untrained_checkpoints):
+    return untrained_checkpoints[0]
 
 
 def test_errors_command_writes_one_commit_on_a_new_branch(untrained_checkpoint, tmp_path, capsys):
@@ -235,6 +278,7 @@ def test_errors_command_writes_one_commit_on_a_new_branch(untrained_checkpoint, 
                   "--iou-thr", "0.1", "--work-dir", str(work))
     assert out.returncode == 0, out.stderr[-3000:]
     assert "AP@0.1" in out.stdout and "| all " in out.stdout and "errors-v1" in out.stdout
+    assert "AR@[.5:.95]" in out.stdout and "| medium " in out.stdout and "best score thr" in out.stdout
     assert dataset_hash(target) == before
     root = deeplake.open_read_only(target)
     branch = root.branches["errors-v1"].open()
@@ -244,7 +288,8 @@ def test_errors_command_writes_one_commit_on_a_new_branch(untrained_checkpoint, 
     digest = hashlib.sha256(Path(untrained_checkpoint).read_bytes()).hexdigest()
     for part in ("tiny_retinanet.py", f"sha256 {digest}", source_commit, "IoU >= 0.1", "COCO", "greedy by score"):
         assert part in message, (part, message)
-    record = branch.metadata["lakedet_errors"]
+    record = commit_record(open_ref(target, "errors-v1"))  # the JSON the message ends with
+    assert not list(root.metadata.keys())  # nothing in the dataset's metadata, which every branch shares
     assert record["checkpoint_sha256"] == digest and record["iou_thr"] == 0.1
     assert record["source_commit"] == source_commit
     # the branch's matches are COCO's matching of the branch's own predictions and ground truth
@@ -267,6 +312,9 @@ def test_errors_command_writes_one_commit_on_a_new_branch(untrained_checkpoint, 
     assert report["per_class"][-1]["tp"] == tp and report["per_class"][-1]["fp"] == fp and report["written"]["fn"] == fn
     assert cv2.imread(str(work / "pr_curves.png")).shape == (600, 800, 3)
     assert cv2.imread(str(work / "confusion_matrix.png")).shape == (600, 600, 3)
+    assert cv2.imread(str(work / "threshold_sweep.png")).shape == (520, 960, 3)  # 3 classes and all
+    assert report["confusion_matrix"]["labels"][-1] == "missing" and set(report["metrics"]["all"]) == {
+        "all", "small", "medium", "large"} and report["threshold_sweep"]["all"]["best_threshold"] is not None
     lineage = json.loads((work / "lineage.json").read_text())["latest"]
     assert lineage["command"] == "errors" and lineage["splits"]["errors"][0]["commit"] == source_commit
     assert lineage["written"]["branch"] == "errors-v1" and lineage["written"]["iou_thr"] == 0.1
@@ -290,6 +338,26 @@ def test_errors_command_writes_one_commit_on_a_new_branch(untrained_checkpoint, 
         assert status == 0, err
         assert cv2.imread(str(tmp_path / "shown.png")).shape == (64, 2 * 64, 3)  # the two evaluated rows
     assert dataset_hash(target) == before
+
+    # --classes: the branch's per-row counts are those of the class's boxes only
+    status, out, err = lakedet_here(capsys, "errors", config, untrained_checkpoint, target, "--branch", "squares",
+                                    "--score-thr", "0", "--iou-thr", "0.1", "--classes", "square",
+                                    "--work-dir", tmp_path / "sq")
+    assert status == 0, err
+    opened = deeplake.open_read_only(target)  # kept: a branch does not keep its dataset open
+    squares = opened.branches["squares"].open()
+    for row in range(6):
+        labels, pred_labels = np.asarray(squares["labels"][row]), np.asarray(squares["pred_labels"][row])
+        pred_match, gt_match = np.asarray(squares["pred_match"][row]), np.asarray(squares["gt_match"][row])
+        assert (pred_match[pred_labels != SQUARE] == IGNORE).all() and (gt_match[labels != SQUARE] == IGNORE).all()
+        assert int(squares["eval_tp"][row]) == np.count_nonzero(pred_match == TP)
+        assert int(squares["eval_fn"][row]) == np.count_nonzero((gt_match == FN) & (labels == SQUARE))
+    assert [r["class"] for r in json.loads((tmp_path / "sq" / "errors.json").read_text())["per_class"]] == ["square",
+                                                                                                           "all"]
+    status, _, err = lakedet_here(capsys, "errors", config, untrained_checkpoint, target, "--branch", "dogs",
+                                  "--classes", "square,dog")
+    assert status == 2 and "no class 'dog'; the dataset's classes: circle, square, triangle" in err
+    assert "dogs" not in list(deeplake.open_read_only(target).branches.names())
 
     # bad input: an existing branch, a broken checkpoint (the branch is removed again), a bad threshold
     status, _, err = lakedet_here(capsys, "errors", config, untrained_checkpoint, target, "--branch", "errors-v1")

@@ -12,6 +12,7 @@ import pytest
 from test_compare import branch_hash, lakedet_here
 from lakedet.evaluation.label_issues import LOCALISATION, MISSING, NONE, SPURIOUS, SWAP, score_image
 from lakedet.tools.error_analysis import evaluate_predictions, write_matches
+from lakedet.tools.evaluated import with_record
 from lakedet.tools.predict import RowPrediction, write_predictions
 from lakedet.tools.synthetic import SHAPE_CLASSES, SyntheticRow, render_rows, write_dataset
 
@@ -95,9 +96,9 @@ def folds(tmp_path_factory):
         results = _perfect(range(fold, len(TRUE), 2))
         branch = ds.branch(f"fold{fold}").open()
         write_predictions(branch, results, SHAPE_CLASSES)
-        write_matches(branch, results, evaluate_predictions(results, SHAPE_CLASSES),
-                      dict(iou_thr=0.5, config=f"fold{fold}.py", checkpoint=f"fold{fold}.pth", checkpoint_sha256="ab"))
-        branch.commit(f"fold {fold}")
+        write_matches(branch, results, evaluate_predictions(results, SHAPE_CLASSES))
+        branch.commit(with_record(f"fold {fold}", dict(iou_thr=0.5, config=f"fold{fold}.py",
+                                                       checkpoint=f"fold{fold}.pth", checkpoint_sha256="ab")))
     del ds
     return path
 
@@ -117,7 +118,8 @@ def test_issues_command_writes_scores_with_lineage(folds, tmp_path, capsys):
     import json
 
     lineage = json.loads(list(issues.history)[-1].message.split("predictions by issue_source: ", 1)[1])
-    assert [p["branch"] for p in lineage] == ["fold0", "fold1"] and lineage[1]["message"] == "fold 1"
+    assert [p["branch"] for p in lineage] == ["fold0", "fold1"] and lineage[1]["message"].startswith("fold 1; record ")
+    assert '"config": "fold1.py"' in lineage[1]["message"]  # the prediction branch's record, in the lineage
     assert lineage[0]["rows"] == 3 and lineage[1]["rows"] == 3
     assert np.asarray(issues["pred_missing"][1]).max() == pytest.approx(0.95)
     assert {name: branch_hash(folds, name) for name in before} == before

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_cfg_options, standalone_parser
+from .options import add_cfg_options, add_class_agnostic, standalone_parser
 
 HELP = ("compare two evaluations (two `lakedet errors` branches, or models run on the fly, on the same or "
         "different commits): per-class and per-size deltas with their bootstrap noise, boxes found and lost, "
@@ -26,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--iou-thr", type=float, default=0.5, help="a match needs IoU >= this (TP/FP/FN, recall, "
                                                                     "precision, the per-box changes)")
     parser.add_argument("--max-dets", type=int, default=100, help="predictions per class and image that count")
-    parser.add_argument("--class-agnostic", action="store_true",
-                        help="match boxes of any class with each other (COCO's useCats=0)")
+    add_class_agnostic(parser)
     parser.add_argument("--bootstrap", type=int, default=200,
                         help="paired bootstrap resamples of the images for the 95%% intervals of the deltas (0: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["KeyValue", "HelpFormatter", "add_cfg_options", "add_creds", "add_launcher", "load_config",
+__all__ = ["KeyValue", "HelpFormatter", "add_cfg_options", "add_class_agnostic", "class_list", "add_creds", "add_launcher", "load_config",
            "standalone_parser", "add_subcommand", "source_of", "LAUNCHERS"]
 
 LAUNCHERS = ["none", "pytorch", "slurm", "mpi"]
@@ -34,6 +34,19 @@ class KeyValue(argparse.Action):
 def add_cfg_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cfg-options", nargs="+", action=KeyValue, default=None, metavar="KEY=VALUE",
                         help="override config settings, e.g. train_cfg.max_epochs=2 (as tools/train.py)")
+
+
+def add_class_agnostic(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--class-agnostic", action="store_true",
+                        help="match boxes of any class with each other (COCO's useCats=0)")
+
+
+def class_list(text: str) -> list[str]:
+    """``--classes a,b`` -> ``["a", "b"]`` (spaces around names dropped)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: give class names separated by commas, e.g. circle,square")
+    return names
 
 
 def add_launcher(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .matching import FP, IGNORE, TP, match_image, pr_curve
+from .matching import FP, IGNORE, TP, ClassCurve, match_image, pr_curve
 
 __all__ = ["SIZES", "COCO_IOUS", "METRIC_NAMES", "Breakdown", "breakdown", "bootstrap_deltas", "threshold_sweep"]
 
@@ -59,6 +59,13 @@ class Breakdown:
     thresholds: np.ndarray  # COCO_IOUS plus iou_thr when it is not one of them
     flat: dict  # (size, threshold index, class) -> _Flat
     matches: dict[int, object]  # row -> ImageMatch at iou_thr, area "all", classwise as asked
+
+    def curves(self, size: str = "all") -> list[ClassCurve]:
+        """Each class's ``ClassCurve`` at the evaluation's IoU threshold (COCO's 101-point
+        precision, AP, counts) over the area range ``size``."""
+        at = int(np.flatnonzero(np.isclose(self.thresholds, self.iou_thr))[0])
+        return [pr_curve(self.flat[size, at, c].codes, float(self.flat[size, at, c].gts.sum()))
+                for c in range(len(self.classes))]
 
     def metrics(self, weights: np.ndarray | None = None) -> dict[str, dict[str, dict[str, float]]]:
         """``{class or "all": {size: {metric: value}}}``; ``weights`` counts image ``i`` (in

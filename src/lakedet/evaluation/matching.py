@@ -9,8 +9,8 @@ matched by any number of detections, and the IoU with a crowd box is the interse
 detection's own area; a detection matched to a crowd box is ignored (neither TP nor FP), and so
 is every detection past the ``max_dets`` best of its class in the image. ``class_pr`` accumulates
 the matches into COCO's 101-point interpolated precision and AP per class
-(``COCOeval.accumulate``); ``confusion_matrix`` counts a class-agnostic match against the
-background.
+(``COCOeval.accumulate``); ``confusion_matrix`` counts a class-agnostic match, with a "missing"
+row and column for boxes without a partner.
 """
 
 from __future__ import annotations
@@ -23,13 +23,16 @@ import numpy as np
 from ..schema.boxes import BoxMode, convert_boxes
 
 __all__ = ["MATCH_NAMES", "TP", "FP", "FN", "IGNORE", "RECALL_POINTS", "ImageMatch", "box_iou", "match_image",
-           "ClassCurve", "class_pr", "pr_curve", "confusion_matrix", "f1_score"]
+           "ClassCurve", "class_pr", "pr_curve", "confusion_matrix", "MISSING", "confusion_labels", "f1_score",
+           "expand_match"]
 
 #: Codes of the per-box match columns, in the order of their ``class_names``.
 MATCH_NAMES = ("tp", "fp", "fn", "ignore")
 TP, FP, FN, IGNORE = range(4)
 #: COCO's recall thresholds: 0, 0.01, ..., 1.
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+#: The confusion matrix's last row and column: no box on that side.
+MISSING = "missing"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,24 @@ class ImageMatch:
     @property
     def fn(self) -> int:
         return int(np.count_nonzero(self.gt_match == FN))
+
+
+def expand_match(match: ImageMatch, pred_index, gt_index, num_preds: int, num_gts: int) -> ImageMatch:
+    """The match of some of an image's boxes as a match of all ``num_preds`` / ``num_gts`` of them:
+    the matched boxes sit at ``pred_index`` / ``gt_index`` (their positions among all, in the
+    matched order), every other box is ``IGNORE`` with no partner."""
+    pred_index, gt_index = np.asarray(pred_index, np.int64), np.asarray(gt_index, np.int64)
+    if len(pred_index) != len(match.pred_match) or len(gt_index) != len(match.gt_match):
+        raise ValueError(f"{len(pred_index)} / {len(gt_index)} positions for a match of {len(match.pred_match)} "
+                         f"predictions and {len(match.gt_match)} ground-truth boxes")
+    pred_match, gt_match = np.full(num_preds, IGNORE, np.uint8), np.full(num_gts, IGNORE, np.uint8)
+    pred_gt, gt_pred = np.full(num_preds, -1, np.int32), np.full(num_gts, -1, np.int32)
+    pred_iou = np.zeros(num_preds, np.float32)
+    pred_match[pred_index], gt_match[gt_index], pred_iou[pred_index] = match.pred_match, match.gt_match, match.pred_iou
+    pred_gt[pred_index] = np.where(match.pred_gt >= 0, gt_index[np.maximum(match.pred_gt, 0)] if len(gt_index) else -1, -1)
+    gt_pred[gt_index] = np.where(match.gt_pred >= 0, pred_index[np.maximum(match.gt_pred, 0)] if len(pred_index) else -1,
+                                 -1)
+    return ImageMatch(pred_match, pred_gt, pred_iou, gt_match, gt_pred)
 
 
 def f1_score(tp: int, fp: int, fn: int) -> float:
@@ -231,13 +252,19 @@ def pr_curve(codes: np.ndarray, gts: float, weights: np.ndarray | None = None) -
                       gts - tp)
 
 
+def confusion_labels(classes: Sequence[str]) -> list[str]:
+    """The names of the confusion matrix's rows and columns: the classes, then ``MISSING``."""
+    return [*classes, MISSING]
+
+
 def confusion_matrix(images: Sequence[tuple[ImageMatch, np.ndarray, np.ndarray]], num_classes: int) -> np.ndarray:
     """``(C + 1, C + 1)`` counts from class-agnostic matches (``match_image(classwise=False)``):
-    rows are the ground-truth class, columns the predicted class, index ``C`` the background.
+    rows are the ground-truth class, columns the predicted class, index ``C`` is ``MISSING`` (no
+    box on that side).
 
-    A matched prediction counts at (its ground-truth box's class, its class); an unmatched one at
-    (background, its class); a missed ground-truth box at (its class, background); ignored boxes
-    (crowd) are not counted.
+    A matched prediction counts at (its ground-truth box's class, its class); an unmatched one (a
+    false positive: its ground truth is missing) at (missing, its class); a missed ground-truth box
+    (its prediction is missing) at (its class, missing); ignored boxes (crowd) are not counted.
 
     Args:
         images: per image, ``(match, pred_labels, gt_labels)``.

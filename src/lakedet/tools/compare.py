@@ -27,7 +27,8 @@ from ..evaluation.breakdown import SIZES, Breakdown, bootstrap_deltas, breakdown
 from ..evaluation.changes import (ADDED, CHANGE_NAMES, DIFF_NAMES, FOUND, LOST, MOVED, MOVED_RELABELLED, NEW_FP,
                                   RELABELLED, SAME, FP_CHANGE_NAMES, diff_labels, fp_changes, gt_changes)
 from ..schema.boxes import BoxMode, convert_boxes
-from .evaluated import Ref, last_message, model_predictions, open_ref, row_identity, stored_predictions
+from .evaluated import (Ref, json_ready, last_message, model_predictions, open_ref, row_identity, stored_predictions,
+                        with_record)
 
 __all__ = ["Side", "Comparison", "compare", "compare_to_branch", "summary_table", "size_table", "diff_table",
            "ROW_COLUMNS"]
@@ -190,16 +191,6 @@ def diff_table(comparison: Comparison) -> tuple[list[str], list[tuple]]:
     return headers, rows
 
 
-def _clean(value):
-    if isinstance(value, float):
-        return None if value != value else value
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def comparison_json(comparison: Comparison) -> dict:
     """Everything the comparison found, JSON-ready (NaN as null)."""
     a, b = comparison.metrics
@@ -214,7 +205,7 @@ def comparison_json(comparison: Comparison) -> dict:
                     entry["significant"] = _significant(comparison, name, size, metric)
                 numbers.setdefault(name, {}).setdefault(size, {})[metric] = entry
     totals = np.sum([r["counts"] for r in comparison.per_row.values()], 0).tolist()
-    return _clean(dict(a=comparison.a.source, b=comparison.b.source, rows_compared=len(comparison.pairs),
+    return json_ready(dict(a=comparison.a.source, b=comparison.b.source, rows_compared=len(comparison.pairs),
                        classes=comparison.classes, metrics=numbers, label_diff=comparison.label_diff,
                        box_changes=dict(zip(ROW_COLUMNS, totals)),
                        threshold_sweep=dict(a=comparison.sweep[0], b=comparison.sweep[1])))
@@ -283,13 +274,17 @@ def compare_to_branch(path: str, a: str, b: str, branch: str | None = None, mode
         if not sides[1].ref.at_head:
             raise SourceError(f"--branch: the comparison branch is made from B, and B = {sides[1].ref.name!r} is not "
                               f"the latest commit of {sides[1].ref.branch!r}; give B as a branch")
+    from .error_analysis import matching_rule
+
     comparison = compare(*sides, **options)
+    max_dets, classwise = options.get("max_dets", 100), options.get("classwise", True)
     record = dict(a=comparison.a.source, b=comparison.b.source, rows_compared=len(comparison.pairs),
-                  iou_thr=options.get("iou_thr", 0.5), id_column=options.get("id_column"),
+                  iou_thr=options.get("iou_thr", 0.5), id_column=options.get("id_column"), max_dets=max_dets,
+                  classwise=classwise, matching=matching_rule(max_dets, classwise),
                   moved_iou=options.get("moved_iou", 0.9), pair_iou=options.get("pair_iou", 0.1))
     commit = None
     if branch:
-        commit = _write_branch(path, branch, comparison, record, options.get("iou_thr", 0.5))
+        commit = _write_branch(path, branch, comparison, record)
     out = Path(work_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = dict(compare=str(out / "compare.json"))
@@ -302,8 +297,8 @@ def compare_to_branch(path: str, a: str, b: str, branch: str | None = None, mode
     return CompareReport(comparison, branch, commit, files)
 
 
-def _write_branch(path: str, branch: str, comparison: Comparison, record: dict, iou_thr: float) -> str:
-    from .error_analysis import MATCHING_RULE, evaluate_predictions, write_matches
+def _write_branch(path: str, branch: str, comparison: Comparison, record: dict) -> str:
+    from .error_analysis import evaluate_predictions, write_matches
     from .predict import discard_branch, open_writable, write_predictions
 
     writable = open_writable(path, "compare")
@@ -311,15 +306,15 @@ def _write_branch(path: str, branch: str, comparison: Comparison, record: dict, 
     try:
         b = comparison.b
         if b.source["kind"] == "on the fly":  # the branch gets B's predictions and matches too
-            evaluation = evaluate_predictions(b.results, comparison.classes, iou_thr)
+            evaluation = evaluate_predictions(b.results, comparison.classes, record["iou_thr"], record["max_dets"],
+                                              classwise=record["classwise"])
             write_predictions(target, b.results, comparison.classes)
-            write_matches(target, b.results, evaluation,
-                          dict(b.source, iou_thr=iou_thr, matching=MATCHING_RULE.format(max_dets=evaluation.max_dets)))
+            write_matches(target, b.results, evaluation)
         write_comparison(target, comparison)
         totals = dict(zip(ROW_COLUMNS, np.sum([r["counts"] for r in comparison.per_row.values()], 0).tolist()))
-        target.commit(f"lakedet compare: A {comparison.a.ref.name}@{comparison.a.ref.commit} -> B "
-                      f"{b.ref.name}@{b.ref.commit}, {len(comparison.pairs)} rows: "
-                      + ", ".join(f"{k} {v}" for k, v in totals.items()) + "; " + json.dumps(record, default=str))
+        target.commit(with_record(f"lakedet compare: A {comparison.a.ref.name}@{comparison.a.ref.commit} -> B "
+                                  f"{b.ref.name}@{b.ref.commit}, {len(comparison.pairs)} rows: "
+                                  + ", ".join(f"{k} {v}" for k, v in totals.items()), record))
     except BaseException:
         discard_branch(writable, branch)
         raise

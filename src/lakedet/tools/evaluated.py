@@ -8,6 +8,7 @@ What ``lakedet compare`` and ``lakedet issues`` share. Nothing here writes.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,10 +18,12 @@ from ..errors import SchemaError, SourceError
 from ..schema.boxes import BoxMode, convert_boxes
 from .predict import RowPrediction
 
-__all__ = ["Ref", "open_ref", "ground_truth", "predicted_rows", "last_message", "stored_predictions", "model_predictions", "row_identity",
-           "PRED_COLUMNS"]
+__all__ = ["Ref", "open_ref", "ground_truth", "predicted_rows", "last_message", "with_record", "commit_record",
+           "stored_predictions", "model_predictions", "row_identity", "json_ready", "PRED_COLUMNS", "RECORD_MARK"]
 
 PRED_COLUMNS = ("pred_boxes", "pred_labels", "pred_scores")
+#: What separates a commit message's summary from its JSON record (``with_record``).
+RECORD_MARK = "; record "
 
 
 @dataclass
@@ -105,6 +108,38 @@ def last_message(ref: Ref) -> str:
     branches, so per-branch records live in commit messages."""
     found = [v.message for v in ref.opened.history if v.id == ref.commit]
     return (found or [""])[-1] or ""
+
+
+def with_record(summary: str, record: dict) -> str:
+    """A commit message: ``summary``, then ``record`` as JSON (read back by ``commit_record``).
+
+    Per-branch records go here, not into dataset metadata: Deep Lake 4.7.4 shares a dataset's
+    metadata across all its branches, so a key written on a result branch would show on the
+    user's source branch too."""
+    return summary + RECORD_MARK + json.dumps(record, default=str)
+
+
+def json_ready(value):
+    """``value`` with NaN floats as None, tuples as lists (nested dicts and lists too), for ``json.dumps``."""
+    if isinstance(value, float):
+        return None if value != value else value
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def commit_record(ref: Ref) -> dict | None:
+    """The JSON record ``with_record`` put in the message of the ref's commit, or None."""
+    message = last_message(ref)
+    _, mark, record = message.rpartition(RECORD_MARK)
+    if not mark:
+        return None
+    try:
+        return json.loads(record)
+    except ValueError:
+        return None
 
 
 def stored_predictions(ref: Ref, what: str = "A") -> dict[int, RowPrediction]:
