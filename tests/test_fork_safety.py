@@ -81,3 +81,15 @@ def test_forkserver_workers_do_not_run_an_unguarded_script_again(small_on_s3, tm
     assert out.stdout.count("the script runs") == 1  # not once more per worker
     assert f"rows {list(range(12))}" in out.stdout
     assert "server forked: True" in out.stdout
+
+
+def test_workers_forked_right_after_opencv_and_torch_work_read_every_epoch(tmp_path):
+    """Workers forked from a parent that has just used OpenCV's thread pool and torch: re-configuring
+    OpenCV's pool in such a worker could wait forever for threads that exist only in the parent
+    (found by ``benchmarks/gpu.py`` running two trainings in one process); lakedet's workers leave
+    OpenCV's thread count as the parent set it. Six epochs, the parent's OpenCV at 2 and 0 threads."""
+    script = str(Path(__file__).parent / "fork_after_opencv.py")
+    out = subprocess.run([sys.executable, script, str(tmp_path / "shapes"), "6"], capture_output=True, text=True,
+                         timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "read every epoch" in out.stdout

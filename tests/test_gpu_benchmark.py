@@ -50,7 +50,7 @@ def test_cpu_smoke_trains_each_model_from_files_local_and_s3(tmp_path):
     for r in result["runs"]:
         assert r["iterations"] == 1 and r["warmup"] == 1 and r["it_per_s"] > 0, r
         assert 0 <= r["data_share"] < 1 and r["device"] == "cpu" and r["gpu_busy"] is None
-        assert r["workers_cpu_ms_per_img"] > 0 and r["main_cpu_ms_per_img"] > 0 and r["process_s"] > 0, r
+        assert r["workers_cpu_ms_per_img"] >= 0 and r["main_cpu_ms_per_img"] > 0 and r["process_s"] > 0, r
     assert {(r["model"], r["case"]) for r in result["summary"] if r["case"] != "files" and r["vs_files"]} == {
         (m, c) for m in gpu.MODELS for c in ("local", "s3")}
     assert "vs files" in run.stdout and "rtmdet-s" in run.stdout

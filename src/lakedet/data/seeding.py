@@ -5,7 +5,7 @@
   worker prepares it, nor on a resume;
 * ``get_rng_states`` / ``set_rng_states``: the global random states as types
   ``torch.load(weights_only=True)`` accepts (checkpoints store them), and ``kept_random_states``;
-* ``single_threaded``: OpenCV and torch run single-threaded while samples are prepared.
+* ``single_threaded``: torch runs single-threaded while samples are prepared.
 """
 
 from __future__ import annotations
@@ -95,30 +95,31 @@ _threads_limited_in: int | None = None
 
 @contextlib.contextmanager
 def single_threaded():
-    """Run OpenCV and torch single-threaded while preparing samples.
+    """Run torch single-threaded while preparing samples.
 
     Inside a DataLoader worker this is set once for the process: each worker already is one of
     several processes sharing the cores, and their own thread pools would only compete
     (over-subscription; measured: torch's HWC->CHW copy in ``PackDetInputs`` takes 2.7 ms with two
     threads and 0.3 ms with one on 2 cores). In the main process (``num_workers=0``) the settings
     are restored afterwards, since the model runs there too.
+
+    OpenCV's thread count is left as the main process set it (MMDetection's configs set
+    ``env_cfg.mp_cfg.opencv_num_threads=0`` there, which forked workers inherit): re-configuring
+    OpenCV's thread pool in a forked worker can wait forever for pool threads that exist only in
+    the parent (``tests/test_fork_safety.py``).
     """
     global _threads_limited_in
-    import cv2
     import torch
 
     if in_worker():
         if _threads_limited_in != os.getpid():
             _threads_limited_in = os.getpid()
-            cv2.setNumThreads(1)
             torch.set_num_threads(1)
         yield
         return
-    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    cv2.setNumThreads(1)
     try:
         yield
     finally:
         torch.set_num_threads(torch_threads)
-        cv2.setNumThreads(cv2_threads)
