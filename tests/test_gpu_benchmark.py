@@ -10,6 +10,7 @@ BENCH = Path(__file__).parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import gpu  # noqa: E402
+import pytest  # noqa: E402
 
 DATA = dict(ann="/d/annotations.json", images="/d/images/", lake="/d/lake", s3="s3://lakedet/coco")
 
@@ -39,6 +40,8 @@ def test_summary_pairs_each_case_with_files_of_the_same_repeat():
     assert [r["case"] for r in rows] == ["files", "local"]  # a failed case has no row, the run keeps its error
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1500)  # six training processes: about 2 min on 2 idle cores, 5 on busy ones
 def test_cpu_smoke_trains_each_model_from_files_local_and_s3(tmp_path):
     out = tmp_path / "gpu.json"
     run = subprocess.run([sys.executable, str(BENCH / "gpu.py"), "--smoke", "--workers", "1", "--data",
