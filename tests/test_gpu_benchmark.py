@@ -6,11 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
 import gpu  # noqa: E402
-import pytest  # noqa: E402
 
 DATA = dict(ann="/d/annotations.json", images="/d/images/", lake="/d/lake", s3="s3://lakedet/coco")
 
