@@ -138,8 +138,9 @@ def _cell(value) -> str:
 def _table(headers, rows, table_id: str | None = None, sortable: bool = False) -> str:
     attrs = (f' id="{table_id}"' if table_id else "") + (' class="sortable"' if sortable else "")
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    head = f"<thead><tr>{head}</tr></thead>" if any(headers) else ""
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="wide"><table{attrs}>{head}<tbody>{body}</tbody></table></div>'
 
 
 def _bars(pairs, table_id: str | None = None, what: str = "count") -> str:
@@ -348,7 +349,7 @@ th{background:#eee}table.sortable th{cursor:pointer}td.n{text-align:right}
 td.barcell{width:320px}.bar{background:#4a7fc1;height:12px}
 .gallery{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0;border:1px solid #ddd;padding:4px;background:#fafafa}
 figure .pic{display:inline-block;margin-right:4px}figure .pic span{display:block;font-size:small}
-figcaption{font-size:small}img.plot{max-width:800px;display:block}
+figcaption{font-size:small}.gallery img{min-height:128px;max-height:320px}.wide{overflow-x:auto}img.plot{max-width:800px;display:block}
 pre{background:#f4f4f4;padding:4px;white-space:pre-wrap;margin:2px 0}.recipe{font-size:small}
 section{margin-bottom:2em;border-top:2px solid #4a7fc1}
 """
