@@ -3,8 +3,8 @@
 One command (``python benchmarks/report.py``) prints a table and writes ``benchmarks/results/report.json``.
 
 For each row count, a synthetic shapes dataset (128 px JPEG rows, 1-3 shapes each) with a
-``lakedet errors``-style branch (predictions made from the ground truth: every third box missed,
-a false positive on odd rows, no model) is written once; then, each in a fresh process so its
+``lakedet errors``-style branch (``synthetic.write_errors_branch``: predictions made from the
+ground truth, no model) is written once; then, each in a fresh process so its
 peak resident memory is its own:
 
 * baseline: ``lakedet inspect``'s reading of the same rows (``inspect_source``, images decoded),
@@ -28,7 +28,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
@@ -36,34 +35,10 @@ sys.path.insert(0, str(HERE.parent / "src"))
 
 def make_case(path: str, rows: int) -> None:
     """The dataset and its errors branch ``errs``."""
-    from lakedet.schema.boxes import BoxMode, convert_boxes
-    from lakedet.tools.error_analysis import evaluate_predictions, write_matches
-    from lakedet.tools.evaluated import with_record
-    from lakedet.tools.predict import RowPrediction, write_predictions
-    from lakedet.tools.synthetic import SHAPE_CLASSES, make_shapes_dataset
+    from lakedet.tools.synthetic import make_shapes_dataset, write_errors_branch
 
     ds, drawn = make_shapes_dataset(path, rows, size=128, seed=0, min_side=12, max_side=60, empty_every=10)
-    results, k = {}, 0
-    for row, r in enumerate(drawn):
-        gt = convert_boxes(r.boxes, BoxMode.LTWH, BoxMode.LTRB, np.float32).reshape(-1, 4)
-        boxes, labels, scores = [], [], []
-        for box, label in zip(gt, r.labels):
-            k += 1
-            if k % 3:
-                boxes.append(box)
-                labels.append(int(label))
-                scores.append(0.15 + 0.2 * (k % 5))
-        if row % 2:
-            boxes.append([0, 0, 6, 6])
-            labels.append(0)
-            scores.append(0.55)
-        results[row] = RowPrediction(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
-                                     np.asarray(scores, np.float32), None, gt, r.labels.astype(np.int64),
-                                     np.zeros(len(gt), bool))
-    branch = ds.branch("errs").open()
-    write_predictions(branch, results, SHAPE_CLASSES)
-    write_matches(branch, results, evaluate_predictions(results, SHAPE_CLASSES))
-    branch.commit(with_record("benchmark errors", dict(iou_thr=0.5, max_dets=100, classwise=True)))
+    write_errors_branch(ds, "errs", drawn)
 
 
 def child(kind: str, path: str, out: str) -> dict:

@@ -4,24 +4,18 @@ loaded, the confidence slider's precision and recall against Python's, a non-bla
 each section; and the report of a view holds only the view's rows."""
 
 import os
-import shutil
 from collections import Counter
 from pathlib import Path
 
 import cv2
-import deeplake
 import numpy as np
 import pytest
 
 from conftest import dataset_hash
 from lakedet.cli import main as lakedet_main
 from lakedet.evaluation.breakdown import threshold_sweep
-from lakedet.schema.boxes import BoxMode, convert_boxes
-from lakedet.tools.error_analysis import evaluate_predictions, write_matches
-from lakedet.tools.evaluated import with_record
-from lakedet.tools.predict import RowPrediction, write_predictions
-from lakedet.tools.report import load_evaluation, worst_rows, histogram
-from lakedet.tools.synthetic import SHAPE_CLASSES, make_shapes_dataset
+from lakedet.tools.report import histogram, load_evaluation, worst_rows
+from lakedet.tools.synthetic import SHAPE_CLASSES, make_shapes_dataset, write_errors_branch
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,44 +23,15 @@ CHROMIUM = os.environ.get("LAKEDET_CHROMIUM", "/usr/bin/chromium")
 ROWS = 12
 
 
-def _predictions(rows, side: int = 1):
-    """Per row: the ground truth found with scores 0.15, 0.35, ... (every third box missed: the
-    third, sixth ... with ``side`` 1, the first, fourth ... with 2), and on odd rows (``side`` 1; even
-    rows with 2) a false positive circle scored 0.55 in the top-left corner."""
-    results, k = {}, 0
-    for row, r in enumerate(rows):
-        gt = convert_boxes(r.boxes, BoxMode.LTWH, BoxMode.LTRB, np.float32).reshape(-1, 4)
-        boxes, labels, scores = [], [], []
-        for box, label in zip(gt, r.labels):
-            k += 1
-            if (k + side - 1) % 3:
-                boxes.append(box)
-                labels.append(int(label))
-                scores.append(0.15 + 0.2 * (k % 5))
-        if row % 2 == side % 2:
-            boxes.append([0, 0, 6, 6])
-            labels.append(0)
-            scores.append(0.55)
-        results[row] = RowPrediction(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
-                                     np.asarray(scores, np.float32), None, gt, r.labels.astype(np.int64),
-                                     np.zeros(len(gt), bool))
-    return results
-
-
 @pytest.fixture(scope="module")
 def case(tmp_path_factory):
     """12 rows of shapes with masks (rows 5 and 11 empty), errors branches ``errs`` and ``errs2``
-    (made without a model, ``_predictions`` sides 1 and 2) and a saved view ``firsthalf`` of rows 0-5."""
+    (``predictions_from_truth`` sides 1 and 2: no model) and a saved view ``firsthalf`` of rows 0-5."""
     path = str(tmp_path_factory.mktemp("report") / "ds")
     ds, rows = make_shapes_dataset(path, ROWS, size=64, seed=3, min_side=12, max_side=30, empty_every=6,
                                    masks="binary")
     for side, name in ((1, "errs"), (2, "errs2")):
-        results = _predictions(rows, side)
-        branch = ds.branch(name).open()
-        write_predictions(branch, results, SHAPE_CLASSES)
-        write_matches(branch, results, evaluate_predictions(results, SHAPE_CLASSES))
-        branch.commit(with_record("lakedet errors: made by the test", dict(iou_thr=0.5, max_dets=100,
-                                                                           classwise=True)))
+        write_errors_branch(ds, name, rows, side)
     ds.query("SELECT * WHERE ROW_NUMBER() < 6").tag("firsthalf")
     return path, rows
 

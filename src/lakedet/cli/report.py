@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_creds, source_of, standalone_parser
+from .options import add_creds, add_view_or_query, source_of, standalone_parser
 
 HELP = "write an offline HTML report (OUT/index.html) of the data, an errors branch and a comparison"
 
@@ -23,9 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--score-thr", type=float, default=0.3,
                         help="predictions drawn in the galleries (the page's slider covers every score)")
     parser.add_argument("--commit", help="the data section: the rows as of this commit")
-    shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--view", help="the data section: the rows of this saved view")
-    shown.add_argument("--query", help="the data section: the rows this TQL query selects")
+    add_view_or_query(parser, "the data section: the rows")
     add_creds(parser, what="a cloud PATH")
 
 
