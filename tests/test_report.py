@@ -142,13 +142,17 @@ def test_report_of_a_view_holds_only_its_rows(case, browser, tmp_path):
     assert problems == []
 
 
-def test_errors_branch_must_hold_an_evaluation(case, tmp_path, capsys):
+def test_wrong_branch_or_folder_is_named(case, tmp_path, capsys):
     path, _ = case
     assert lakedet_main(["report", path, "--errors", "main", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "--errors 'main'" in err and "'pred_match'" in err and "lakedet errors" in err
     assert lakedet_main(["report", path, "--errors", "nosuch", "-o", str(tmp_path / "r2")]) == 2
     assert "no branch 'nosuch'" in capsys.readouterr().err
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    assert lakedet_main(["report", path, "-o", str(tmp_path / "busy")]) == 2
+    assert "-o" in capsys.readouterr().err and (tmp_path / "busy" / "notes.txt").read_text() == "mine"
 
 
 def test_worst_rows_and_histogram():
