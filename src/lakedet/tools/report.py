@@ -279,7 +279,9 @@ def _evaluation_section(spec: SourceSpec, branch: str, assets: _Assets, gallery:
     if loaded.record:
         summary += [(k, loaded.record[k]) for k in ("config", "checkpoint", "source_commit", "view", "query")
                     if loaded.record.get(k)]
-    slider = json.dumps(slider_counts(ev.breakdown))
+    # JSON inside <script> is not HTML-decoded: escape what could end the element instead
+    slider = json.dumps(slider_counts(ev.breakdown)).replace("<", "\\u003c").replace(">", "\\u003e").replace(
+        "&", "\\u0026")
     parts = ['<section id="evaluation"><h2>2. The evaluation</h2>', _table(["", ""], summary, "eval-summary"),
              "<h3>Per COCO size</h3>", _table(*size_table(ev), "eval-sizes"),
              "<h3>Per class (click a header to sort)</h3>", _table(*class_table(ev), "per-class", sortable=True),
@@ -288,7 +290,7 @@ def _evaluation_section(spec: SourceSpec, branch: str, assets: _Assets, gallery:
              f'<input type="range" id="confidence" min="0" max="{SLIDER_STEPS}" step="1" value="{SLIDER_STEPS // 2}">'
              + _table(["class", "gts", "tp", "fp", "precision", "recall", "F1"],
                       [(name, "", "", "", "", "", "") for name in [*ev.names, "all"]], "slider-table")
-             + f'<script type="application/json" id="slider-data">{html.escape(slider, quote=False)}</script>',
+             + f'<script type="application/json" id="slider-data">{slider}</script>',
              '<h3>Precision-recall curves</h3><img class="plot" src="assets/pr_curves.png" alt="PR curves">',
              "<h3>Confusion matrix</h3><p>Last row: predictions matching no box (false positives); last column: "
              f"boxes no prediction matched (missed); class-agnostic matching, score >= {ev.confusion_thr:g}.</p>",
