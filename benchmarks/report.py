@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,16 @@ def child(kind: str, path: str, out: str) -> dict:
         size = write_report(SourceSpec(path), out, errors="errs" if kind == "full" else None).size_bytes
     seconds = time.perf_counter() - start
     return dict(seconds=round(seconds, 2), folder_mb=round(size / 1e6, 2),
-                peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+                peak_rss_mb=peak_rss_mb())
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike getrusage's ru_maxrss, which Linux
+    carries over an exec from the parent that forked it, it starts anew with the program)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
 
 
 def main() -> int:
