@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import ConfigError, SchemaError
 from ..source import SourceSpec
 
-__all__ = ["SAMPLES", "GALLERY", "THUMBNAIL", "SLIDER_STEPS", "ReportFiles", "write_report", "load_evaluation",
+__all__ = ["SAMPLES", "GALLERY", "THUMBNAIL", "SLIDER_STEPS", "ReportFiles", "write_report", "LoadedEvaluation", "load_evaluation",
            "worst_rows", "slider_counts", "histogram"]
 
 #: Rows drawn in the data section's sample grid (evenly spaced over the selection).
@@ -243,8 +243,7 @@ def _data_section(spec: SourceSpec, assets: _Assets, samples: int, progress) -> 
     return "\n".join(parts), report
 
 
-def _evaluation_section(spec: SourceSpec, branch: str, assets: _Assets, gallery: int, score_thr: float,
-                        progress) -> str:
+def _evaluation_section(spec: SourceSpec, branch: str, assets: _Assets, gallery: int, score_thr: float) -> str:
     from ..evaluation.matching import confusion_labels
     from ..evaluation.plots import plot_confusion_matrix, plot_pr_curves
     from ..source.tql import row_query
@@ -420,7 +419,7 @@ def write_report(spec: SourceSpec, out: str, errors: str | None = None, compare:
     data, report = _data_section(spec, assets, samples, progress)
     sections, html_parts = ["data"], [data]
     if errors:
-        html_parts.append(_evaluation_section(spec, errors, assets, gallery, score_thr, progress))
+        html_parts.append(_evaluation_section(spec, errors, assets, gallery, score_thr))
         sections.append("evaluation")
     if compare:
         html_parts.append(_comparison_section(spec, *compare, assets, gallery, score_thr))
