@@ -6,10 +6,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.lakedet-setup
+CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: setup demo test bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHROMIUM)
+
+# The browser of the report's tests (tests/test_report.py, driven by Playwright with this binary:
+# Playwright downloads no browser). Debian's package, installed once: make skips it when present.
+# As root (CI) apt-get runs directly, otherwise through sudo; the package lists are refreshed only
+# when the first try cannot find the package.
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "make: $(CHROMIUM) is missing and there is no apt-get: install Chromium and run make CHROMIUM=/path/to/chromium ..." >&2; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+	  || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q && $(if $(filter 0,$(shell id -u)),,sudo) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is not on PATH; lakedet's set-up needs Python 3.11: install it, or run make PYTHON=/path/to/python3.11 ..." >&2; exit 1; }
@@ -40,7 +50,7 @@ demo: setup
 	$(VENV)/bin/lakedet demo
 
 test: setup
-	$(PY) -m pytest
+	LAKEDET_CHROMIUM=$(CHROMIUM) $(PY) -m pytest
 
 bench: setup
 	$(PY) benchmarks/loader.py

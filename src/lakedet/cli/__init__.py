@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from . import compare, convert, demo, error_analysis, evaluate, export, ingest, inspection, label_issues, predict, show, train
+from . import compare, convert, demo, error_analysis, evaluate, export, ingest, inspection, label_issues, predict, report, show, train
 from .options import add_subcommand
 
 __all__ = ["main", "get_args_parser", "COMMANDS"]
@@ -17,7 +17,7 @@ __all__ = ["main", "get_args_parser", "COMMANDS"]
 #: command name -> its module
 COMMANDS = {"demo": demo, "train": train, "eval": evaluate, "ingest": ingest, "export": export, "inspect": inspection,
             "show": show, "predict": predict, "errors": error_analysis, "compare": compare,
-            "issues": label_issues, "convert": convert}
+            "issues": label_issues, "convert": convert, "report": report}
 
 
 def get_args_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 __all__ = ["KeyValue", "HelpFormatter", "add_cfg_options", "add_class_agnostic", "class_list", "add_creds", "add_launcher", "load_config",
-           "standalone_parser", "add_subcommand", "source_of", "LAUNCHERS"]
+           "standalone_parser", "add_subcommand", "add_view_or_query", "source_of", "LAUNCHERS"]
 
 LAUNCHERS = ["none", "pytorch", "slurm", "mpi"]
 
@@ -74,6 +74,13 @@ def add_creds(parser: argparse.ArgumentParser, flag: str = "--creds", what: str 
                              "@FILE (a JSON object or KEY=VALUE lines) or env:NAME (a JSON object in that environment "
                              "variable), so secrets need not be on the command line; without it the cloud SDK's own "
                              "chain (environment, profiles, roles) is used")
+
+
+def add_view_or_query(parser: argparse.ArgumentParser, what: str = "the rows") -> None:
+    """``--view`` or ``--query`` (one of them), selecting ``what``."""
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--view", help=f"{what} of this saved view")
+    shown.add_argument("--query", help=f"{what} this TQL query selects")
 
 
 def source_of(args):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_creds, source_of, standalone_parser
+from .options import add_creds, add_view_or_query, source_of, standalone_parser
 
 HELP = "draw rows with ground truth (and predictions) into a PNG grid"
 
@@ -23,9 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     version = parser.add_mutually_exclusive_group()
     version.add_argument("--commit", help="the rows as of this commit")
     version.add_argument("--branch", help="the rows as of this branch's latest commit (e.g. `lakedet errors`' branch)")
-    shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--view", help="the rows of this saved view")
-    shown.add_argument("--query", help="the rows this TQL query selects")
+    add_view_or_query(parser)
     add_creds(parser, what="a cloud PATH")
 
 

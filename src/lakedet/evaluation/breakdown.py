@@ -25,7 +25,8 @@ import numpy as np
 
 from .matching import FP, IGNORE, TP, ClassCurve, match_image, pr_curve
 
-__all__ = ["SIZES", "COCO_IOUS", "METRIC_NAMES", "Breakdown", "breakdown", "bootstrap_deltas", "threshold_sweep"]
+__all__ = ["SIZES", "COCO_IOUS", "METRIC_NAMES", "Breakdown", "breakdown", "bootstrap_deltas", "threshold_counts",
+           "threshold_sweep"]
 
 #: COCO's area ranges (pixels²), as ``COCOeval.params.areaRng``.
 SIZES = {"all": (0.0, 1e10), "small": (0.0, 32.0 ** 2), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e10)}
@@ -186,6 +187,22 @@ def bootstrap_deltas(a: Breakdown, b: Breakdown, samples: int = 200, seed: int =
     return out
 
 
+def threshold_counts(result: Breakdown, thresholds: Sequence[float]) -> dict[str, tuple]:
+    """Per class (and ``"all"``): ``(tp, fp, gts)``, the true and false positives among the
+    predictions scored >= each threshold (arrays, matched at the evaluation's IoU threshold, area
+    "all") and the ground-truth boxes counted."""
+    grid = np.asarray(thresholds, float)
+    at = int(np.flatnonzero(np.isclose(result.thresholds, result.iou_thr))[0])
+    counts = {}
+    for c, name in enumerate(result.classes):
+        flat = result.flat["all", at, c]
+        tp = np.asarray([np.count_nonzero((flat.codes == TP) & (flat.scores >= t)) for t in grid], float)
+        fp = np.asarray([np.count_nonzero((flat.codes == FP) & (flat.scores >= t)) for t in grid], float)
+        counts[name] = (tp, fp, float(flat.gts.sum()))
+    counts["all"] = tuple(sum(v[k] for v in counts.values()) for k in range(3))
+    return counts
+
+
 def threshold_sweep(result: Breakdown, thresholds: Sequence[float] | None = None) -> dict[str, dict]:
     """Precision, recall and F1 of each class (and ``"all"``) keeping only predictions scored >= each
     threshold (matched at the evaluation's IoU threshold, area "all"), and the threshold of the best F1.
@@ -195,14 +212,7 @@ def threshold_sweep(result: Breakdown, thresholds: Sequence[float] | None = None
         "best_threshold": t, "best_f1": f}}``.
     """
     grid = np.round(np.arange(0.05, 1.0, 0.05), 2) if thresholds is None else np.asarray(thresholds, float)
-    at = int(np.flatnonzero(np.isclose(result.thresholds, result.iou_thr))[0])
-    counts = {}
-    for c, name in enumerate(result.classes):
-        flat = result.flat["all", at, c]
-        tp = np.asarray([np.count_nonzero((flat.codes == TP) & (flat.scores >= t)) for t in grid], float)
-        fp = np.asarray([np.count_nonzero((flat.codes == FP) & (flat.scores >= t)) for t in grid], float)
-        counts[name] = (tp, fp, float(flat.gts.sum()))
-    counts["all"] = tuple(sum(v[k] for v in counts.values()) for k in range(3))
+    counts = threshold_counts(result, grid)
     out = {}
     for name, (tp, fp, gts) in counts.items():
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -45,6 +45,7 @@ class Inspection:
     boxes_per_image: np.ndarray
     box_sides: np.ndarray  # (N, 2) widths, heights in pixels (rows whose image decoded)
     problems: list[Problem] = field(default_factory=list)
+    crowd: int = 0  # instances marked crowd / ignore (the ``gt_ignore`` column's true values)
     history: list[tuple[str, str, str]] = field(default_factory=list)  # id, time, message
 
 
@@ -109,10 +110,13 @@ def inspect_source(spec: SourceSpec, tensors: dict | None = None, check_images: 
             sides.append((x2 - x1, y2 - y1))
         if progress is not None and (row + 1) % 500 == 0:
             progress(row + 1, len(box_rows))
+    crowd = 0
+    if tensor_map.gt_ignore:
+        crowd = sum(int(np.count_nonzero(np.asarray(v))) for v in ds[tensor_map.gt_ignore][:] if v is not None)
     history = []
     try:
         history = source_history(spec)
     except Exception:  # views of in-memory datasets: history is best effort
         pass
     return Inspection(spec.description, len(box_rows), columns, tensor_map.as_dict(), box_format, classes,
-                      counts, np.asarray(per_image), np.asarray(sides).reshape(-1, 2), problems, history)
+                      counts, np.asarray(per_image), np.asarray(sides).reshape(-1, 2), problems, crowd, history)

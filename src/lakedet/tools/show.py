@@ -16,7 +16,7 @@ from ..evaluation.matching import FN, FP, TP
 from ..schema.boxes import BoxMode, convert_boxes
 from ..source import SourceSpec
 
-__all__ = ["ERROR_COLOURS", "ISSUE_COLOURS", "render_grid", "parse_rows"]
+__all__ = ["ERROR_COLOURS", "ISSUE_COLOURS", "render_grid", "render_cells", "parse_rows"]
 
 #: RGB colours of ``show --errors``: TP green, FP red, FN blue.
 ERROR_COLOURS = {TP: (0, 200, 0), FP: (230, 0, 0), FN: (0, 90, 255)}
@@ -56,6 +56,22 @@ def render_grid(spec: SourceSpec, rows: str, columns: int = 4, score_thr: float 
         SourceError: the branch does not exist.
         SchemaError: ``errors`` and the rows lack the columns ``lakedet errors`` writes.
     """
+    cells = [cell for _, cell in render_cells(spec, rows, score_thr, errors, branch, issues)]
+    height = max(c.shape[0] for c in cells)
+    width = max(c.shape[1] for c in cells)
+    columns = min(columns, len(cells))
+    grid = np.zeros((height * ((len(cells) + columns - 1) // columns), width * columns, 3), np.uint8)
+    for i, cell in enumerate(cells):
+        y, x = (i // columns) * height, (i % columns) * width
+        grid[y:y + cell.shape[0], x:x + cell.shape[1]] = cell
+    return grid
+
+
+def render_cells(spec: SourceSpec, rows, score_thr: float = 0.3, errors: bool = False, branch: str | None = None,
+                 issues: bool = False, masks: bool = False):
+    """Yield ``(row, RGB image)`` for each of ``rows`` (a ``--rows`` text or a list of row
+    indices), drawn as ``render_grid`` draws a cell; ``masks`` also draws the ground-truth masks
+    when the rows have a mask column. The dataset is opened once."""
     import torch
     from mmdet.structures import DetDataSample
     from mmdet.visualization import DetLocalVisualizer
@@ -72,6 +88,16 @@ def render_grid(spec: SourceSpec, rows: str, columns: int = 4, score_thr: float 
         dataset = DeepLakeDetDataset(deeplake_path=spec.path, deeplake_commit_id=spec.commit,
                                      deeplake_view_id=spec.view, deeplake_query=spec.query, test_mode=True,
                                      pipeline=pipeline)
+    if masks:
+        from ..schema import column_kinds, resolve_tensor_map
+
+        tensors = resolve_tensor_map(column_kinds(dataset.opened), dataset.tensor_map.as_dict(),
+                                     needed=("gt_ignore", "gt_masks"))
+        if tensors.gt_masks:
+            opened = (*opened, dataset)
+            dataset = DeepLakeDetDataset(deeplake_dataset=dataset.opened, test_mode=True, pipeline=[
+                dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_mask=True)],
+                deeplake_tensors=tensors.as_dict())
     names = {c.name for c in dataset.opened.schema.columns}
     if errors and not set(_ERROR_COLUMNS) <= names:
         from ..errors import SchemaError
@@ -90,30 +116,24 @@ def render_grid(spec: SourceSpec, rows: str, columns: int = 4, score_thr: float 
     with_preds = {"pred_boxes", "pred_labels", "pred_scores"} <= names
     visualizer = DetLocalVisualizer(name=f"lakedet-show-{id(dataset)}")
     visualizer.dataset_meta = dict(classes=dataset.metainfo["classes"])
-    cells = []
-    for row in parse_rows(rows, len(dataset)):
+    for row in parse_rows(rows, len(dataset)) if isinstance(rows, str) else rows:
         sample = dataset[row]
         if errors or issues:
-            cells.append((_draw_errors if errors else _draw_issues)(visualizer, dataset, row, sample, score_thr))
+            yield row, (_draw_errors if errors else _draw_issues)(visualizer, dataset, row, sample, score_thr)
             continue
         data = DetDataSample()
         data.gt_instances = InstanceData(bboxes=sample["gt_bboxes"].tensor,
                                          labels=torch.as_tensor(sample["gt_bboxes_labels"]))
+        if "gt_masks" in sample and len(sample["gt_masks"]):
+            data.gt_instances.masks = sample["gt_masks"].to_ndarray().astype(bool)
         if with_preds:
             boxes, labels, scores = _predictions(dataset, row)
             data.pred_instances = InstanceData(bboxes=torch.from_numpy(boxes), labels=torch.from_numpy(labels),
                                                scores=torch.from_numpy(scores))
         visualizer.add_datasample(str(row), sample["img"][:, :, ::-1], data_sample=data, draw_gt=True,
                                   draw_pred=with_preds, show=False, pred_score_thr=score_thr)
-        cells.append(visualizer.get_image())
-    height = max(c.shape[0] for c in cells)
-    width = max(c.shape[1] for c in cells)
-    columns = min(columns, len(cells))
-    grid = np.zeros((height * ((len(cells) + columns - 1) // columns), width * columns, 3), np.uint8)
-    for i, cell in enumerate(cells):
-        y, x = (i // columns) * height, (i % columns) * width
-        grid[y:y + cell.shape[0], x:x + cell.shape[1]] = cell
-    return grid
+        yield row, visualizer.get_image()
+    del opened
 
 
 def _open_branch(spec: SourceSpec, branch: str) -> tuple:

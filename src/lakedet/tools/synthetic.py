@@ -13,7 +13,8 @@ import numpy as np
 
 from ..schema.boxes import BoxMode, convert_boxes
 
-__all__ = ["SHAPE_CLASSES", "SyntheticRow", "render_rows", "write_dataset", "make_shapes_dataset"]
+__all__ = ["SHAPE_CLASSES", "SyntheticRow", "render_rows", "write_dataset", "make_shapes_dataset", "predictions_from_truth",
+           "write_errors_branch"]
 
 SHAPE_CLASSES = ("circle", "square", "triangle")
 
@@ -154,3 +155,50 @@ def make_shapes_dataset(path: str, n: int, size: int = 128, seed: int = 0, **kwa
     render_keys = ("max_objects", "min_side", "max_side", "empty_every", "grayscale")
     rows = render_rows(n, size=size, seed=seed, **{k: kwargs.pop(k) for k in render_keys if k in kwargs})
     return write_dataset(path, rows, **kwargs), rows
+
+
+def predictions_from_truth(rows: list[SyntheticRow], side: int = 1) -> dict:
+    """Made-up predictions with known errors, no model: ``row -> RowPrediction``.
+
+    Each row's boxes are found with scores 0.15, 0.35, ..., 0.95 in turn, except every third box
+    (counted over all rows: the third, sixth ... with ``side`` 1, the first, fourth ... with 2),
+    which is missed; odd rows (``side`` 1; even rows with 2) get a false-positive circle scored
+    0.55 in the top-left corner.
+    """
+    from .predict import RowPrediction
+
+    results, k = {}, 0
+    for row, r in enumerate(rows):
+        gt = convert_boxes(r.boxes, BoxMode.LTWH, BoxMode.LTRB, np.float32).reshape(-1, 4)
+        boxes, labels, scores = [], [], []
+        for box, label in zip(gt, r.labels):
+            k += 1
+            if (k + side - 1) % 3:
+                boxes.append(box)
+                labels.append(int(label))
+                scores.append(0.15 + 0.2 * (k % 5))
+        if row % 2 == side % 2:
+            boxes.append([0, 0, 6, 6])
+            labels.append(0)
+            scores.append(0.55)
+        results[row] = RowPrediction(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(labels, np.int64),
+                                     np.asarray(scores, np.float32), None, gt, r.labels.astype(np.int64),
+                                     np.zeros(len(gt), bool))
+    return results
+
+
+def write_errors_branch(ds, name: str, rows: list[SyntheticRow], side: int = 1, classes=SHAPE_CLASSES) -> dict:
+    """A branch ``name`` of the writable ``ds`` as ``lakedet errors`` writes it (``pred_*`` and match
+    columns, one commit with its record at IoU 0.5), from ``predictions_from_truth(rows, side)``,
+    which it returns."""
+    from .error_analysis import evaluate_predictions, write_matches
+    from .evaluated import with_record
+    from .predict import write_predictions
+
+    results = predictions_from_truth(rows, side)
+    branch = ds.branch(name).open()
+    write_predictions(branch, results, classes)
+    write_matches(branch, results, evaluate_predictions(results, classes))
+    branch.commit(with_record(f"lakedet errors (made up from the ground truth, side {side})",
+                              dict(iou_thr=0.5, max_dets=100, classwise=True)))
+    return results
