@@ -336,7 +336,7 @@ def test_blocks_can_be_cut_smaller_than_chunks():
 
 # --- 64 ranks x 8 workers over a COCO-sized layout, on paper ------------------------------------
 
-from lakedet.data.reader import whole_chunks  # noqa: E402
+from lakedet.data.reader import chunks_read_whole  # noqa: E402
 from lakedet.source.layout import ChunkLayout  # noqa: E402
 
 COCO_TRAIN_ROWS = 118_287
@@ -353,7 +353,7 @@ def coco_layout(rows=COCO_TRAIN_ROWS, chunk_bytes=8e6, seed=0):
 
 def fetched_bytes(layout, row_bytes, rows):
     """Bytes a DataLoader worker reading ``rows`` fetches: its whole chunks, and its other rows one by one."""
-    whole = whole_chunks(layout, rows)
+    whole = chunks_read_whole(layout, rows)
     chunk_bytes = np.add.reduceat(row_bytes, layout.bounds[:-1])
     return chunk_bytes[whole].sum() + row_bytes[rows[~whole[layout.chunk_of(rows)]]].sum()
 
