@@ -336,44 +336,24 @@ def test_blocks_can_be_cut_smaller_than_chunks():
 
 # --- 64 ranks x 8 workers over a COCO-sized layout, on paper ------------------------------------
 
-from lakedet.data.reader import chunks_read_whole  # noqa: E402
-from lakedet.source.layout import ChunkLayout  # noqa: E402
-
-COCO_TRAIN_ROWS = 118_287
-
-
-def coco_layout(rows=COCO_TRAIN_ROWS, chunk_bytes=8e6, seed=0):
-    """The chunk layout Deep Lake gives COCO train2017's JPEGs (about 160 KB each, lognormal
-    spread; chunks of ~8 MB) and each row's bytes; no data is written."""
-    row_bytes = np.random.default_rng(seed).lognormal(np.log(150e3), 0.45, rows)
-    chunk = ((np.cumsum(row_bytes) - row_bytes) // chunk_bytes).astype(np.int64)
-    bounds = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1, rows]
-    return ChunkLayout(bounds, tuple(f"chunk{i}" for i in range(len(bounds) - 1))), row_bytes
-
-
-def fetched_bytes(layout, row_bytes, rows):
-    """Bytes a DataLoader worker reading ``rows`` fetches: its whole chunks, and its other rows one by one."""
-    whole = chunks_read_whole(layout, rows)
-    chunk_bytes = np.add.reduceat(row_bytes, layout.bounds[:-1])
-    return chunk_bytes[whole].sum() + row_bytes[rows[~whole[layout.chunk_of(rows)]]].sum()
+from conftest import benchmark_module  # noqa: E402
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("epoch", [0, 1])
 def test_64_ranks_by_8_workers_read_coco_sized_data_once_within_5_percent(epoch):
-    world_size, num_workers, batch_size = 64, 8, 2
-    layout, row_bytes = coco_layout()
-    assert 40 <= np.diff(layout.bounds).mean() <= 60  # rows of ~160 KB in ~8 MB chunks
-    blocks = layout.chunk_of(np.arange(COCO_TRAIN_ROWS))
-    parts = [chunk_shard_rows(blocks, world_size, rank, epoch, 7, batch_size=batch_size, num_workers=num_workers)
-             for rank in range(world_size)]
-    assert {len(p) for p in parts} == {-(-COCO_TRAIN_ROWS // world_size)}  # equal: same number of batches
+    scale = benchmark_module("scale")  # its COCO-sized chunk layout (no data written) and byte count
+    layout, row_bytes = scale.coco_layout()
+    rows = len(row_bytes)
+    assert rows == 118_287 and 40 <= np.diff(layout.bounds).mean() <= 60  # rows of ~160 KB in ~8 MB chunks
+    parts, ratio = scale.sharded_bytes(layout, row_bytes, world_size=64, num_workers=8, batch_size=2, epoch=epoch,
+                                       seed=7)
+    assert {len(p) for p in parts} == {-(-rows // 64)}  # equal: same number of batches
     assert all(len(np.unique(p)) == len(p) for p in parts)  # never a row twice on one rank
     everything = np.concatenate(parts)
-    assert len(np.unique(everything)) == COCO_TRAIN_ROWS  # complete
-    assert len(everything) - COCO_TRAIN_ROWS == (-COCO_TRAIN_ROWS) % world_size  # disjoint but for the padding
-    fetched = 0
-    for part in parts:
-        workers = np.array(dataloader_order(part, batch_size, num_workers))
-        fetched += sum(fetched_bytes(layout, row_bytes, part[workers == w]) for w in range(num_workers))
-    assert fetched <= 1.05 * row_bytes.sum(), fetched / row_bytes.sum()  # the plain block permutation: 1.054
+    assert len(np.unique(everything)) == rows  # complete
+    assert len(everything) - rows == (-rows) % 64  # disjoint but for the padding
+    for part in parts[:4]:  # the workers' rows are what PyTorch hands them
+        assert [w.tolist() for w in scale.worker_rows(part, 2, 8)] == [
+            [r for r, w in zip(part.tolist(), dataloader_order(part, 2, 8)) if w == k] for k in range(8)]
+    assert ratio <= 1.05, ratio  # the plain block permutation fetched 1.054x
