@@ -332,3 +332,28 @@ def test_blocks_can_be_cut_smaller_than_chunks():
     # window=1: each run of 4 consecutive positions is one piece of 4 consecutive rows, shuffled
     assert all(sorted(order[i:i + 4]) == list(range(min(order[i:i + 4]), min(order[i:i + 4]) + 4))
                for i in range(0, 24, 4))
+
+
+# --- 64 ranks x 8 workers over a COCO-sized layout, on paper ------------------------------------
+
+from conftest import benchmark_module  # noqa: E402
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_64_ranks_by_8_workers_read_coco_sized_data_once_within_5_percent(epoch):
+    scale = benchmark_module("scale")  # its COCO-sized chunk layout (no data written) and byte count
+    layout, row_bytes = scale.coco_layout()
+    rows = len(row_bytes)
+    assert rows == 118_287 and 40 <= np.diff(layout.bounds).mean() <= 60  # rows of ~160 KB in ~8 MB chunks
+    parts, ratio = scale.sharded_bytes(layout, row_bytes, world_size=64, num_workers=8, batch_size=2, epoch=epoch,
+                                       seed=7)
+    assert {len(p) for p in parts} == {-(-rows // 64)}  # equal: same number of batches
+    assert all(len(np.unique(p)) == len(p) for p in parts)  # never a row twice on one rank
+    everything = np.concatenate(parts)
+    assert len(np.unique(everything)) == rows  # complete
+    assert len(everything) - rows == (-rows) % 64  # disjoint but for the padding
+    for part in parts[:4]:  # the workers' rows are what PyTorch hands them
+        assert [w.tolist() for w in scale.worker_rows(part, 2, 8)] == [
+            [r for r, w in zip(part.tolist(), dataloader_order(part, 2, 8)) if w == k] for k in range(8)]
+    assert ratio <= 1.05, ratio  # the plain block permutation fetched 1.054x

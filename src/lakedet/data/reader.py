@@ -47,7 +47,7 @@ from ..source.layout import ChunkLayout
 from ..source.deadline import read_timeout, wait
 from ..errors import DataError, ReadTimeout
 
-__all__ = ["ImageReader", "PendingRead"]
+__all__ = ["ImageReader", "PendingRead", "chunks_read_whole", "SLICE_SHARE", "SELECTED_SHARE"]
 
 logger = logging.getLogger("lakedet")
 
@@ -58,6 +58,15 @@ SLICE_SHARE = 0.5
 #: at least this share of the chunk's rows: a whole-chunk read of a sparse selection would fetch
 #: many times the bytes it uses, and its rows are read one by one instead.
 SELECTED_SHARE = 0.125
+
+
+def chunks_read_whole(layout: ChunkLayout, rows) -> np.ndarray:
+    """For each chunk of ``layout``, whether a worker that reads the opened dataset's ``rows`` reads
+    it whole (one slice call) rather than row by row: when ``rows`` hold at least ``SLICE_SHARE``
+    of its selected rows and the selection at least ``SELECTED_SHARE`` of the chunk."""
+    needed = np.bincount(layout.chunk_of(rows), minlength=len(layout))
+    selected = layout.sizes()
+    return (needed > 0) & (needed >= SLICE_SHARE * selected) & (selected >= SELECTED_SHARE * np.diff(layout.bounds))
 
 
 class PendingRead:
@@ -242,9 +251,7 @@ class ImageReader:
         if whole_chunks and self.layout is not None and self.compressed:
             chunks = self.layout.chunk_of(plan_rows)
             # the next epoch's rows read ahead count too: its first window is read in whole chunks
-            needed = np.bincount(chunks, minlength=len(self.layout))
-            selected = self.layout.sizes()
-            self._whole = (needed >= SLICE_SHARE * selected) & (selected >= SELECTED_SHARE * np.diff(self.layout.bounds))
+            self._whole = chunks_read_whole(self.layout, plan_rows)
             self._last = np.full(len(self.layout), -1, np.int64)
             np.maximum.at(self._last, chunks, np.arange(len(plan_rows)))
             self._chunks = {c: read for c, read in kept_chunks.items() if self._whole[c] and self._last[c] >= 0}

@@ -47,14 +47,18 @@ from torch.utils.data import Sampler
 from ..errors import ConfigError
 from .dataset import deeplake_datasets
 
-__all__ = ["shard_rows", "shard_size", "chunk_shard_rows", "split_blocks", "worker_parts", "ReadPlan",
-           "ShardedRowSampler", "DefaultSampler", "InfiniteSampler", "ORDERS", "DEFAULT_WINDOW"]
+__all__ = ["shard_rows", "shard_size", "chunk_shard_rows", "align_blocks", "split_blocks", "worker_parts", "ReadPlan",
+           "ShardedRowSampler", "DefaultSampler", "InfiniteSampler", "ORDERS", "DEFAULT_WINDOW",
+           "ALIGN_LOOKAHEAD"]
 
 #: ``order`` values: ``"auto"`` picks ``"chunks"`` for remote datasets whose chunk layout is known,
 #: ``"permutation"`` otherwise (see ``ShardedRowSampler``).
 ORDERS = ("auto", "permutation", "chunks")
 #: Blocks (storage chunks) whose rows are shuffled together.
 DEFAULT_WINDOW = 4
+#: Blocks ahead in the permutation among which the chunk-aware order picks the next one, so that
+#: the cuts between ranks and workers fall on block boundaries where block sizes allow.
+ALIGN_LOOKAHEAD = 16
 
 
 def _check_int(name: str, value, low: int, high: int | None = None, high_name: str = "") -> int:
@@ -123,8 +127,10 @@ def chunk_shard_rows(block_ids, world_size: int, rank: int, epoch: int = 0, seed
                      num_workers: int = 0) -> np.ndarray:
     """The sample positions ``rank`` reads in ``epoch`` in the chunk-aware order, in reading order.
 
-    1. The blocks (samples of one storage chunk) are permuted, seeded by ``(seed, epoch)``, and
-       their samples concatenated, in storage order within a block.
+    1. The blocks (samples of one storage chunk) are permuted, seeded by ``(seed, epoch)``,
+       reordered locally so that the cuts of steps 2 and 3 fall on block boundaries where block
+       sizes allow (``align_blocks``), and their samples concatenated, in storage order within
+       a block.
     2. That sequence is padded by repeating its first ``(-len) % world_size`` samples and cut into
        ``world_size`` equal contiguous parts, one per rank (MMDetection's padding semantics).
     3. A rank's part is cut into one contiguous piece per DataLoader worker, sized by the batches
@@ -158,6 +164,8 @@ def chunk_shard_rows(block_ids, world_size: int, rank: int, epoch: int = 0, seed
     num_rows = len(block_ids)
     groups = _groups(block_ids)
     permuted = [groups[i] for i in np.random.default_rng([seed, epoch, 1]).permutation(len(groups))]
+    cuts = _cut_points(num_rows, world_size, pad, batch_size, max(1, num_workers))
+    permuted = [permuted[i] for i in align_blocks([len(g) for g in permuted], cuts)]
     rows = np.concatenate(permuted) if permuted else np.zeros(0, np.int64)
     labels = np.repeat(np.arange(len(permuted)), [len(g) for g in permuted])  # block of each position
     if pad and num_rows:
@@ -198,17 +206,86 @@ def split_blocks(block_ids, block_rows: int) -> np.ndarray:
     return ids.reshape(-1).astype(np.int64)
 
 
+def _worker_sizes(length: int, batch_size: int, workers: int) -> list[int]:
+    """Rows PyTorch hands each of ``workers`` DataLoader workers out of ``length`` (batch ``k``
+    goes to worker ``k % workers``; the last batch may be short)."""
+    batches, short = divmod(length, batch_size)
+    sizes = [(batches // workers + (w < batches % workers)) * batch_size for w in range(workers)]
+    if short:
+        sizes[batches % workers] += short
+    return sizes
+
+
 def worker_parts(length: int, batch_size: int, num_workers: int, rows: np.ndarray | None = None) -> list:
     """Split a rank's ``length`` rows into one contiguous part per DataLoader worker, sized by the
     batches PyTorch hands that worker (batch ``k`` goes to worker ``k % num_workers``; the last
     batch may be short). Returns the parts of ``rows`` (or of ``arange(length)``)."""
     rows = np.arange(length, dtype=np.int64) if rows is None else rows
     workers = max(1, num_workers)
-    sizes = [0] * workers
-    for k, start in enumerate(range(0, length, batch_size)):
-        sizes[k % workers] += min(batch_size, length - start)
-    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    bounds = np.concatenate([[0], np.cumsum(_worker_sizes(length, batch_size, workers))]).astype(np.int64)
     return [rows[bounds[w]:bounds[w + 1]] for w in range(workers)]
+
+
+def _cut_points(num_rows: int, world_size: int, pad: bool, batch_size: int, workers: int) -> list[int]:
+    """Positions in ``(0, num_rows)`` of the concatenated block sequence where ``chunk_shard_rows``
+    cuts it between ranks and between the DataLoader workers of a rank, ascending."""
+    if pad and num_rows:
+        size = shard_size(num_rows, world_size)
+        rank_bounds = [rank * size for rank in range(world_size + 1)]
+    else:
+        rank_bounds = np.linspace(0, num_rows, world_size + 1).round().astype(np.int64).tolist()
+    cuts, sizes = set(), {}
+    for begin, end in zip(rank_bounds[:-1], rank_bounds[1:]):
+        if end - begin not in sizes:
+            sizes[end - begin] = np.cumsum(_worker_sizes(end - begin, batch_size, workers)).tolist()
+        cuts.update(begin + c for c in [0, *sizes[end - begin]])
+    return sorted(c for c in cuts if 0 < c < num_rows)
+
+
+def _crossing_cost(room: int, size: int) -> int:
+    """Rows of a block of ``size`` rows that land on the minority side of a cut ``room`` rows in
+    (what the worker holding them reads row by row), or 0 when it fits exactly."""
+    return 0 if size == room else min(room, size - room)
+
+
+def align_blocks(sizes, cuts, lookahead: int = ALIGN_LOOKAHEAD) -> list[int]:
+    """An order of blocks (given by their ``sizes`` in permuted order) in which the ``cuts``
+    (ascending sample positions of the concatenated sequence) fall on block boundaries where the
+    sizes allow, and otherwise near one.
+
+    Greedy: the next block is the first of the permuted order, unless the next cut is at most two
+    blocks away; then, among the first ``lookahead`` blocks left, the one whose placement leaves the
+    fewest rows on the minority side of that cut (looking one block further). A block cut in two
+    is read whole by the side holding at least half of it and row by row by the other
+    (``lakedet.data.reader``), so those minority rows are what a cut costs in bytes fetched; the
+    plain permutation pays about a quarter of a block per cut. Returns indices into ``sizes``.
+    """
+    sizes = [int(s) for s in sizes]
+    queue, order, position, following = list(range(len(sizes))), [], 0, 0
+    while queue:
+        while following < len(cuts) and cuts[following] <= position:
+            following += 1
+        if following == len(cuts):
+            order.extend(queue)
+            break
+        room, candidates = cuts[following] - position, [sizes[i] for i in queue[:lookahead]]
+        pick = 0
+        if room <= 2 * max(candidates):
+            best = None
+            for k, size in enumerate(candidates):
+                if size < room:  # placed whole: the cost is the best next block's
+                    rest = set(candidates[:k] + candidates[k + 1:]) or {room - size}
+                    cost = min(min(_crossing_cost(room - size, other) if other >= room - size else room - size - other
+                                   for other in rest), room - size)
+                else:
+                    cost = _crossing_cost(room, size)
+                if best is None or cost < best:
+                    best, pick = cost, k
+                if cost == 0:
+                    break
+        order.append(queue.pop(pick))
+        position += sizes[order[-1]]
+    return order
 
 
 def _interleave(parts: list, batch_size: int, num_workers: int, length: int):
