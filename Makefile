@@ -10,9 +10,9 @@ CHROMIUM ?= /usr/bin/chromium
 
 .PHONY: setup demo test bench clean
 
-setup: $(STAMP) $(CHROMIUM)
+setup: $(STAMP)
 
-# The browser of the report's tests (tests/test_report.py, driven by Playwright with this binary:
+# The browser of the report's tests (only `make test` needs it; tests/test_report.py, driven by Playwright with this binary:
 # Playwright downloads no browser). Debian's package, installed once: make skips it when present.
 # As root (CI) apt-get runs directly, otherwise through sudo; the package lists are refreshed only
 # when the first try cannot find the package.
@@ -49,7 +49,7 @@ $(STAMP): $(VENV)/bin/python requirements.txt constraints.txt benchmarks/require
 demo: setup
 	$(VENV)/bin/lakedet demo
 
-test: setup
+test: setup $(CHROMIUM)
 	LAKEDET_CHROMIUM=$(CHROMIUM) $(PY) -m pytest
 
 bench: setup
