@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import loader as bench  # noqa: E402  (the loader benchmark's data and machine line)
+import remote  # noqa: E402  (the S3 server, the latency proxy, CPU seconds of a process tree)
 
 CASES = ("files", "local", "s3")
 #: model -> its zoo config, images per GPU, warm-up and measured iterations, where num_classes goes
@@ -104,27 +105,14 @@ def config_text(model: str, case: str, data: dict, batch: int, workers: int, ite
 
 def cpu_seconds(root: int) -> tuple[float, float]:
     """CPU seconds used so far by process ``root`` and by all its descendants (the loader's workers,
-    a forkserver and its children), read from ``/proc``; (0, 0) where there is no ``/proc``."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parent, used = {}, {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return 0.0, 0.0
-    for name in names:
-        if name.isdigit():
-            try:
-                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # gone meanwhile
-                continue
-            parent[int(name)], used[int(name)] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
-    below, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        children = [c for c, p in parent.items() if p == pid]
-        below += children
-        todo += children
-    return used.get(root, 0.0), sum(used[c] for c in below)
+    a worker server and its children); a process gone meanwhile counts nothing."""
+    def used(pid: int) -> float:
+        try:
+            return remote.cpu_seconds(pid)
+        except OSError:
+            return 0.0
+
+    return used(root), sum(used(pid) for pid in remote.descendants(root))
 
 
 class GPUBusy:
@@ -312,8 +300,6 @@ def main(argv=None) -> int:
 
     import torch
 
-    from remote import Proxy, start_s3
-
     models = args.models.split(",")
     cases = args.cases.split(",")
     for name in models:
@@ -343,10 +329,10 @@ def main(argv=None) -> int:
         if "s3" in cases:
             from lakedet.tools.ingest import ingest_coco
 
-            server, creds = start_s3()
+            server, creds = remote.start_s3()
             data["s3"] = f"s3://lakedet/coco-{images}"
             ingest_coco(data["ann"], data["images"], data["s3"], masks=None, creds=creds)
-            proxy = Proxy(creds["endpoint_url"], args.rtt_ms)
+            proxy = remote.Proxy(creds["endpoint_url"], args.rtt_ms)
             os.environ[CREDS_VARIABLE] = json.dumps({**creds, "endpoint_url": proxy.endpoint})
         print(f"data: {images} images of 640x480 in {time.perf_counter() - started:.0f} s", flush=True)
         for repeat in range(args.repeats):

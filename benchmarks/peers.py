@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import loader as bench  # noqa: E402  (image generator, table, results)
-import remote  # noqa: E402  (start_s3, Proxy, cpu_seconds)
+import remote  # noqa: E402  (start_s3, Proxy, cpu_seconds, descendants)
 
 PEERS = ("lakedet", "litdata")
 WORKERS = 2
@@ -190,25 +190,10 @@ class TreeMemory:
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def tree(root: int) -> list[int]:
-        parents = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, IndexError, ValueError):
-                    pass
-        found, frontier = [root], [root]
-        while frontier:
-            frontier = [pid for pid, parent in parents.items() if parent in frontier]
-            found += frontier
-        return found
-
     def _run(self, interval: float) -> None:
         while not self._stop.wait(interval):
             total = 0
-            for pid in self.tree(os.getpid()):
+            for pid in [os.getpid(), *remote.descendants(os.getpid())]:
                 try:
                     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                         if line.startswith("Pss:"):
